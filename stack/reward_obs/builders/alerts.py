@@ -1,0 +1,126 @@
+"""Alert definitions -> Grafana-managed rule groups and a Prometheus rule file.
+
+Both come from the same ResolvedAlert: same name, expression, threshold, `for`,
+labels and annotations. Grafana evaluates query A (the value expression) and the
+threshold expression B on it; Prometheus evaluates `(A) op threshold`.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from ..config import StackConfig
+from ..definitions import Definitions, ResolvedAlert
+from .ids import FOLDER_TITLE, PROMETHEUS_DATASOURCE_TYPE, rule_uid
+
+TEAM = "rewards"
+EVALUATION_INTERVAL = "1m"
+QUERY_REF, CONDITION_REF = "A", "B"
+# Query-model fields Grafana fills in and returns; sending them avoids a perpetual diff.
+INTERVAL_MS = 1000
+MAX_DATA_POINTS = 43200
+RELATIVE_RANGE_SECONDS = 600
+_GRAFANA_THRESHOLD_TYPE = {">": "gt", "<": "lt"}
+
+
+def resolved_alerts(definitions: Definitions, config: StackConfig) -> list[ResolvedAlert]:
+    """Every alert with the stack's overrides applied, sorted by name."""
+    return sorted(
+        (rule.resolved(config.alert_overrides.get(rule.name)) for rule in definitions.alerts),
+        key=lambda a: a.name,
+    )
+
+
+def labels(alert: ResolvedAlert, config: StackConfig) -> dict:
+    return {**alert.rule.labels, "severity": alert.rule.severity, "team": TEAM, "environment": config.environment}
+
+
+def annotations(alert: ResolvedAlert, definitions: Definitions, config: StackConfig) -> dict:
+    rule = alert.rule
+    panel = definitions.dashboard(rule.dashboard_uid).panel(rule.panel_key)
+    return {
+        "summary": alert.summary,
+        "description": alert.description,
+        "runbook_url": config.runbook_url(rule.runbook_file, rule.runbook_anchor),
+        "dashboard_url": config.panel_url(rule.dashboard_uid, panel.id),
+    }
+
+
+def _grafana_text(text: str) -> str:
+    # Prometheus templates expose the sample as $value; Grafana as $values.<refId>.Value.
+    return re.sub(r"\$value\b", f"$values.{QUERY_REF}.Value", text)
+
+
+def grafana_rule(alert: ResolvedAlert, definitions: Definitions, config: StackConfig) -> dict:
+    """One rule in Grafana's provisioning shape (the same shape its API returns)."""
+    rule = alert.rule
+    panel = definitions.dashboard(rule.dashboard_uid).panel(rule.panel_key)
+    notes = {k: _grafana_text(v) for k, v in annotations(alert, definitions, config).items()}
+    notes["__dashboardUid__"] = rule.dashboard_uid
+    notes["__panelId__"] = str(panel.id)
+    return {
+        "uid": rule_uid(rule.name),
+        "title": rule.name,
+        "condition": CONDITION_REF,
+        "data": [
+            {
+                "refId": QUERY_REF,
+                "relativeTimeRange": {"from": RELATIVE_RANGE_SECONDS, "to": 0},
+                "datasourceUid": config.prometheus_datasource_uid,
+                "model": {
+                    "refId": QUERY_REF,
+                    "datasource": {"type": PROMETHEUS_DATASOURCE_TYPE, "uid": config.prometheus_datasource_uid},
+                    "expr": alert.expr,
+                    "instant": True,
+                    "range": False,
+                    "intervalMs": INTERVAL_MS,
+                    "maxDataPoints": MAX_DATA_POINTS,
+                },
+            },
+            {
+                "refId": CONDITION_REF,
+                "relativeTimeRange": {"from": 0, "to": 0},
+                "datasourceUid": "__expr__",
+                "model": {
+                    "refId": CONDITION_REF,
+                    "datasource": {"type": "__expr__", "uid": "__expr__"},
+                    "type": "threshold",
+                    "expression": QUERY_REF,
+                    "conditions": [{"evaluator": {"type": _GRAFANA_THRESHOLD_TYPE[rule.op], "params": [alert.threshold]}}],
+                    "intervalMs": INTERVAL_MS,
+                    "maxDataPoints": MAX_DATA_POINTS,
+                },
+            },
+        ],
+        "noDataState": rule.no_data_state,
+        "execErrState": rule.exec_err_state,
+        "for": alert.for_,
+        "annotations": notes,
+        "labels": labels(alert, config),
+        "isPaused": not config.rewards_live,
+    }
+
+
+def grafana_rule_groups(definitions: Definitions, config: StackConfig) -> list[dict]:
+    """Rule groups in provisioning shape, groups and rules sorted by name."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for alert in resolved_alerts(definitions, config):
+        groups[alert.rule.group].append(grafana_rule(alert, definitions, config))
+    return [
+        {"orgId": config.org_id, "name": name, "folder": FOLDER_TITLE, "interval": EVALUATION_INTERVAL, "rules": rules}
+        for name, rules in sorted(groups.items())
+    ]
+
+
+def prometheus_rule_file(definitions: Definitions, config: StackConfig) -> dict:
+    """The same alerts as a Prometheus rule file (for promtool, and Prometheus users)."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for alert in resolved_alerts(definitions, config):
+        groups[alert.rule.group].append({
+            "alert": alert.name,
+            "expr": alert.condition_expr,
+            "for": alert.for_,
+            "labels": labels(alert, config),
+            "annotations": annotations(alert, definitions, config),
+        })
+    return {"groups": [{"name": name, "interval": EVALUATION_INTERVAL, "rules": rules} for name, rules in sorted(groups.items())]}

@@ -1,0 +1,134 @@
+"""Dashboard definitions -> Grafana dashboard JSON.
+
+The model is canonical: no `id` or `version` (Grafana assigns and bumps those, and a
+provider that sends them shows a diff on every run), keys sorted when serialised, and
+datasources referenced by uid through the `datasource` variable.
+"""
+from __future__ import annotations
+
+from ..config import StackConfig
+from ..definitions import Dashboard, Panel
+from .ids import PROMETHEUS_DATASOURCE_TYPE
+
+SCHEMA_VERSION = 39  # Grafana 11
+GRID_WIDTH = 24
+ROW_PANEL_ID_BASE = 1000  # row headers get ids far from the contract's panel ids
+
+_DATASOURCE = {"type": PROMETHEUS_DATASOURCE_TYPE, "uid": "${datasource}"}
+
+
+def _field_config(panel: Panel) -> dict:
+    steps = [{"color": t["color"], "value": t["value"]} for t in panel.thresholds] or [{"color": "green", "value": None}]
+    defaults: dict = {"unit": panel.unit, "thresholds": {"mode": "absolute", "steps": steps}}
+    if panel.thresholds:
+        defaults["color"] = {"mode": "thresholds"}
+    if panel.min is not None:
+        defaults["min"] = panel.min
+    if panel.max is not None:
+        defaults["max"] = panel.max
+    return {"defaults": defaults, "overrides": []}
+
+
+def _options(panel: Panel) -> dict:
+    reduce = {"calcs": ["lastNotNull"], "fields": "", "values": False}
+    if panel.type == "stat":
+        return {"reduceOptions": reduce, "colorMode": "value", "graphMode": "area", "textMode": "auto"}
+    if panel.type in ("bargauge", "gauge"):
+        return {"reduceOptions": reduce, "orientation": "horizontal", "displayMode": "basic"}
+    if panel.type == "timeseries":
+        return {"legend": {"displayMode": "table", "placement": "bottom", "showLegend": True, "calcs": ["lastNotNull"]},
+                "tooltip": {"mode": "multi", "sort": "desc"}}
+    return {}
+
+
+def panel_json(panel: Panel, x: int, y: int) -> dict:
+    return {
+        "id": panel.id,
+        "type": panel.type,
+        "title": panel.title,
+        "description": panel.description,
+        "datasource": dict(_DATASOURCE),
+        "gridPos": {"h": panel.height, "w": panel.width, "x": x, "y": y},
+        "fieldConfig": _field_config(panel),
+        "options": _options(panel),
+        "targets": [
+            {
+                "refId": chr(ord("A") + i),
+                "datasource": dict(_DATASOURCE),
+                "expr": q.expr,
+                "legendFormat": q.legend,
+                "range": True,
+                "instant": False,
+            }
+            for i, q in enumerate(panel.queries)
+        ],
+    }
+
+
+def _layout(dashboard: Dashboard) -> list[dict]:
+    """Row headers and panels packed left to right, wrapping at 24 columns."""
+    out: list[dict] = []
+    y = 0
+    for index, row in enumerate(dashboard.rows):
+        out.append({"id": ROW_PANEL_ID_BASE + index, "type": "row", "title": row.title, "collapsed": False,
+                    "gridPos": {"h": 1, "w": GRID_WIDTH, "x": 0, "y": y}, "panels": []})
+        y += 1
+        x, line_height = 0, 0
+        for panel in row.panels:
+            if x + panel.width > GRID_WIDTH:
+                x, y, line_height = 0, y + line_height, 0
+            out.append(panel_json(panel, x, y))
+            x += panel.width
+            line_height = max(line_height, panel.height)
+        y += line_height
+    return out
+
+
+def _variables(dashboard: Dashboard, config: StackConfig) -> list[dict]:
+    variables = [{
+        "name": "datasource",
+        "label": "Data source",
+        "type": "datasource",
+        "query": PROMETHEUS_DATASOURCE_TYPE,
+        "current": {"text": config.prometheus_datasource_uid, "value": config.prometheus_datasource_uid},
+        "hide": 0,
+        "refresh": 1,
+        "regex": "",
+    }]
+    for v in dashboard.variables:
+        variables.append({
+            "name": v["name"],
+            "label": v["label"],
+            "type": "query",
+            "datasource": dict(_DATASOURCE),
+            "definition": v["query"],
+            "query": {"query": v["query"], "refId": "PrometheusVariableQueryEditor-VariableQuery"},
+            "includeAll": True,
+            "multi": True,
+            "allValue": ".*",
+            "current": {"text": "All", "value": "$__all"},
+            "refresh": 2,
+            "sort": 1,
+            "hide": 0,
+        })
+    return variables
+
+
+def dashboard_json(dashboard: Dashboard, config: StackConfig) -> dict:
+    return {
+        "uid": dashboard.uid,
+        "title": dashboard.title,
+        "description": dashboard.description,
+        "tags": list(dashboard.tags),
+        "timezone": "utc",
+        "editable": False,
+        "graphTooltip": 1,
+        "schemaVersion": SCHEMA_VERSION,
+        "refresh": dashboard.refresh,
+        "time": {"from": dashboard.time_from, "to": "now"},
+        "templating": {"list": _variables(dashboard, config)},
+        "annotations": {"list": []},
+        "links": [{"title": "Runbooks", "type": "link", "url": f"{config.runbook_base_url}/runbooks/README.md",
+                   "targetBlank": True, "icon": "doc"}],
+        "panels": _layout(dashboard),
+    }

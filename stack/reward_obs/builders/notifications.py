@@ -1,0 +1,70 @@
+"""Routing definitions -> contact points, notification policy tree and templates.
+
+Secrets are never values here: a setting that needs one holds a `SecretRef` naming the
+stack config key. The Pulumi component resolves it to a Pulumi secret; the offline
+renderer writes a `$__env{...}` reference for Grafana to read at start-up.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import StackConfig
+from ..definitions import Definitions, Route
+
+MESSAGE = '{{ template "reward.message" . }}'
+TITLE = '{{ template "reward.title" . }}'
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    key: str  # stack config key, set with `pulumi config set --secret`
+
+
+# Settings in neutral names -> Grafana provisioning keys (the API's `settings` object).
+PROVISIONING_KEYS = {
+    "webhook": {"url": "url", "http_method": "httpMethod", "max_alerts": "maxAlerts", "title": "title", "message": "message"},
+    "telegram": {"bot_token": "bottoken", "chat_id": "chatid", "parse_mode": "parse_mode",
+                 "disable_web_page_preview": "disable_web_page_preview", "message": "message"},
+    "email": {"addresses": "addresses", "single_email": "singleEmail", "subject": "subject", "message": "message"},
+}
+
+
+def contact_points(definitions: Definitions, config: StackConfig) -> list[dict]:
+    """Each contact point with one receiver, settings in neutral names."""
+    out = []
+    for cp in sorted(definitions.routing.contact_points, key=lambda c: c.name):
+        settings: dict = dict(cp.settings)
+        settings.update({setting: SecretRef(key) for setting, key in cp.secrets.items()})
+        settings.update({setting: config.value(key) for setting, key in cp.config.items()})
+        settings["message"] = MESSAGE
+        if cp.type == "email":
+            settings["subject"] = TITLE
+        elif cp.type == "webhook":
+            settings["title"] = TITLE
+        out.append({"name": cp.name, "uid": cp.name, "type": cp.type, "settings": settings})
+    return out
+
+
+def policy_tree(definitions: Definitions) -> dict:
+    """The notification policy tree in neutral form (mirrors the definition)."""
+
+    def build(route: Route) -> dict:
+        node: dict = {"contact_point": route.contact_point}
+        if route.matchers:
+            node["matchers"] = [(label, "=", value) for label, value in sorted(route.matchers.items())]
+        if route.group_by:
+            node["group_by"] = list(route.group_by)
+        for key in ("group_wait", "group_interval", "repeat_interval"):
+            if getattr(route, key):
+                node[key] = getattr(route, key)
+        if route.continue_:
+            node["continue"] = True
+        if route.routes:
+            node["routes"] = [build(child) for child in route.routes]
+        return node
+
+    return build(definitions.routing.policy)
+
+
+def templates(definitions: Definitions) -> list[dict]:
+    return [{"name": t.name, "template": t.text} for t in sorted(definitions.routing.templates, key=lambda t: t.name)]

@@ -1,0 +1,62 @@
+"""`reward-obs`: validate and render the reward observability stack without Grafana or Pulumi."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import load_config, read_stack_file
+from .definitions import REPO_ROOT, load_definitions
+from .errors import DefinitionError, Problem
+from .render import render_files, summary, write_files
+
+DEFAULT_STACK_FILE = "Pulumi.selfhost.yaml"
+
+
+def _load(args):
+    definitions = load_definitions(args.root)
+    stack_file = args.stack_config or (args.root / DEFAULT_STACK_FILE)
+    try:
+        values = read_stack_file(stack_file)
+    except OSError as exc:
+        raise DefinitionError([Problem(str(stack_file), "(file)", f"cannot read stack config: {exc.strerror}")]) from None
+    config = load_config(values, str(stack_file), definitions)
+    return definitions, config
+
+
+def cmd_validate(args) -> int:
+    definitions, config = _load(args)
+    files = render_files(definitions, config)
+    print(f"OK: {len(definitions.alerts)} alerts, {len(definitions.dashboards)} dashboards, "
+          f"{len(definitions.contract.metrics)} metrics; {len(files)} files would be rendered")
+    return 0
+
+
+def cmd_render(args) -> int:
+    definitions, config = _load(args)
+    files = render_files(definitions, config)
+    write_files(files, args.out)
+    print(summary(definitions, config, files))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="reward-obs", description=__doc__)
+    parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository holding the definitions (default: this checkout)")
+    parser.add_argument("--stack-config", type=Path, help=f"Pulumi stack file to read config from (default: ROOT/{DEFAULT_STACK_FILE})")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("validate", help="check every definition and the stack config; write nothing")
+    render = sub.add_parser("render", help="write Grafana provisioning files, dashboards and a Prometheus rule file")
+    render.add_argument("--out", type=Path, required=True, help="output directory (its grafana/ and prometheus/ are replaced)")
+    args = parser.parse_args(argv)
+    try:
+        return {"validate": cmd_validate, "render": cmd_render}[args.command](args)
+    except DefinitionError as exc:
+        print(f"reward-obs {args.command}: {len(exc.problems)} problem(s); nothing was written", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

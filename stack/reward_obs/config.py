@@ -1,0 +1,122 @@
+"""Stack configuration, read in one place and validated before anything is built.
+
+The Pulumi program reads it with `pulumi.Config`; the offline renderer reads the same
+keys from a `Pulumi.<stack>.yaml` file. Secret keys are never read by the renderer:
+it writes a `$__env{...}` reference in their place.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .definitions import REPO_ROOT, Definitions
+from .durations import parse_duration
+from .errors import ProblemCollector
+
+NAMESPACE = "reward-observability"
+
+# Secret config keys: set with `pulumi config set --secret KEY VALUE`.
+SECRET_KEYS = ("telegramBotToken", "oncallWebhookUrl")
+
+
+def secret_env_var(key: str) -> str:
+    """Environment variable Grafana reads a secret from in the file-provisioning path."""
+    snake = "".join("_" + c if c.isupper() else c.upper() for c in key)
+    return f"REWARD_OBS_{snake}"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    grafana_url: str
+    runbook_base_url: str
+    environment: str
+    prometheus_datasource_uid: str = "prometheus"
+    rewards_live: bool = False
+    scrape_interval: str = "30s"
+    org_id: int = 1
+    telegram_chat_id: str = ""
+    email_addresses: tuple[str, ...] = ()
+    alert_overrides: dict = field(default_factory=dict)
+
+    def value(self, key: str):
+        """A non-secret config value by its stack-config key (camelCase)."""
+        return {
+            "telegramChatId": self.telegram_chat_id,
+            "emailAddresses": list(self.email_addresses),
+        }[key]
+
+    def runbook_url(self, file: str, anchor: str) -> str:
+        return f"{self.runbook_base_url}/runbooks/{file}#{anchor}"
+
+    def panel_url(self, dashboard_uid: str, panel_id: int) -> str:
+        return f"{self.grafana_url}/d/{dashboard_uid}?viewPanel={panel_id}"
+
+
+def _schema() -> dict:
+    return json.loads((REPO_ROOT / "schemas" / "stack_config.schema.json").read_text(encoding="utf-8"))
+
+
+def load_config(values: dict, source: str, definitions: Definitions | None = None) -> StackConfig:
+    """A StackConfig from plain (non-secret) values; DefinitionError naming every bad key."""
+    problems = ProblemCollector()
+    for key in SECRET_KEYS:
+        if key in values:
+            problems.add(source, key, "is a secret: set it with `pulumi config set --secret`, never as plain config")
+    plain = {k: v for k, v in values.items() if k not in SECRET_KEYS}
+    validator = jsonschema.Draft202012Validator(_schema())
+    for error in sorted(validator.iter_errors(plain), key=lambda e: str(list(e.absolute_path))):
+        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        problems.add(source, where, error.message)
+    problems.raise_if_any()
+
+    overrides = plain.get("alertOverrides", {})
+    if definitions is not None:
+        for cp in definitions.routing.contact_points:
+            for setting, key in sorted(cp.config.items()):
+                if not plain.get(key):
+                    problems.add(source, key, f"is required: contact point {cp.name} reads its {setting} from it")
+        for name, override in overrides.items():
+            rule = definitions.alert(name)
+            if rule is None:
+                problems.add(source, f"alertOverrides.{name}", "is not a defined alert")
+                continue
+            for param in override.get("params", {}):
+                if param not in rule.params:
+                    problems.add(source, f"alertOverrides.{name}.params.{param}", f"{name} has no parameter {param!r} (it has: {', '.join(sorted(rule.params)) or 'none'})")
+            try:
+                rule.resolved(override)
+            except (KeyError, ValueError) as exc:
+                problems.add(source, f"alertOverrides.{name}", f"does not fit the rule: {exc}")
+    problems.raise_if_any()
+    parse_duration(plain.get("scrapeInterval", "30s"))
+    return StackConfig(
+        grafana_url=plain["grafanaUrl"],
+        runbook_base_url=plain["runbookBaseUrl"],
+        environment=plain["environment"],
+        prometheus_datasource_uid=plain.get("prometheusDatasourceUid", "prometheus"),
+        rewards_live=plain.get("rewardsLive", False),
+        scrape_interval=plain.get("scrapeInterval", "30s"),
+        org_id=plain.get("orgId", 1),
+        telegram_chat_id=plain.get("telegramChatId", ""),
+        email_addresses=tuple(plain.get("emailAddresses", ())),
+        alert_overrides=overrides,
+    )
+
+
+def read_stack_file(path: Path) -> dict:
+    """The plain config values of a Pulumi.<stack>.yaml, namespace stripped.
+
+    Encrypted (`secure:`) values are dropped: the renderer never decrypts a secret.
+    """
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    values = {}
+    for key, value in (data.get("config") or {}).items():
+        namespace, _, name = key.partition(":")
+        if namespace != NAMESPACE or (isinstance(value, dict) and "secure" in value):
+            continue
+        values[name] = value
+    return values

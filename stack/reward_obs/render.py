@@ -1,0 +1,154 @@
+"""Offline render: the same builders the Pulumi program uses, written as files that a
+self-hosted Grafana provisions from and that promtool and Prometheus load."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from .builders import alerts as alert_builders
+from .builders import dashboards as dashboard_builders
+from .builders import notifications as notification_builders
+from .builders.ids import FOLDER_TITLE, FOLDER_UID
+from .config import StackConfig, secret_env_var
+from .definitions import Definitions
+
+# Subtrees of the output directory this command owns and rewrites whole.
+OWNED_DIRS = ("grafana", "prometheus")
+PROMETHEUS_RULE_FILE = "prometheus/reward-alerts.rules.yaml"
+DASHBOARDS_PATH = "/etc/grafana/dashboards/rewards"
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, value: str):
+    # Multi-line PromQL and templates read best as literal blocks.
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump_yaml(data) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100000, default_flow_style=False)
+
+
+def dump_json(data) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def escape_env(text: str) -> str:
+    """Grafana's file provisioning reads `$NAME` in labels and settings as an environment
+    variable; `$$` is its escape for a literal dollar."""
+    return text.replace("$", "$$")
+
+
+def _provisioning_rule(rule: dict) -> dict:
+    return {**rule, "labels": {k: escape_env(v) for k, v in rule["labels"].items()}}
+
+
+def _provisioning_settings(cp: dict) -> dict:
+    keys = notification_builders.PROVISIONING_KEYS[cp["type"]]
+    settings = {}
+    for name, value in cp["settings"].items():
+        if isinstance(value, notification_builders.SecretRef):
+            value = "$__env{%s}" % secret_env_var(value.key)
+        elif isinstance(value, str):
+            value = escape_env(value)
+        elif isinstance(value, list):  # email addresses
+            value = ";".join(escape_env(v) for v in value)
+        settings[keys[name]] = value
+    return dict(sorted(settings.items()))
+
+
+def _provisioning_route(node: dict) -> dict:
+    out: dict = {"receiver": node["contact_point"]}
+    if "matchers" in node:
+        out["object_matchers"] = [[label, op, escape_env(value)] for label, op, value in node["matchers"]]
+    for key in ("group_by", "group_wait", "group_interval", "repeat_interval", "continue"):
+        if key in node:
+            out[key] = node[key]
+    if "routes" in node:
+        out["routes"] = [_provisioning_route(child) for child in node["routes"]]
+    return out
+
+
+def render_files(definitions: Definitions, config: StackConfig) -> dict[str, str]:
+    """Relative path -> file text, for every rendered file. Pure: writes nothing."""
+    files: dict[str, str] = {}
+    for dashboard in definitions.dashboards:
+        files[f"grafana/dashboards/{dashboard.uid}.json"] = dump_json(dashboard_builders.dashboard_json(dashboard, config))
+    files["grafana/provisioning/dashboards/rewards.yaml"] = dump_yaml({
+        "apiVersion": 1,
+        "providers": [{
+            "name": "rewards",
+            "orgId": config.org_id,
+            "folder": FOLDER_TITLE,
+            "folderUid": FOLDER_UID,
+            "type": "file",
+            "disableDeletion": True,
+            "allowUiUpdates": False,
+            "updateIntervalSeconds": 60,
+            "options": {"path": DASHBOARDS_PATH, "foldersFromFilesStructure": False},
+        }],
+    })
+    groups = alert_builders.grafana_rule_groups(definitions, config)
+    files["grafana/provisioning/alerting/rules.yaml"] = dump_yaml({
+        "apiVersion": 1,
+        "groups": [{**g, "folder": FOLDER_TITLE, "rules": [_provisioning_rule(r) for r in g["rules"]]} for g in groups],
+    })
+    files["grafana/provisioning/alerting/contact-points.yaml"] = dump_yaml({
+        "apiVersion": 1,
+        "contactPoints": [
+            {"orgId": config.org_id, "name": cp["name"],
+             "receivers": [{"uid": cp["uid"], "type": cp["type"], "disableResolveMessage": False, "settings": _provisioning_settings(cp)}]}
+            for cp in notification_builders.contact_points(definitions, config)
+        ],
+    })
+    files["grafana/provisioning/alerting/policies.yaml"] = dump_yaml({
+        "apiVersion": 1,
+        "policies": [{"orgId": config.org_id, **_provisioning_route(notification_builders.policy_tree(definitions))}],
+    })
+    files["grafana/provisioning/alerting/templates.yaml"] = dump_yaml({
+        "apiVersion": 1,
+        "templates": [{"orgId": config.org_id, **t} for t in notification_builders.templates(definitions)],
+    })
+    files[PROMETHEUS_RULE_FILE] = dump_yaml(alert_builders.prometheus_rule_file(definitions, config))
+    return dict(sorted(files.items()))
+
+
+def write_files(files: dict[str, str], out: Path) -> None:
+    """Replace the owned subtrees of `out` with `files`, all or nothing."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".render-", dir=out))
+    try:
+        for rel, text in files.items():
+            path = staging / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        for owned in OWNED_DIRS:
+            target = out / owned
+            if target.exists():
+                shutil.rmtree(target)
+            if (staging / owned).exists():
+                (staging / owned).rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def summary(definitions: Definitions, config: StackConfig, files: dict[str, str]) -> str:
+    lines = [f"Rendered {len(files)} files for environment {config.environment!r}"
+             f" (rules {'live' if config.rewards_live else 'paused: rewardsLive is false'}):"]
+    lines += [f"  {rel}" for rel in files]
+    lines.append("Alerts:")
+    for alert in alert_builders.resolved_alerts(definitions, config):
+        url = config.runbook_url(alert.rule.runbook_file, alert.rule.runbook_anchor)
+        lines.append(f"  {alert.name:<32} {alert.rule.severity:<8} {url}")
+    return "\n".join(lines)
