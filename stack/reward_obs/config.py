@@ -13,14 +13,14 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from . import promql
 from .definitions import REPO_ROOT, Definitions
-from .durations import parse_duration
 from .errors import ProblemCollector
 
 NAMESPACE = "reward-observability"
 
 # Secret config keys: set with `pulumi config set --secret KEY VALUE`.
-SECRET_KEYS = ("telegramBotToken", "oncallWebhookUrl")
+SECRET_KEYS = ("telegramBotToken", "oncallWebhookUrl")  # also named in notifications/routing.yaml
 
 
 def secret_env_var(key: str) -> str:
@@ -56,6 +56,10 @@ class StackConfig:
         return f"{self.grafana_url}/d/{dashboard_uid}?viewPanel={panel_id}"
 
 
+def _key(path: str) -> str:
+    return f"{NAMESPACE}:{path}"
+
+
 def _schema() -> dict:
     return json.loads((REPO_ROOT / "schemas" / "stack_config.schema.json").read_text(encoding="utf-8"))
 
@@ -65,12 +69,18 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
     problems = ProblemCollector()
     for key in SECRET_KEYS:
         if key in values:
-            problems.add(source, key, "is a secret: set it with `pulumi config set --secret`, never as plain config")
+            problems.add(source, _key(key), "is a secret: set it with `pulumi config set --secret`, never as plain config")
     plain = {k: v for k, v in values.items() if k not in SECRET_KEYS}
     validator = jsonschema.Draft202012Validator(_schema())
     for error in sorted(validator.iter_errors(plain), key=lambda e: str(list(e.absolute_path))):
-        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        problems.add(source, where, error.message)
+        path = [str(p) for p in error.absolute_path]
+        if error.validator == "required":
+            missing = next(k for k in error.validator_value if k not in error.instance)
+            path.append(missing)
+            message = "is required"
+        else:
+            message = error.message
+        problems.add(source, _key(".".join(path)), message)
     problems.raise_if_any()
 
     overrides = plain.get("alertOverrides", {})
@@ -78,21 +88,24 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
         for cp in definitions.routing.contact_points:
             for setting, key in sorted(cp.config.items()):
                 if not plain.get(key):
-                    problems.add(source, key, f"is required: contact point {cp.name} reads its {setting} from it")
+                    problems.add(source, _key(key), f"is required: contact point {cp.name} reads its {setting} from it")
         for name, override in overrides.items():
             rule = definitions.alert(name)
             if rule is None:
-                problems.add(source, f"alertOverrides.{name}", "is not a defined alert")
+                problems.add(source, _key(f"alertOverrides.{name}"), "is not a defined alert")
                 continue
             for param in override.get("params", {}):
                 if param not in rule.params:
-                    problems.add(source, f"alertOverrides.{name}.params.{param}", f"{name} has no parameter {param!r} (it has: {', '.join(sorted(rule.params)) or 'none'})")
+                    problems.add(source, _key(f"alertOverrides.{name}.params.{param}"),
+                                 f"{name} has no parameter {param!r} (it has: {', '.join(sorted(rule.params)) or 'none'})")
             try:
-                rule.resolved(override)
+                resolved = rule.resolved(override)
             except (KeyError, ValueError) as exc:
-                problems.add(source, f"alertOverrides.{name}", f"does not fit the rule: {exc}")
+                problems.add(source, _key(f"alertOverrides.{name}"), f"does not fit the rule: {exc}")
+                continue
+            for message in promql.catalog_problems(resolved.condition_expr, definitions.contract):
+                problems.add(source, _key(f"alertOverrides.{name}"), f"makes the rule's query invalid: {message}")
     problems.raise_if_any()
-    parse_duration(plain.get("scrapeInterval", "30s"))
     return StackConfig(
         grafana_url=plain["grafanaUrl"],
         runbook_base_url=plain["runbookBaseUrl"],

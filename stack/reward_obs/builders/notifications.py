@@ -68,3 +68,13 @@ def policy_tree(definitions: Definitions) -> dict:
 
 def templates(definitions: Definitions) -> list[dict]:
     return [{"name": t.name, "template": t.text} for t in sorted(definitions.routing.templates, key=lambda t: t.name)]
+
+
+# Settings in neutral names -> argument names of the Pulumi Grafana provider's
+# ContactPoint<Type>Args.
+PULUMI_KEYS = {
+    "webhook": {"url": "url", "http_method": "http_method", "max_alerts": "max_alerts", "title": "title", "message": "message"},
+    "telegram": {"bot_token": "token", "chat_id": "chat_id", "parse_mode": "parse_mode",
+                 "disable_web_page_preview": "disable_web_page_preview", "message": "message"},
+    "email": {"addresses": "addresses", "single_email": "single_email", "subject": "subject", "message": "message"},
+}

@@ -1,0 +1,30 @@
+# Two entry points, each doing its whole set-up on a fresh machine:
+#   make render   venv + package, then render everything to build/
+#   make test     the same, plus promtool/amtool from Debian's packages, then pytest
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+OUT ?= build
+
+.PHONY: render test validate tools clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+tools:
+	./scripts/install-tools.sh
+
+validate: $(STAMP)
+	$(BIN)/reward-obs validate
+
+render: $(STAMP)
+	$(BIN)/reward-obs render --out $(OUT)
+
+test: $(STAMP) tools
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache

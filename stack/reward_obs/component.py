@@ -1,0 +1,130 @@
+"""The Pulumi side: one ComponentResource owning every Grafana object of the stack.
+
+Resource arguments come from the same builders as the offline render; this module
+only converts those models into the provider's argument types.
+"""
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumiverse_grafana as grafana
+
+from .builders import alerts as alert_builders
+from .builders import dashboards as dashboard_builders
+from .builders import notifications as notification_builders
+from .builders.ids import FOLDER_TITLE, FOLDER_UID, resource_name
+from .config import StackConfig
+from .definitions import Definitions
+from .durations import parse_duration
+from .render import dump_json
+
+_CONTACT_POINT_ARGS = {
+    "webhook": ("webhooks", grafana.alerting.ContactPointWebhookArgs),
+    "telegram": ("telegrams", grafana.alerting.ContactPointTelegramArgs),
+    "email": ("emails", grafana.alerting.ContactPointEmailArgs),
+}
+
+
+def rule_args(rule: dict) -> grafana.alerting.RuleGroupRuleArgs:
+    """A provisioning-shaped rule as provider arguments (model JSON with sorted keys)."""
+    return grafana.alerting.RuleGroupRuleArgs(
+        uid=rule["uid"],
+        name=rule["title"],
+        condition=rule["condition"],
+        datas=[
+            grafana.alerting.RuleGroupRuleDataArgs(
+                ref_id=d["refId"],
+                datasource_uid=d["datasourceUid"],
+                model=json.dumps(d["model"], sort_keys=True),
+                relative_time_range=grafana.alerting.RuleGroupRuleDataRelativeTimeRangeArgs(
+                    from_=d["relativeTimeRange"]["from"], to=d["relativeTimeRange"]["to"]),
+            )
+            for d in rule["data"]
+        ],
+        for_=rule["for"],
+        no_data_state=rule["noDataState"],
+        exec_err_state=rule["execErrState"],
+        annotations=rule["annotations"],
+        labels=rule["labels"],
+        is_paused=rule["isPaused"],
+    )
+
+
+def contact_point_args(cp: dict, secrets: dict[str, pulumi.Input[str]]) -> dict:
+    """Keyword arguments for grafana.alerting.ContactPoint."""
+    keys = notification_builders.PULUMI_KEYS[cp["type"]]
+    settings = {}
+    for name, value in cp["settings"].items():
+        if isinstance(value, notification_builders.SecretRef):
+            value = pulumi.Output.secret(secrets[value.key])
+        settings[keys[name]] = value
+    field, args_type = _CONTACT_POINT_ARGS[cp["type"]]
+    return {"name": cp["name"], field: [args_type(**settings)]}
+
+
+def policy_args(node: dict) -> dict:
+    """Keyword arguments for a policy node (the root or a NotificationPolicyPolicyArgs)."""
+    args: dict = {"contact_point": node["contact_point"]}
+    if "group_by" in node:
+        args["group_bies"] = node["group_by"]
+    for key in ("group_wait", "group_interval", "repeat_interval"):
+        if key in node:
+            args[key] = node[key]
+    return args
+
+
+def child_policy(node: dict) -> grafana.alerting.NotificationPolicyPolicyArgs:
+    return grafana.alerting.NotificationPolicyPolicyArgs(
+        **policy_args(node),
+        matchers=[grafana.alerting.NotificationPolicyPolicyMatcherArgs(label=l, match=op, value=v) for l, op, v in node.get("matchers", [])],
+        continue_=node.get("continue", False),
+        policies=[child_policy(c) for c in node.get("routes", [])] or None,
+    )
+
+
+class RewardObservability(pulumi.ComponentResource):
+    """Folder, dashboards, message templates, contact points, policy and rule groups."""
+
+    def __init__(self, name: str, definitions: Definitions, config: StackConfig,
+                 secrets: dict[str, pulumi.Input[str]], opts: pulumi.ResourceOptions | None = None):
+        super().__init__("reward-observability:index:RewardObservability", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        org_id = str(config.org_id)
+
+        self.folder = grafana.oss.Folder(resource_name("folder", FOLDER_UID), uid=FOLDER_UID, title=FOLDER_TITLE,
+                                         org_id=org_id, opts=child)
+        self.dashboards = {
+            d.uid: grafana.oss.Dashboard(resource_name("dashboard", d.uid), folder=self.folder.uid, org_id=org_id,
+                                         overwrite=True, config_json=dump_json(dashboard_builders.dashboard_json(d, config)),
+                                         opts=child)
+            for d in definitions.dashboards
+        }
+        self.templates = [
+            grafana.alerting.MessageTemplate(resource_name("template", t["name"].replace(".", "-")), name=t["name"],
+                                             template=t["template"], org_id=org_id, opts=child)
+            for t in notification_builders.templates(definitions)
+        ]
+        self.contact_points = {
+            cp["name"]: grafana.alerting.ContactPoint(resource_name("contact-point", cp["name"]), org_id=org_id,
+                                                      opts=pulumi.ResourceOptions(parent=self, depends_on=self.templates),
+                                                      **contact_point_args(cp, secrets))
+            for cp in notification_builders.contact_points(definitions, config)
+        }
+        tree = notification_builders.policy_tree(definitions)
+        self.policy = grafana.alerting.NotificationPolicy(
+            resource_name("policy", "rewards"), org_id=org_id, **policy_args(tree),
+            policies=[child_policy(c) for c in tree.get("routes", [])],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.contact_points.values())))
+        self.rule_groups = {
+            g["name"]: grafana.alerting.RuleGroup(
+                resource_name("rule-group", g["name"]), name=g["name"], folder_uid=self.folder.uid, org_id=org_id,
+                interval_seconds=parse_duration(g["interval"]), rules=[rule_args(r) for r in g["rules"]],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy]))
+            for g in alert_builders.grafana_rule_groups(definitions, config)
+        }
+        self.folder_uid = self.folder.uid
+        self.dashboard_urls = {uid: f"{config.grafana_url}/d/{uid}" for uid in self.dashboards}
+        self.alert_names = sorted(a.name for a in definitions.alerts)
+        self.register_outputs({"folder_uid": self.folder_uid, "dashboard_urls": self.dashboard_urls,
+                               "alert_names": self.alert_names})

@@ -1,0 +1,64 @@
+"""The Pulumi program: read config once, validate everything, then register resources."""
+from __future__ import annotations
+
+import json
+
+import pulumi
+
+from .component import RewardObservability
+from .config import NAMESPACE, SECRET_KEYS, StackConfig, load_config
+from .definitions import Definitions, load_definitions
+from .errors import DefinitionError, Problem
+
+
+def _schema_types() -> dict[str, str]:
+    from .config import _schema
+
+    return {key: spec["type"] for key, spec in _schema()["properties"].items()}
+
+
+def read_config(definitions: Definitions) -> tuple[StackConfig, dict[str, pulumi.Output]]:
+    """Stack config from `pulumi config`, validated; secrets stay Pulumi secrets."""
+    cfg = pulumi.Config(NAMESPACE)
+    values: dict = {}
+    problems: list[Problem] = []
+    source = f"Pulumi.{pulumi.get_stack()}.yaml"
+    for key, kind in _schema_types().items():
+        raw = cfg.get(key)
+        if raw is None:
+            continue
+        if kind == "string":
+            values[key] = raw
+            continue
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            problems.append(Problem(source, f"{NAMESPACE}:{key}", f"expects {kind}, got {raw!r}"))
+    needed = sorted({key for cp in definitions.routing.contact_points for key in cp.secrets.values()})
+    secrets = {}
+    for key in needed:
+        value = cfg.get_secret(key)
+        if value is None:
+            problems.append(Problem(source, f"{NAMESPACE}:{key}", f"is required: pulumi config set --secret {NAMESPACE}:{key} ..."))
+        secrets[key] = value
+    try:
+        config = load_config(values, source, definitions)
+    except DefinitionError as exc:
+        problems += exc.problems
+    if problems:
+        raise DefinitionError(problems)
+    return config, secrets
+
+
+def main() -> None:
+    try:
+        definitions = load_definitions()
+        config, secrets = read_config(definitions)
+    except DefinitionError as exc:
+        # Raised before any resource is registered: nothing is created or changed.
+        raise pulumi.RunError(f"reward-observability: {len(exc.problems)} problem(s):\n{exc}") from None
+    stack = RewardObservability("rewards", definitions, config, secrets)
+    pulumi.export("folder_uid", stack.folder_uid)
+    pulumi.export("dashboard_urls", stack.dashboard_urls)
+    pulumi.export("alert_names", stack.alert_names)
+    pulumi.export("rules_paused", not config.rewards_live)
