@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reward_obs.config import load_config, read_stack_file
+from reward_obs.definitions import load_definitions
+
+ROOT = Path(__file__).resolve().parents[1]
+# Everything a render reads: a copy of these is a complete, independent repository.
+DEFINITION_PATHS = ("contract", "schemas", "dashboards", "alert_rules", "notifications", "runbooks", "Pulumi.selfhost.yaml")
+STACK_FILE = ROOT / "Pulumi.selfhost.yaml"
+
+
+@pytest.fixture(scope="session")
+def definitions():
+    return load_definitions(ROOT)
+
+
+@pytest.fixture(scope="session")
+def config(definitions):
+    return load_config(read_stack_file(STACK_FILE), str(STACK_FILE), definitions)
+
+
+@pytest.fixture
+def repo_copy(tmp_path) -> Path:
+    """A private copy of the definitions, for tests that break them."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    for name in DEFINITION_PATHS:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, root / name)
+        else:
+            shutil.copy(src, root / name)
+    return root
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reward_obs.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)

@@ -1,0 +1,62 @@
+"""What the product must contain, written from the issues, not from the code.
+
+Tests compare the definitions and the rendered output against these; they are the
+contract with on-call tooling and with the reward backend.
+"""
+
+REQUIRED_ALERTS = {
+    # name: severity
+    "RewardPayoutWebhookFailing": "critical",
+    "RewardPoolExhausted": "critical",
+    "RewardPoolLow": "warning",
+    "RewardDuplicatePayoutAttempt": "critical",
+    "RewardPayoutProviderOutage": "critical",
+    "RewardClaimVolumeAbnormal": "warning",
+    "RewardClaimRejectionRateHigh": "warning",
+    "RewardMetricsAbsent": "critical",
+    "RewardPoolFundingSourceInvalid": "critical",
+}
+
+# The metrics contract from the core issue: name -> (type, labels).
+REQUIRED_METRICS = {
+    "reward_campaigns": ("gauge", {"status"}),
+    "reward_pool_budget": ("gauge", {"pool_id", "campaign_id", "currency"}),
+    "reward_pool_reserved": ("gauge", {"pool_id", "campaign_id", "currency"}),
+    "reward_pool_paid": ("gauge", {"pool_id", "campaign_id", "currency"}),
+    "reward_pool_remaining": ("gauge", {"pool_id", "campaign_id", "currency"}),
+    "reward_pool_funding_total": ("counter", {"pool_id", "source"}),
+    "reward_allocations_total": ("counter", {"campaign_id", "outcome"}),
+    "reward_claim_requests_total": ("counter", {"campaign_id"}),
+    "reward_claim_decisions_total": ("counter", {"campaign_id", "decision"}),
+    "reward_claims_held": ("gauge", {"campaign_id", "reason"}),
+    "reward_payouts_total": ("counter", {"provider", "result"}),
+    "reward_payouts_pending": ("gauge", {"provider"}),
+    "reward_payout_duplicate_attempts_total": ("counter", {"provider"}),
+    "reward_payout_webhooks_total": ("counter", {"provider", "result"}),
+    "reward_provider_requests_total": ("counter", {"provider", "operation"}),
+    "reward_provider_errors_total": ("counter", {"provider", "operation", "error_code"}),
+    "reward_provider_up": ("gauge", {"provider"}),
+    "reward_payout_duration_seconds": ("histogram", {"provider"}),
+}
+
+PROVIDERS = {"manual", "gift_card", "ton_wallet", "crypto_exchange", "fiat_provider", "telegram_if_supported"}
+
+# The eight signals of the operations dashboard: each needs its own panel whose query
+# reads this metric, with these label matchers (label, op, value) among its selectors.
+REQUIRED_SIGNALS = {
+    "active campaigns": ("reward_campaigns", {("status", "=", "active")}),
+    "pool remaining": ("reward_pool_remaining", set()),
+    "pool remaining % of budget": ("reward_pool_budget", set()),
+    "reserved rewards": ("reward_pool_reserved", set()),
+    "paid rewards": ("reward_pool_paid", set()),
+    "failed payouts": ("reward_payouts_total", {("result", "=", "failed")}),
+    "held claims": ("reward_claims_held", set()),
+    "abuse holds": ("reward_claims_held", {("reason", "=", "abuse_review")}),
+    "provider errors": ("reward_provider_errors_total", set()),
+}
+
+OPERATIONS_DASHBOARD_UID = "reward-operations"
+
+# Labels that identify a person or an entity, refused in the metrics contract.
+IDENTITY_LABELS = ["account_id", "user_id", "telegram_id", "wallet", "wallet_address", "address", "email",
+                   "phone", "ip", "kyc_status", "claim_id", "payout_id", "correlation_id"]

@@ -1,0 +1,95 @@
+"""The metrics contract: matches the backend's table, refuses identity labels, and every
+query in the product is checked against it."""
+from __future__ import annotations
+
+import pytest
+import yaml
+from conftest import run_cli
+from spec import IDENTITY_LABELS, PROVIDERS, REQUIRED_METRICS
+
+from reward_obs import promql
+from reward_obs.contract import identity_label
+
+
+def test_contract_has_every_backend_metric_with_its_type_and_labels(definitions):
+    metrics = definitions.contract.metrics
+    for name, (kind, labels) in REQUIRED_METRICS.items():
+        assert name in metrics, f"{name} missing from contract/metrics.yaml"
+        assert metrics[name].type == kind, name
+        assert set(metrics[name].labels) == labels, name
+        assert metrics[name].unit and metrics[name].help, name
+
+
+def test_provider_label_lists_every_provider_type(definitions):
+    assert set(definitions.contract.labels["provider"]["values"]) == PROVIDERS
+
+
+def test_entry_fee_is_not_an_allowed_funding_source(definitions):
+    assert "entry_fee" not in definitions.contract.labels["source"]["values"]
+
+
+@pytest.mark.parametrize("label", IDENTITY_LABELS)
+def test_identity_label_is_recognised(label):
+    assert identity_label(label)
+
+
+@pytest.mark.parametrize("label", ["provider", "pool_id", "campaign_id", "currency", "outcome", "error_code", "status", "le"])
+def test_bounded_labels_are_allowed(label):
+    assert not identity_label(label)
+
+
+@pytest.mark.parametrize("label", ["user_id", "wallet_address", "correlation_id", "kyc_level"])
+def test_contract_refuses_identity_label(repo_copy, label):
+    path = repo_copy / "contract" / "metrics.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["labels"][label] = {"help": "an identifier"}
+    data["metrics"]["reward_payouts_total"]["labels"].append(label)
+    path.write_text(yaml.safe_dump(data))
+    result = run_cli("--root", str(repo_copy), "validate")
+    assert result.returncode == 1
+    assert f"contract/metrics.yaml:metrics.reward_payouts_total.labels: '{label}' identifies a person" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "expr, message",
+    [
+        ("sum(reward_payout_totals)", "metric 'reward_payout_totals' is not in the metrics contract"),
+        ('sum(reward_payouts_total{wallet="x"})', "reward_payouts_total has no label 'wallet'"),
+        ('sum(reward_payouts_total{result="fail"})', "'fail' is not a value of result"),
+        ('sum(reward_payout_webhooks_total{result=~"failed|paid"})', "'paid' is not a value of result"),
+        ("sum by (user_id) (reward_payouts_pending)", "label 'user_id' in a grouping clause"),
+        ("sum(rate(reward_payouts_total[5m]", "not valid PromQL"),
+    ],
+)
+def test_catalog_check_rejects(definitions, expr, message):
+    problems = promql.catalog_problems(expr, definitions.contract)
+    assert any(message in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "histogram_quantile(0.9, sum by (le, provider) (rate(reward_payout_duration_seconds_bucket[5m])))",
+        'sum(reward_payout_webhooks_total{result=~"invalid_signature|failed"})',
+        'up{job="rewards"}',
+        'reward_pool_funding_total{source!~"sponsor|treasury"}',
+    ],
+)
+def test_catalog_check_accepts(definitions, expr):
+    assert promql.catalog_problems(expr, definitions.contract) == []
+
+
+def test_every_dashboard_and_alert_query_fits_the_contract(definitions, config):
+    """The loader enforces this; here it is re-checked on the resolved queries."""
+    from reward_obs.builders.alerts import resolved_alerts
+
+    checked = 0
+    for dashboard in definitions.dashboards:
+        for panel in dashboard.panels:
+            for query in panel.queries:
+                assert promql.catalog_problems(promql.without_grafana_variables(query.expr), definitions.contract) == [], panel.title
+                checked += 1
+    for alert in resolved_alerts(definitions, config):
+        assert promql.catalog_problems(alert.condition_expr, definitions.contract) == [], alert.name
+        checked += 1
+    assert checked >= 9 + 8

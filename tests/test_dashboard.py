@@ -1,0 +1,140 @@
+"""The operations dashboard shows all eight signals, each in its own panel, with units,
+thresholds, a datasource variable and a stable uid, in the Rewards folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run_cli
+from rendered import dashboard, panels
+from spec import OPERATIONS_DASHBOARD_UID, REQUIRED_SIGNALS
+
+from reward_obs import promql
+
+
+def render(root: Path | None, out: Path) -> Path:
+    args = ["--root", str(root), "--stack-config", str(root / "Pulumi.selfhost.yaml")] if root else []
+    result = run_cli(*args, "render", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory) -> dict:
+    return dashboard(render(None, tmp_path_factory.mktemp("render")), OPERATIONS_DASHBOARD_UID)
+
+
+def panel_selectors(panel: dict) -> list:
+    return [s for t in panel["targets"] for s in promql.selectors(promql.parse(promql.without_grafana_variables(t["expr"])))]
+
+
+def signal_panels(board: dict) -> dict[str, list[str]]:
+    """Signal -> titles of panels whose queries read it."""
+    found: dict[str, list[str]] = {signal: [] for signal in REQUIRED_SIGNALS}
+    for panel in panels(board):
+        for signal, (metric, matchers) in REQUIRED_SIGNALS.items():
+            for sel in panel_selectors(panel):
+                if sel.metric == metric and matchers <= set(sel.matchers):
+                    found[signal].append(panel["title"])
+                    break
+    return found
+
+
+def test_every_signal_has_a_panel(board):
+    missing = [signal for signal, titles in signal_panels(board).items() if not titles]
+    assert missing == []
+
+
+def distinct_assignment(found: dict[str, list[str]]) -> dict[str, str] | None:
+    """Give every signal a panel of its own (a matching), or None if impossible."""
+    signals = sorted(found, key=lambda s: len(found[s]))
+
+    def assign(index: int, used: dict[str, str]) -> dict[str, str] | None:
+        if index == len(signals):
+            return dict(used)
+        for title in found[signals[index]]:
+            if title not in used.values():
+                used[signals[index]] = title
+                result = assign(index + 1, used)
+                if result:
+                    return result
+                del used[signals[index]]
+        return None
+
+    return assign(0, {})
+
+
+def test_each_signal_has_its_own_panel(board):
+    assert distinct_assignment(signal_panels(board)) is not None
+
+
+def test_removing_a_signal_panel_is_caught(repo_copy, tmp_path):
+    path = repo_copy / "dashboards" / "reward-operations.yaml"
+    data = yaml.safe_load(path.read_text())
+    for row in data["rows"]:
+        row["panels"] = [p for p in row["panels"] if p["key"] != "abuse_holds"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    board = dashboard(render(repo_copy, tmp_path / "out"), OPERATIONS_DASHBOARD_UID)
+    assert [s for s, titles in signal_panels(board).items() if not titles] == ["abuse holds"]
+
+
+def test_every_panel_has_a_unit_and_uses_the_datasource_variable(board):
+    for panel in panels(board):
+        assert panel["fieldConfig"]["defaults"]["unit"], panel["title"]
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        assert all(t["datasource"]["uid"] == "${datasource}" for t in panel["targets"]), panel["title"]
+
+
+def test_datasource_variable_is_defined(board):
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+
+
+def test_pool_remaining_ratio_is_red_under_ten_percent(board):
+    panel = next(p for p in panels(board) if p["fieldConfig"]["defaults"]["unit"] == "percentunit"
+                 and any(s.metric == "reward_pool_budget" for s in panel_selectors(p)))
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[0] == {"color": "red", "value": None}
+    assert steps[1]["value"] == 0.1, "red band must end where RewardPoolLow fires"
+
+
+def test_dashboard_has_a_stable_uid_and_no_volatile_fields(board):
+    assert board["uid"] == OPERATIONS_DASHBOARD_UID
+    assert "id" not in board and "version" not in board
+
+
+def test_panel_ids_and_positions_are_unique(board):
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+    cells = set()
+    for p in board["panels"]:
+        g = p["gridPos"]
+        assert g["x"] + g["w"] <= 24, p["title"]
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, f"{p['title']} overlaps another panel"
+                cells.add((x, y))
+
+
+def test_amounts_are_never_summed_across_currencies(board):
+    for panel in panels(board):
+        for target in panel["targets"]:
+            tree = promql.parse(promql.without_grafana_variables(target["expr"]))
+            amounts = [s for s in promql.selectors(tree) if s.metric.startswith("reward_pool_") and s.metric != "reward_pool_funding_total"]
+            if amounts and panel["fieldConfig"]["defaults"]["unit"] != "percentunit":
+                assert "currency" in promql.grouping_labels(tree), f"{panel['title']} sums amounts across currencies"
+
+
+def test_dashboard_is_provisioned_into_the_rewards_folder(tmp_path):
+    out = render(None, tmp_path)
+    provider = yaml.safe_load((out / "grafana/provisioning/dashboards/rewards.yaml").read_text())["providers"][0]
+    assert provider["folder"] == "Rewards" and provider["folderUid"] == "rewards"
+
+
+def test_dashboard_never_presents_entry_fees_or_season_points_as_value(board):
+    text = str(board).lower()
+    assert "season point" not in text.replace("season points are progression, not money", "")
+    for panel in panels(board):
+        assert "entry_fee" not in str(panel["targets"]), panel["title"]

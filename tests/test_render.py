@@ -1,0 +1,145 @@
+"""`reward-obs render`/`validate`: the tree, byte-identical output, and refusal of any
+wrong definition with a message naming file and field, writing nothing."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run_cli
+from spec import REQUIRED_ALERTS
+
+EXPECTED_FILES = {
+    "grafana/dashboards/reward-operations.json",
+    "grafana/provisioning/alerting/contact-points.yaml",
+    "grafana/provisioning/alerting/policies.yaml",
+    "grafana/provisioning/alerting/rules.yaml",
+    "grafana/provisioning/alerting/templates.yaml",
+    "grafana/provisioning/dashboards/rewards.yaml",
+    "prometheus/reward-alerts.rules.yaml",
+}
+
+
+def tree(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_render_writes_the_documented_tree(tmp_path):
+    result = run_cli("render", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert set(tree(tmp_path)) == EXPECTED_FILES
+
+
+def test_render_is_byte_identical_from_run_to_run(tmp_path):
+    assert run_cli("render", "--out", str(tmp_path / "a")).returncode == 0
+    assert run_cli("render", "--out", str(tmp_path / "b")).returncode == 0
+    assert tree(tmp_path / "a") == tree(tmp_path / "b")
+
+
+def test_render_replaces_stale_files_in_the_trees_it_owns(tmp_path):
+    stale = tmp_path / "grafana/dashboards/old.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+    assert run_cli("render", "--out", str(tmp_path)).returncode == 0
+    assert not stale.exists() and keep.read_text() == "mine"
+
+
+def test_summary_lists_every_alert_with_severity_and_runbook_link(tmp_path):
+    stdout = run_cli("render", "--out", str(tmp_path)).stdout
+    for name, severity in REQUIRED_ALERTS.items():
+        assert re.search(rf"^\s+{name}\s+{severity}\s+https?://\S+/runbooks/[a-z0-9-]+\.md#[a-z0-9-]+$", stdout, re.M), name
+
+
+def test_validate_writes_nothing(tmp_path):
+    result = run_cli("validate", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def _edit_yaml(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _second_dashboard(root: Path) -> None:
+    src = root / "dashboards/reward-operations.yaml"
+    (root / "dashboards/copy.yaml").write_text(src.read_text().replace("title: Reward operations", "title: Copy"))
+
+
+BROKEN = {
+    "bad YAML": (lambda r: (r / "alert_rules/RewardPoolLow.yaml").write_text("name: [unclosed\n"),
+                 "alert_rules/RewardPoolLow.yaml:line 2: not valid YAML"),
+    "schema violation": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolLow.yaml", lambda d: d.update(severity="page")),
+                         "alert_rules/RewardPoolLow.yaml:severity: 'page' is not one of ['critical', 'warning']"),
+    "missing field": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolLow.yaml", lambda d: d.pop("runbook")),
+                      "alert_rules/RewardPoolLow.yaml:(top level): 'runbook' is a required property"),
+    "unknown metric": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolLow.yaml",
+                                            lambda d: d.update(expr="min(reward_pool_left / reward_pool_budget)")),
+                       "alert_rules/RewardPoolLow.yaml:expr: metric 'reward_pool_left' is not in the metrics contract"),
+    "bad PromQL": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolLow.yaml", lambda d: d.update(expr="min(reward_pool_remaining")),
+                   "alert_rules/RewardPoolLow.yaml:expr: not valid PromQL"),
+    "unknown label in a panel": (lambda r: (r / "dashboards/reward-operations.yaml").write_text(
+        (r / "dashboards/reward-operations.yaml").read_text().replace('status="active"', 'state="active"')),
+        "dashboards/reward-operations.yaml:rows[0].panels[0].queries[0].expr: reward_campaigns has no label 'state'"),
+    "missing runbook": (lambda r: (r / "runbooks/claim-anomalies.md").unlink(),
+                        "alert_rules/RewardClaimVolumeAbnormal.yaml:runbook: runbooks/claim-anomalies.md does not exist"),
+    "duplicate dashboard uid": (_second_dashboard, "duplicate dashboard uid 'reward-operations'"),
+    "duplicate panel id": (lambda r: (r / "dashboards/reward-operations.yaml").write_text(
+        (r / "dashboards/reward-operations.yaml").read_text().replace("id: 9\n", "id: 8\n")),
+        "dashboards/reward-operations.yaml:rows[1].panels[1].id: duplicate panel id 8"),
+    "unknown panel": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolLow.yaml", lambda d: d.update(panel="reward-operations/nope")),
+                      "alert_rules/RewardPoolLow.yaml:panel: dashboard 'reward-operations' has no panel with key 'nope'"),
+    "undefined parameter": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolExhausted.yaml",
+                                                 lambda d: d.update(expr=d["expr"].replace("$window", "$windw"))),
+                            "alert_rules/RewardPoolExhausted.yaml:params: $windw is used but not defined under params"),
+    "unknown contact point": (lambda r: _edit_yaml(r / "notifications/routing.yaml",
+                                                   lambda d: d["policy"]["routes"][0].update(contact_point="pager")),
+                              "notifications/routing.yaml:policy.routes[0].contact_point: 'pager' is not a defined contact point"),
+    "contract counter without _total": (lambda r: (r / "contract/metrics.yaml").write_text(
+        (r / "contract/metrics.yaml").read_text().replace("reward_payouts_total:", "reward_payouts:")),
+        "contract/metrics.yaml:metrics.reward_payouts.type: a counter's name must end in _total"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_wrong_definition_fails_naming_file_and_field_and_writes_nothing(repo_copy, tmp_path, case):
+    breaks, message = BROKEN[case]
+    breaks(repo_copy)
+    out = tmp_path / "out"
+    result = run_cli("--root", str(repo_copy), "--stack-config", str(repo_copy / "Pulumi.selfhost.yaml"), "render", "--out", str(out))
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "nothing was written" in result.stderr
+    assert not out.exists()
+
+
+def test_wrong_definition_leaves_an_earlier_render_untouched(repo_copy, tmp_path):
+    out = tmp_path / "out"
+    args = ["--root", str(repo_copy), "--stack-config", str(repo_copy / "Pulumi.selfhost.yaml"), "render", "--out", str(out)]
+    assert run_cli(*args).returncode == 0
+    before = tree(out)
+    _edit_yaml(repo_copy / "alert_rules/RewardPoolLow.yaml", lambda d: d.update(severity="page"))
+    assert run_cli(*args).returncode == 1
+    assert tree(out) == before
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c.pop("reward-observability:grafanaUrl"), "reward-observability:grafanaUrl: is required"),
+        (lambda c: c.update({"reward-observability:rewardsLive": "yes"}), "reward-observability:rewardsLive: 'yes' is not of type 'boolean'"),
+        (lambda c: c.update({"reward-observability:telegramBotToken": "123:abc"}), "reward-observability:telegramBotToken: is a secret"),
+        (lambda c: c.pop("reward-observability:telegramChatId"), "reward-observability:telegramChatId: is required: contact point rewards-telegram"),
+    ],
+)
+def test_bad_stack_config_fails_naming_the_key(repo_copy, tmp_path, edit, message):
+    stack = repo_copy / "Pulumi.selfhost.yaml"
+    _edit_yaml(stack, lambda d: edit(d["config"]))
+    result = run_cli("--root", str(repo_copy), "--stack-config", str(stack), "render", "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert f"{stack}:{message}" in result.stderr
+    assert not (tmp_path / "out").exists()
