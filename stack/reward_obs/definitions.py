@@ -469,6 +469,9 @@ def _check_routing(routing: Routing, problems: ProblemCollector) -> None:
     names = [cp.name for cp in routing.contact_points]
     for name in {n for n in names if names.count(n) > 1}:
         problems.add(routing.file, "contact_points", f"duplicate contact point {name!r}")
+    for t in routing.templates:
+        if "$" in t.text:
+            problems.add(routing.file, f"templates.{t.name}", "contains '$': Grafana's file provisioning would read it as an environment variable; use .Labels/.Annotations instead of $labels")
     template_names = [t.name for t in routing.templates]
     for name in {n for n in template_names if template_names.count(n) > 1}:
         problems.add(routing.file, "templates", f"duplicate template {name!r}")

@@ -1,0 +1,155 @@
+"""Contact points, the policy tree and the message template, as Grafana provisions them,
+and the template rendered by a real Go-template renderer (amtool)."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, run_cli
+
+TEMPLATE = ROOT / "notifications/templates/reward.tmpl"
+TELEGRAM_LIMIT = 4096
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("render")
+    assert run_cli("render", "--out", str(out)).returncode == 0
+    return out
+
+
+def provisioning(out: Path, name: str) -> dict:
+    return yaml.safe_load((out / "grafana/provisioning/alerting" / name).read_text())
+
+
+def test_contact_points_read_credentials_from_the_environment(out):
+    points = {cp["name"]: cp["receivers"][0] for cp in provisioning(out, "contact-points.yaml")["contactPoints"]}
+    assert points["rewards-telegram"]["type"] == "telegram"
+    assert points["rewards-telegram"]["settings"]["bottoken"] == "$__env{REWARD_OBS_TELEGRAM_BOT_TOKEN}"
+    assert points["rewards-telegram"]["settings"]["parse_mode"] == "HTML"
+    assert points["rewards-oncall-webhook"]["settings"]["url"] == "$__env{REWARD_OBS_ONCALL_WEBHOOK_URL}"
+    assert points["rewards-email"]["type"] == "email" and "@" in points["rewards-email"]["settings"]["addresses"]
+    for point in points.values():
+        assert point["settings"]["message"] == '{{ template "reward.message" . }}'
+
+
+INTERPOLATED_OK = re.compile(r"\$__env\{[A-Z0-9_]+\}|\$\$")
+
+
+def _unescaped_dollars(value) -> list[str]:
+    if isinstance(value, dict):
+        return [d for v in value.values() for d in _unescaped_dollars(v)]
+    if isinstance(value, list):
+        return [d for v in value for d in _unescaped_dollars(v)]
+    if isinstance(value, str) and "$" in INTERPOLATED_OK.sub("", value):
+        return [value]
+    return []
+
+
+def test_no_bare_dollar_where_grafana_interpolates_environment_variables(out):
+    """Grafana's file provisioning reads `$X` in labels, settings and policies as an
+    environment variable (annotations and query models are left alone)."""
+    rules = provisioning(out, "rules.yaml")
+    labels = [r["labels"] for g in rules["groups"] for r in g["rules"]]
+    assert _unescaped_dollars(labels) == []
+    assert _unescaped_dollars(provisioning(out, "contact-points.yaml")) == []
+    assert _unescaped_dollars(provisioning(out, "policies.yaml")) == []
+    assert _unescaped_dollars(provisioning(out, "templates.yaml")) == []
+
+
+def test_label_with_a_dollar_is_escaped():
+    from reward_obs.render import escape_env
+
+    assert escape_env("{{ $labels.provider }}") == "{{ $$labels.provider }}"
+
+
+def test_policy_routes_by_severity_and_groups_by_campaign_and_provider(out):
+    [root] = provisioning(out, "policies.yaml")["policies"]
+    [team] = root["routes"]
+    assert team["object_matchers"] == [["team", "=", "rewards"]]
+    assert {"alertname", "campaign_id", "provider"} <= set(team["group_by"])
+    routes = [(r["object_matchers"], r["receiver"], r.get("continue", False)) for r in team["routes"]]
+    assert routes[0] == ([["severity", "=", "critical"]], "rewards-oncall-webhook", True)
+    assert ([["severity", "=", "warning"]], "rewards-telegram", False) in routes
+    assert team["repeat_interval"] and team["group_interval"]
+
+
+SUMMARY_MAX = 200  # schemas/alert_rule.schema.json caps summaries at 200 characters
+
+
+def _alert(i: int, status: str = "firing", summary: str | None = None) -> dict:
+    base = "https://runbooks.reward-observability.invalid/elmental/reward-observability/blob/main"
+    return {
+        "status": status,
+        "labels": {"alertname": "RewardPayoutProviderOutage", "severity": "critical", "provider": f"p{i}"},
+        "annotations": {
+            "summary": summary or f"Payout provider ton_wallet <{i}> & friends are down",
+            "runbook_url": f"{base}/runbooks/payout-provider-retry.md#rewardpayoutprovideroutage",
+            "dashboard_url": f"https://grafana.reward-observability.invalid/d/reward-operations?viewPanel=14&x={i}",
+        },
+        "startsAt": "2026-11-26T03:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": f"{i:016x}",
+    }
+
+
+def render_template(tmp_path: Path, alerts: list[dict], name: str = "reward.message") -> str:
+    data = {"receiver": "rewards-telegram", "status": "firing", "alerts": alerts,
+            "groupLabels": {"alertname": "RewardPayoutProviderOutage"},
+            "commonLabels": {"alertname": "RewardPayoutProviderOutage"}, "commonAnnotations": {},
+            "externalURL": "http://alertmanager.invalid"}
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps(data))
+    result = subprocess.run(["amtool", "template", "render", f"--template.glob={TEMPLATE}",
+                             f'--template.text={{{{ template "{name}" . }}}}', f"--template.data={path}"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+class TelegramHTML(HTMLParser):
+    """Telegram accepts a small tag set, properly nested."""
+
+    ALLOWED = {"b", "i", "a", "code", "pre"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.ALLOWED:
+            self.errors.append(f"tag <{tag}> not allowed")
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack.pop() != tag:
+            self.errors.append(f"unbalanced </{tag}>")
+
+
+def test_message_shows_summary_runbook_and_dashboard_link(tmp_path):
+    text = render_template(tmp_path, [_alert(1)])
+    assert "Payout provider ton_wallet &lt;1&gt; &amp; friends are down" in text
+    assert 'href="https://runbooks.reward-observability.invalid/elmental/reward-observability/blob/main/runbooks/payout-provider-retry.md#rewardpayoutprovideroutage"' in text
+    assert 'href="https://grafana.reward-observability.invalid/d/reward-operations?viewPanel=14&amp;x=1"' in text
+
+
+@pytest.mark.parametrize("count", [1, 10, 50])
+def test_telegram_message_fits_and_is_valid_html(tmp_path, count):
+    # Every summary at the schema's maximum length, with characters that grow when escaped.
+    longest = ("Pool p-12 & campaign <c-7> " * 10)[:SUMMARY_MAX]
+    alerts = [_alert(i, summary=longest) for i in range(count)] + [_alert(100 + i, "resolved", longest) for i in range(count // 2)]
+    text = render_template(tmp_path, alerts)
+    assert len(text) < TELEGRAM_LIMIT  # stricter than Telegram, which counts text after parsing entities
+    parser = TelegramHTML()
+    parser.feed(text)
+    parser.close()
+    assert parser.errors == [] and parser.stack == []
+    assert f"Firing: {count}" in text
+
+
+def test_title_names_status_and_alert(tmp_path):
+    assert render_template(tmp_path, [_alert(1)], "reward.title").strip() == "[FIRING] RewardPayoutProviderOutage"

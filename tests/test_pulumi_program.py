@@ -1,0 +1,159 @@
+"""The Pulumi program, run under Pulumi's own mocks: what it registers, that it matches
+the offline render exactly, and that bad config registers nothing."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from conftest import run_cli
+from pulumi_harness import run_program
+from spec import OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS
+from test_dashboard import distinct_assignment, signal_panels
+
+from reward_obs.config import read_stack_file
+from conftest import STACK_FILE
+
+SECRETS = {"telegramBotToken": "7012345678:AAH-test-token-value-for-mocks-0001", "oncallWebhookUrl": "https://paging.invalid/hook/test-0002"}
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker for a secret value
+
+
+def stack_values() -> dict:
+    return read_stack_file(STACK_FILE)
+
+
+@pytest.fixture(scope="module")
+def program():
+    result = run_program(stack_values(), SECRETS)
+    assert result["error"] is None, result["error"]
+    return result
+
+
+def resources(program, type_suffix: str) -> list[dict]:
+    return [r for r in program["resources"] if r["type"].endswith(type_suffix)]
+
+
+def test_everything_is_owned_by_one_component(program):
+    types = [r["type"] for r in program["resources"]]
+    assert types.count("reward-observability:index:RewardObservability") == 1
+
+
+def test_folder_is_rewards(program):
+    [folder] = resources(program, ":Folder")
+    assert folder["inputs"]["uid"] == "rewards" and folder["inputs"]["title"] == "Rewards"
+
+
+def test_dashboard_shows_all_signals_in_the_folder(program):
+    [dash] = resources(program, ":Dashboard")
+    assert dash["inputs"]["folder"] == "rewards"  # the mock returns the folder's uid input as its output
+    board = json.loads(dash["inputs"]["configJson"])
+    assert board["uid"] == OPERATIONS_DASHBOARD_UID
+    assert distinct_assignment(signal_panels(board)) is not None
+
+
+def pulumi_rules(program) -> dict[str, dict]:
+    return {rule["name"]: {**rule, "group": group["inputs"]["name"]}
+            for group in resources(program, ":RuleGroup") for rule in group["inputs"]["rules"]}
+
+
+def test_every_required_alert_is_registered_with_its_runbook(program):
+    rules = pulumi_rules(program)
+    assert set(rules) == set(REQUIRED_ALERTS)
+    for name, severity in REQUIRED_ALERTS.items():
+        rule = rules[name]
+        assert rule["labels"]["severity"] == severity and rule["labels"]["team"] == "rewards"
+        assert "/runbooks/" in rule["annotations"]["runbook_url"] and "#" in rule["annotations"]["runbook_url"]
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+        assert rule["isPaused"] is True  # rewardsLive defaults to false
+
+
+def test_rule_groups_live_in_the_rewards_folder_and_evaluate_every_minute(program):
+    for group in resources(program, ":RuleGroup"):
+        assert group["inputs"]["folderUid"] == "rewards" and group["inputs"]["intervalSeconds"] == 60
+
+
+def test_pulumi_rules_are_the_rendered_rules(program, tmp_path):
+    """The deployed stack and the offline render come from the same builders."""
+    assert run_cli("render", "--out", str(tmp_path)).returncode == 0
+    rendered = yaml.safe_load((tmp_path / "grafana/provisioning/alerting/rules.yaml").read_text())
+    by_name = {r["title"]: (g["name"], r) for g in rendered["groups"] for r in g["rules"]}
+    for name, rule in pulumi_rules(program).items():
+        group, file_rule = by_name[name]
+        assert rule["group"] == group and rule["uid"] == file_rule["uid"]
+        assert rule["for"] == file_rule["for"] and rule["condition"] == file_rule["condition"]
+        assert rule["noDataState"] == file_rule["noDataState"] and rule["execErrState"] == file_rule["execErrState"]
+        assert rule["annotations"] == file_rule["annotations"] and rule["labels"] == file_rule["labels"]
+        assert [json.loads(d["model"]) for d in rule["datas"]] == [d["model"] for d in file_rule["data"]]
+        assert [d["datasourceUid"] for d in rule["datas"]] == [d["datasourceUid"] for d in file_rule["data"]]
+
+
+def test_contact_points_keep_credentials_secret(program):
+    points = {r["inputs"]["name"]: r["inputs"] for r in resources(program, ":ContactPoint")}
+    assert set(points) == {"rewards-telegram", "rewards-oncall-webhook", "rewards-email"}
+    assert points["rewards-telegram"]["telegrams"][SECRET_SIG] and points["rewards-oncall-webhook"]["webhooks"][SECRET_SIG]
+    assert SECRETS["telegramBotToken"] == points["rewards-telegram"]["telegrams"]["value"][0]["token"]
+    assert SECRETS["oncallWebhookUrl"] == points["rewards-oncall-webhook"]["webhooks"]["value"][0]["url"]
+    assert points["rewards-email"]["emails"][0]["addresses"] == stack_values()["emailAddresses"]
+
+
+def _plain_text(value) -> str:
+    """Everything in the inputs except values wrapped as Pulumi secrets."""
+    if isinstance(value, dict):
+        if SECRET_SIG in value:
+            return ""
+        return " ".join(_plain_text(v) for v in value.values())
+    if isinstance(value, list):
+        return " ".join(_plain_text(v) for v in value)
+    return str(value)
+
+
+def test_secret_values_appear_only_inside_secret_wrappers_and_never_in_outputs(program):
+    plain = _plain_text([r["inputs"] for r in program["resources"]])
+    outputs = json.dumps(program["outputs"])
+    for value in SECRETS.values():
+        assert value not in plain and value not in outputs
+        assert value not in program["stderr"]
+
+
+def test_policy_routes_rewards_alerts_by_severity(program):
+    [policy] = resources(program, ":NotificationPolicy")
+    [team] = policy["inputs"]["policies"]
+    assert team["matchers"] == [{"label": "team", "match": "=", "value": "rewards"}]
+    assert {"alertname", "campaign_id", "provider"} <= set(team["groupBies"])
+    routes = [(r["matchers"][0]["value"], r["contactPoint"], r.get("continue", False)) for r in team["policies"]]
+    assert ("critical", "rewards-oncall-webhook", True) in routes
+    assert ("warning", "rewards-telegram", False) in routes
+
+
+def test_stack_outputs(program):
+    outputs = program["outputs"]
+    assert outputs["folder_uid"] == "rewards"
+    assert outputs["dashboard_urls"][OPERATIONS_DASHBOARD_UID].endswith(f"/d/{OPERATIONS_DASHBOARD_UID}")
+    assert outputs["alert_names"] == sorted(REQUIRED_ALERTS)
+
+
+def test_two_runs_register_identical_inputs(program):
+    """Registration order is async; what is registered under each name must not vary."""
+    again = run_program(stack_values(), SECRETS)
+    by_name = lambda run: {(r["type"], r["name"]): r["inputs"] for r in run["resources"]}  # noqa: E731
+    assert by_name(again) == by_name(program)
+    assert len(by_name(program)) == len(program["resources"])
+
+
+def test_missing_config_registers_nothing():
+    values = {k: v for k, v in stack_values().items() if k != "grafanaUrl"}
+    result = run_program(values, {"telegramBotToken": SECRETS["telegramBotToken"]})
+    assert "reward-observability:grafanaUrl: is required" in result["error"]
+    assert "reward-observability:oncallWebhookUrl: is required" in result["error"]
+    assert [r for r in result["resources"] if r["type"].startswith("grafana:")] == []
+
+
+def test_malformed_config_registers_nothing():
+    result = run_program({**stack_values(), "rewardsLive": "sometimes"}, SECRETS)
+    assert "reward-observability:rewardsLive: expects boolean" in result["error"]
+    assert result["resources"] == []
+
+
+def test_rewards_live_unpauses_every_rule():
+    result = run_program({**stack_values(), "rewardsLive": True}, SECRETS)
+    assert all(rule["isPaused"] is False for rule in pulumi_rules(result).values())
