@@ -13,7 +13,7 @@ from .render import render_files, summary, write_files
 DEFAULT_STACK_FILE = "Pulumi.selfhost.yaml"
 
 
-def _load(args):
+def load(args):
     definitions = load_definitions(args.root)
     stack_file = args.stack_config or (args.root / DEFAULT_STACK_FILE)
     try:
@@ -25,7 +25,7 @@ def _load(args):
 
 
 def cmd_validate(args) -> int:
-    definitions, config = _load(args)
+    definitions, config = load(args)
     files = render_files(definitions, config)
     print(f"OK: {len(definitions.alerts)} alerts, {len(definitions.dashboards)} dashboards, "
           f"{len(definitions.contract.metrics)} metrics; {len(files)} files would be rendered")
@@ -33,24 +33,39 @@ def cmd_validate(args) -> int:
 
 
 def cmd_render(args) -> int:
-    definitions, config = _load(args)
+    definitions, config = load(args)
     files = render_files(definitions, config)
     write_files(files, args.out)
     print(summary(definitions, config, files))
     return 0
 
 
+def register(sub) -> None:
+    validate = sub.add_parser("validate", help="check every definition and the stack config; write nothing")
+    validate.set_defaults(handler=cmd_validate)
+    render = sub.add_parser("render", help="write Grafana provisioning files, dashboards and a Prometheus rule file")
+    render.add_argument("--out", type=Path, required=True, help="output directory (its grafana/ and prometheus/ are replaced)")
+    render.set_defaults(handler=cmd_render)
+
+
+# Each command module adds its own subcommand(s); a handler gets the parsed args and
+# may call `load(args)` for validated definitions and stack config.
+COMMAND_MODULES: list[str] = []
+
+
 def main(argv: list[str] | None = None) -> int:
+    import importlib
+
     parser = argparse.ArgumentParser(prog="reward-obs", description=__doc__)
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository holding the definitions (default: this checkout)")
     parser.add_argument("--stack-config", type=Path, help=f"Pulumi stack file to read config from (default: ROOT/{DEFAULT_STACK_FILE})")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("validate", help="check every definition and the stack config; write nothing")
-    render = sub.add_parser("render", help="write Grafana provisioning files, dashboards and a Prometheus rule file")
-    render.add_argument("--out", type=Path, required=True, help="output directory (its grafana/ and prometheus/ are replaced)")
+    register(sub)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     args = parser.parse_args(argv)
     try:
-        return {"validate": cmd_validate, "render": cmd_render}[args.command](args)
+        return args.handler(args)
     except DefinitionError as exc:
         print(f"reward-obs {args.command}: {len(exc.problems)} problem(s); nothing was written", file=sys.stderr)
         for problem in exc.problems:
