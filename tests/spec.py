@@ -60,3 +60,13 @@ OPERATIONS_DASHBOARD_UID = "reward-operations"
 # Labels that identify a person or an entity, refused in the metrics contract.
 IDENTITY_LABELS = ["account_id", "user_id", "telegram_id", "wallet", "wallet_address", "address", "email",
                    "phone", "ip", "kyc_status", "claim_id", "payout_id", "correlation_id"]
+
+# The runbooks the product must ship (issue: runbooks an operator can follow at 3 a.m.).
+REQUIRED_RUNBOOKS = {
+    "reward pool recovery": "reward-pool-recovery.md",
+    "payout provider retry": "payout-provider-retry.md",
+    "accidental over-allocation": "accidental-over-allocation.md",
+    "payout dispute handling": "payout-dispute-handling.md",
+}
+RUNBOOK_PARTS = ["Meaning", "Confirm", "Stop the bleeding", "Recover", "Verify", "Escalate", "Never"]
+REWARD_STAGES = ["match_settlement", "reward_allocation", "claim", "payout", "admin_audit"]

@@ -50,7 +50,9 @@ def register(sub) -> None:
 
 # Each command module adds its own subcommand(s); a handler gets the parsed args and
 # may call `load(args)` for validated definitions and stack config.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "reward_obs.runbooks",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -287,8 +287,14 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         _check_alerts(root, alerts, dashboards, contract, problems)
     if routing is not None:
         _check_routing(routing, problems)
+    definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing)
+    if contract is not None:
+        from .runbooks import runbook_problems  # late import: runbooks reads Definitions
+
+        for file, where, message in runbook_problems(root, definitions):
+            problems.add(file, where, message)
     problems.raise_if_any()
-    return Definitions(root, contract, tuple(alerts), tuple(dashboards), routing)
+    return definitions
 
 
 def _dashboard(file: str, data: dict) -> Dashboard:

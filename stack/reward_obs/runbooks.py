@@ -1,0 +1,107 @@
+"""Runbook sections and the checks every section must pass, plus `reward-obs runbooks`."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import promql
+from .runbook_index import headings
+from .secret_scan import secret_findings
+
+# The shape every `## ` section follows, in this order.
+SECTION_PARTS = ("Meaning", "Confirm", "Stop the bleeding", "Recover", "Verify", "Escalate", "Never")
+PLACEHOLDER = re.compile(r"\b(TODO|TBD|FIXME|XXX)\b|lorem|fill in|<insert|\?\?\?", re.IGNORECASE)
+_FENCED = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
+_PANEL_LINK = re.compile(r"/d/([a-z0-9-]+)(?:\?viewPanel=(\d+))?")
+
+
+@dataclass(frozen=True)
+class Section:
+    file: str
+    title: str
+    anchor: str
+    parts: dict[str, str]  # `### ` heading -> its text
+
+
+def sections(path: Path) -> list[Section]:
+    """The `## ` sections of a runbook with their `### ` parts."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    marks = [h for h in headings(text) if h.level in (2, 3)]
+    out: list[Section] = []
+    for i, h in enumerate(marks):
+        if h.level != 2:
+            continue
+        parts: dict[str, str] = {}
+        for j in range(i + 1, len(marks)):
+            sub = marks[j]
+            if sub.level == 2:
+                break
+            end = marks[j + 1].line - 1 if j + 1 < len(marks) else len(lines)
+            parts[sub.text] = "\n".join(lines[sub.line:end]).strip()
+        out.append(Section(path.name, h.text, h.anchor, parts))
+    return out
+
+
+def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
+    """(file, field, message) for everything wrong in runbooks/."""
+    problems = []
+    for path in sorted((root / "runbooks").glob("*.md")):
+        rel = f"runbooks/{path.name}"
+        text = path.read_text(encoding="utf-8")
+        for finding in secret_findings(text):
+            problems.append((rel, finding.split(":")[0], finding.split(": ", 1)[1] + "; runbooks never hold secrets"))
+        for number, line in enumerate(text.splitlines(), start=1):
+            if PLACEHOLDER.search(line):
+                problems.append((rel, f"line {number}", f"placeholder text: {PLACEHOLDER.search(line).group(0)!r}"))
+        for section in sections(path):
+            where = f"#{section.anchor}"
+            if list(section.parts) != list(SECTION_PARTS):
+                problems.append((rel, where, f"parts must be exactly {', '.join(SECTION_PARTS)} in order; found {', '.join(section.parts) or 'none'}"))
+            for name, body in section.parts.items():
+                if len(body.split()) < 5:
+                    problems.append((rel, f"{where}/{name}", "is empty or too thin to act on"))
+        for index, (lang, body) in enumerate(_FENCED.findall(text)):
+            if lang == "promql":
+                for message in promql.catalog_problems(body.strip(), definitions.contract):
+                    problems.append((rel, f"promql block {index + 1}", message))
+        for uid, panel_id in _PANEL_LINK.findall(text):
+            dashboard = definitions.dashboard(uid)
+            if dashboard is None:
+                problems.append((rel, f"/d/{uid}", "links to a dashboard uid that does not exist"))
+            elif panel_id and int(panel_id) not in {p.id for p in dashboard.panels}:
+                problems.append((rel, f"/d/{uid}?viewPanel={panel_id}", f"dashboard {uid} has no panel {panel_id}"))
+    return problems
+
+
+def alert_sections(definitions) -> list[tuple[str, str, str]]:
+    """(alert, runbook file#anchor, section title) for every alert."""
+    rows = []
+    for alert in sorted(definitions.alerts, key=lambda a: a.name):
+        path = definitions.root / "runbooks" / alert.runbook_file
+        title = next((s.title for s in sections(path) if s.anchor == alert.runbook_anchor), "(missing)")
+        rows.append((alert.name, f"{alert.runbook_file}#{alert.runbook_anchor}", title))
+    return rows
+
+
+def cmd_runbooks(args) -> int:
+    from .cli import load
+
+    definitions, config = load(args)
+    rows = alert_sections(definitions)
+    width = max(len(r[0]) for r in rows)
+    for name, target, title in rows:
+        print(f"{name:<{width}}  {config.runbook_url(*target.split('#'))}  ({title})")
+    procedures = [(s.file, s) for p in sorted((definitions.root / "runbooks").glob("*.md")) for s in sections(p)
+                  if (s.file, s.anchor) not in {(a.runbook_file, a.runbook_anchor) for a in definitions.alerts}]
+    if procedures:
+        print("Procedures (reached from the alert sections):")
+        for file, s in procedures:
+            print(f"  {s.title}: {config.runbook_url(file, s.anchor)}")
+    return 0
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("runbooks", help="print which alert lands on which runbook section (after validating them)")
+    parser.set_defaults(handler=cmd_runbooks)
