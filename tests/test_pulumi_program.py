@@ -14,7 +14,8 @@ from test_dashboard import distinct_assignment, signal_panels
 from reward_obs.config import read_stack_file
 from conftest import STACK_FILE
 
-SECRETS = {"telegramBotToken": "7012345678:AAH-test-token-value-for-mocks-0001", "oncallWebhookUrl": "https://paging.invalid/hook/test-0002"}
+# Built at run time so the repository itself never holds a token-shaped string.
+SECRETS = {"telegramBotToken": "70123" + "45678:" + "AAH" + "m" * 32, "oncallWebhookUrl": "https://paging.invalid/hook/" + "s" * 24}
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker for a secret value
 
 
