@@ -45,8 +45,9 @@ def test_folder_is_rewards(program):
 
 
 def test_dashboard_shows_all_signals_in_the_folder(program):
-    [dash] = resources(program, ":Dashboard")
-    assert dash["inputs"]["folder"] == "rewards"  # the mock returns the folder's uid input as its output
+    dashboards = {r["name"]: r for r in resources(program, ":Dashboard")}
+    assert all(d["inputs"]["folder"] == "rewards" for d in dashboards.values())
+    dash = dashboards["dashboard-reward-operations"]  # the mock returns the folder's uid input as its output
     board = json.loads(dash["inputs"]["configJson"])
     assert board["uid"] == OPERATIONS_DASHBOARD_UID
     assert distinct_assignment(signal_panels(board)) is not None

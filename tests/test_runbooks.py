@@ -89,3 +89,58 @@ def test_runbooks_command_maps_every_alert_to_its_section():
     assert result.returncode == 0, result.stderr
     for name in REQUIRED_ALERTS:
         assert any(line.startswith(name) and "/runbooks/" in line and "#" in line for line in result.stdout.splitlines()), name
+
+
+# ---------------------------------------------------------------- runbooks in Grafana
+
+def _runbook_board(definitions) -> dict:
+    from reward_obs.builders.runbook_dashboard import runbook_dashboard_json
+
+    return runbook_dashboard_json(definitions)
+
+
+def test_runbooks_dashboard_has_a_panel_per_section(definitions):
+    board = _runbook_board(definitions)
+    contents = [p["options"]["content"] for p in board["panels"] if p["type"] == "text"]
+    for path in sorted((ROOT / "runbooks").glob("*.md")):
+        for section in sections(path):
+            assert any(c.startswith(f"## {section.title}\n") for c in contents), f"{path.name}#{section.anchor}"
+
+
+def test_grafana_runbook_links_land_on_the_alerts_section(definitions):
+    from reward_obs.builders.alerts import prometheus_rule_file
+    from reward_obs.config import load_config, read_stack_file
+
+    config = load_config(read_stack_file(ROOT / "Pulumi.selfhost.yaml") | {"runbookLinks": "grafana"}, "t", definitions)
+    panels = {p["id"]: p for p in _runbook_board(definitions)["panels"]}
+    for group in prometheus_rule_file(definitions, config)["groups"]:
+        for rule in group["rules"]:
+            url = rule["annotations"]["runbook_url"]
+            assert url.startswith(f"{config.grafana_url}/d/reward-runbooks?viewPanel="), url
+            panel = panels[int(url.rsplit("=", 1)[1])]
+            assert panel["options"]["content"].startswith(f"## {rule['alert']}\n"), rule["alert"]
+
+
+def test_links_between_runbooks_point_at_existing_panels_in_grafana(definitions):
+    import re
+
+    board = _runbook_board(definitions)
+    ids = {p["id"] for p in board["panels"]}
+    for panel in board["panels"]:
+        content = panel.get("options", {}).get("content", "")
+        assert not re.search(r"\]\([a-z0-9-]+\.md", content), f"{panel['title']} links to a repository file"
+        for target in re.findall(r"/d/reward-runbooks\?viewPanel=(\d+)", content):
+            assert int(target) in ids, panel["title"]
+
+
+def test_runbook_panel_ids_do_not_move_when_a_section_is_added(repo_copy, definitions):
+    from reward_obs.definitions import load_definitions
+
+    before = {p["title"]: p["id"] for p in _runbook_board(definitions)["panels"] if p["type"] == "text"}
+    path = repo_copy / "runbooks" / "claim-anomalies.md"
+    extra = "\n".join(["", "## Claim backlog", ""] + [f"### {part}\nStep one: open the claims panel and read it carefully.\n" for part in RUNBOOK_PARTS])
+    text = path.read_text()
+    path.write_text(text.replace("## RewardClaimVolumeAbnormal", extra.strip() + "\n\n## RewardClaimVolumeAbnormal", 1))
+    after = {p["title"]: p["id"] for p in _runbook_board(load_definitions(repo_copy))["panels"] if p["type"] == "text"}
+    assert "Claim backlog" in after
+    assert {t: after[t] for t in before} == before

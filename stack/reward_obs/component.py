@@ -14,6 +14,7 @@ from .builders import alerts as alert_builders
 from .builders import dashboards as dashboard_builders
 from .builders import notifications as notification_builders
 from .builders.ids import FOLDER_TITLE, FOLDER_UID, resource_name
+from .builders.runbook_dashboard import RUNBOOK_DASHBOARD_UID, runbook_dashboard_json
 from .config import StackConfig
 from .definitions import Definitions
 from .durations import parse_duration
@@ -100,6 +101,9 @@ class RewardObservability(pulumi.ComponentResource):
                                          opts=child)
             for d in definitions.dashboards
         }
+        self.dashboards[RUNBOOK_DASHBOARD_UID] = grafana.oss.Dashboard(
+            resource_name("dashboard", RUNBOOK_DASHBOARD_UID), folder=self.folder.uid, org_id=org_id, overwrite=True,
+            config_json=dump_json(runbook_dashboard_json(definitions)), opts=child)
         self.templates = [
             grafana.alerting.MessageTemplate(resource_name("template", t["name"].replace(".", "-")), name=t["name"],
                                              template=t["template"], org_id=org_id, opts=child)

@@ -41,6 +41,7 @@ class StackConfig:
     telegram_chat_id: str = ""
     email_addresses: tuple[str, ...] = ()
     alert_overrides: dict = field(default_factory=dict)
+    runbook_links: str = "repository"  # or "grafana": links open the Reward runbooks dashboard
 
     def value(self, key: str):
         """A non-secret config value by its stack-config key (camelCase)."""
@@ -49,7 +50,7 @@ class StackConfig:
             "emailAddresses": list(self.email_addresses),
         }[key]
 
-    def runbook_url(self, file: str, anchor: str) -> str:
+    def repository_runbook_url(self, file: str, anchor: str) -> str:
         return f"{self.runbook_base_url}/runbooks/{file}#{anchor}"
 
     def panel_url(self, dashboard_uid: str, panel_id: int) -> str:
@@ -117,6 +118,7 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
         telegram_chat_id=plain.get("telegramChatId", ""),
         email_addresses=tuple(plain.get("emailAddresses", ())),
         alert_overrides=overrides,
+        runbook_links=plain.get("runbookLinks", "repository"),
     )
 
 

@@ -14,7 +14,7 @@ from .errors import DefinitionError, Problem
 def _schema_types() -> dict[str, str]:
     from .config import _schema
 
-    return {key: spec["type"] for key, spec in _schema()["properties"].items()}
+    return {key: spec.get("type", "string") for key, spec in _schema()["properties"].items()}
 
 
 def read_config(definitions: Definitions) -> tuple[StackConfig, dict[str, pulumi.Output]]:

@@ -13,6 +13,7 @@ from .builders import alerts as alert_builders
 from .builders import dashboards as dashboard_builders
 from .builders import notifications as notification_builders
 from .builders.ids import FOLDER_TITLE, FOLDER_UID
+from .builders.runbook_dashboard import RUNBOOK_DASHBOARD_UID, runbook_dashboard_json, runbook_url
 from .config import StackConfig, secret_env_var
 from .definitions import Definitions
 
@@ -84,6 +85,7 @@ def render_files(definitions: Definitions, config: StackConfig) -> dict[str, str
     files: dict[str, str] = {}
     for dashboard in definitions.dashboards:
         files[f"grafana/dashboards/{dashboard.uid}.json"] = dump_json(dashboard_builders.dashboard_json(dashboard, config))
+    files[f"grafana/dashboards/{RUNBOOK_DASHBOARD_UID}.json"] = dump_json(runbook_dashboard_json(definitions))
     files["grafana/provisioning/dashboards/rewards.yaml"] = dump_yaml({
         "apiVersion": 1,
         "providers": [{
@@ -149,6 +151,6 @@ def summary(definitions: Definitions, config: StackConfig, files: dict[str, str]
     lines += [f"  {rel}" for rel in files]
     lines.append("Alerts:")
     for alert in alert_builders.resolved_alerts(definitions, config):
-        url = config.runbook_url(alert.rule.runbook_file, alert.rule.runbook_anchor)
+        url = runbook_url(definitions, config, alert.rule.runbook_file, alert.rule.runbook_anchor)
         lines.append(f"  {alert.name:<32} {alert.rule.severity:<8} {url}")
     return "\n".join(lines)

@@ -22,6 +22,7 @@ class Section:
     title: str
     anchor: str
     parts: dict[str, str]  # `### ` heading -> its text
+    text: str = ""  # the whole section as Markdown, heading included
 
 
 def sections(path: Path) -> list[Section]:
@@ -34,14 +35,27 @@ def sections(path: Path) -> list[Section]:
         if h.level != 2:
             continue
         parts: dict[str, str] = {}
+        section_end = len(lines)
         for j in range(i + 1, len(marks)):
             sub = marks[j]
             if sub.level == 2:
+                section_end = sub.line - 1
                 break
             end = marks[j + 1].line - 1 if j + 1 < len(marks) else len(lines)
             parts[sub.text] = "\n".join(lines[sub.line:end]).strip()
-        out.append(Section(path.name, h.text, h.anchor, parts))
+        body = "\n".join(lines[h.line - 1:section_end]).strip()
+        out.append(Section(path.name, h.text, h.anchor, parts, body))
     return out
+
+
+def title_and_intro(path: Path) -> tuple[str, str]:
+    """A runbook's `# ` title and the text before its first `## ` section."""
+    text = path.read_text(encoding="utf-8")
+    first = next((h for h in headings(text) if h.level == 2), None)
+    lines = text.splitlines()
+    intro = "\n".join(lines[: first.line - 1] if first else lines)
+    title = next((h.text for h in headings(text) if h.level == 1), path.stem)
+    return title, intro.strip()
 
 
 def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
@@ -88,17 +102,19 @@ def alert_sections(definitions) -> list[tuple[str, str, str]]:
 def cmd_runbooks(args) -> int:
     from .cli import load
 
+    from .builders.runbook_dashboard import runbook_url
+
     definitions, config = load(args)
     rows = alert_sections(definitions)
     width = max(len(r[0]) for r in rows)
     for name, target, title in rows:
-        print(f"{name:<{width}}  {config.runbook_url(*target.split('#'))}  ({title})")
+        print(f"{name:<{width}}  {runbook_url(definitions, config, *target.split('#'))}  ({title})")
     procedures = [(s.file, s) for p in sorted((definitions.root / "runbooks").glob("*.md")) for s in sections(p)
                   if (s.file, s.anchor) not in {(a.runbook_file, a.runbook_anchor) for a in definitions.alerts}]
     if procedures:
         print("Procedures (reached from the alert sections):")
         for file, s in procedures:
-            print(f"  {s.title}: {config.runbook_url(file, s.anchor)}")
+            print(f"  {s.title}: {runbook_url(definitions, config, file, s.anchor)}")
     return 0
 
 

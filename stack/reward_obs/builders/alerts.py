@@ -11,6 +11,7 @@ from collections import defaultdict
 
 from ..config import StackConfig
 from ..definitions import Definitions, ResolvedAlert
+from .runbook_dashboard import runbook_url
 from .ids import FOLDER_TITLE, PROMETHEUS_DATASOURCE_TYPE, rule_uid
 
 TEAM = "rewards"
@@ -41,7 +42,7 @@ def annotations(alert: ResolvedAlert, definitions: Definitions, config: StackCon
     return {
         "summary": alert.summary,
         "description": alert.description,
-        "runbook_url": config.runbook_url(rule.runbook_file, rule.runbook_anchor),
+        "runbook_url": runbook_url(definitions, config, rule.runbook_file, rule.runbook_anchor),
         "dashboard_url": config.panel_url(rule.dashboard_uid, panel.id),
     }
 
