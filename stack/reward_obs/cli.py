@@ -25,10 +25,17 @@ def load(args):
 
 
 def cmd_validate(args) -> int:
+    from .lint import format_report, lint
+
     definitions, config = load(args)
     files = render_files(definitions, config)
+    report = lint(definitions, config, files)
+    if not report.ok:
+        print(format_report(report), file=sys.stderr)
+        return 1
     print(f"OK: {len(definitions.alerts)} alerts, {len(definitions.dashboards)} dashboards, "
-          f"{len(definitions.contract.metrics)} metrics; {len(files)} files would be rendered")
+          f"{len(definitions.contract.metrics)} metrics; {len(files)} files would be rendered; lint clean "
+          f"({len(report.exceptions)} documented exception(s))")
     return 0
 
 
@@ -52,6 +59,7 @@ def register(sub) -> None:
 # may call `load(args)` for validated definitions and stack config.
 COMMAND_MODULES: list[str] = [
     "reward_obs.runbooks",
+    "reward_obs.lint",
 ]
 
 

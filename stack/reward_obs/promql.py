@@ -131,3 +131,98 @@ def _simple_alternatives(regex: str) -> list[str] | None:
     if re.fullmatch(r"[A-Za-z0-9_]+(\|[A-Za-z0-9_]+)*", regex):
         return regex.split("|")
     return None
+
+
+# ---------------------------------------------------------------- output labels
+
+_COMPARISONS = {"==", "!=", ">", "<", ">=", "<="}
+_SET_OPS = {"and", "or", "unless"}
+# Functions whose result has no labels, or labels unrelated to their argument.
+_LABEL_FREE_FUNCTIONS = {"vector", "time", "scalar", "pi", "minute", "hour", "day_of_month", "day_of_week", "days_in_month", "month", "year"}
+
+
+def output_labels(tree, contract: MetricsContract) -> set[str]:
+    """Labels every series of the expression's result is guaranteed to carry.
+
+    Follows Prometheus' result-metric rules: aggregations keep only their `by` labels,
+    one-to-one arithmetic with `on(...)` keeps only the matching labels, filters and
+    `and`/`unless` keep the left side's labels, `or` keeps what both sides share.
+    """
+    if isinstance(tree, promql_parser.MatrixSelector):
+        return output_labels(tree.vector_selector, contract)
+    if isinstance(tree, promql_parser.VectorSelector):
+        return contract.series_labels(tree.name) if tree.name else set()
+    if isinstance(tree, (promql_parser.NumberLiteral, promql_parser.StringLiteral)):
+        return set()
+    if isinstance(tree, (promql_parser.ParenExpr, promql_parser.UnaryExpr, promql_parser.SubqueryExpr)):
+        return output_labels(tree.expr, contract)
+    if isinstance(tree, promql_parser.Call):
+        name = tree.func.name
+        if name in _LABEL_FREE_FUNCTIONS:
+            return set()
+        if name == "absent" or name == "absent_over_time":
+            return {l for s in selectors(tree) for l, op, _ in s.matchers if op == "="}
+        vector_args = [a for a in tree.args if not isinstance(a, (promql_parser.NumberLiteral, promql_parser.StringLiteral))]
+        labels = output_labels(vector_args[0], contract) if vector_args else set()
+        if name == "histogram_quantile":
+            labels.discard("le")
+        if name == "label_replace":
+            labels.add(str(tree.args[1]).strip('"'))
+        return labels
+    if isinstance(tree, promql_parser.AggregateExpr):
+        inner = output_labels(tree.expr, contract)
+        op = str(tree.op)
+        if op in ("topk", "bottomk", "limitk", "limit_ratio"):
+            return inner
+        if tree.modifier is None:
+            labels: set[str] = set()
+        elif "Include" in str(tree.modifier.type) or "By" in str(tree.modifier.type):
+            labels = set(tree.modifier.labels) & inner
+        else:
+            labels = inner - set(tree.modifier.labels)
+        if op == "count_values" and tree.param is not None:
+            labels.add(str(tree.param).strip('"'))
+        return labels
+    if isinstance(tree, promql_parser.BinaryExpr):
+        op = str(tree.op)
+        lhs, rhs = output_labels(tree.lhs, contract), output_labels(tree.rhs, contract)
+        lhs_scalar = _is_scalar(tree.lhs)
+        rhs_scalar = _is_scalar(tree.rhs)
+        if lhs_scalar and rhs_scalar:
+            return set()
+        if rhs_scalar:
+            return lhs
+        if lhs_scalar:
+            return rhs
+        if op == "or":
+            return lhs & rhs
+        if op in _SET_OPS:
+            return lhs
+        modifier = tree.modifier
+        filtering = op in _COMPARISONS and not (modifier is not None and modifier.return_bool)
+        if filtering:
+            return lhs
+        matching = modifier.matching if modifier is not None else None
+        card = str(modifier.card) if modifier is not None else "OneToOne"
+        if "ManyToOne" in card:
+            return lhs
+        if "OneToMany" in card:
+            return rhs
+        if matching is not None and ("Include" in str(matching.type) or "On" in str(matching.type)):
+            return set(matching.labels) & lhs
+        if matching is not None:
+            return lhs - set(matching.labels)
+        return lhs
+    return set()
+
+
+def _is_scalar(node) -> bool:
+    if isinstance(node, promql_parser.NumberLiteral):
+        return True
+    if isinstance(node, (promql_parser.ParenExpr, promql_parser.UnaryExpr)):
+        return _is_scalar(node.expr)
+    if isinstance(node, promql_parser.Call):
+        return node.func.name in ("scalar", "time", "pi")
+    if isinstance(node, promql_parser.BinaryExpr):
+        return _is_scalar(node.lhs) and _is_scalar(node.rhs)
+    return False

@@ -9,6 +9,8 @@ from .component import RewardObservability
 from .config import NAMESPACE, SECRET_KEYS, StackConfig, load_config
 from .definitions import Definitions, load_definitions
 from .errors import DefinitionError, Problem
+from .lint import format_report, lint
+from .render import render_files
 
 
 def _schema_types() -> dict[str, str]:
@@ -57,6 +59,9 @@ def main() -> None:
     except DefinitionError as exc:
         # Raised before any resource is registered: nothing is created or changed.
         raise pulumi.RunError(f"reward-observability: {len(exc.problems)} problem(s):\n{exc}") from None
+    report = lint(definitions, config, render_files(definitions, config))
+    if not report.ok:
+        raise pulumi.RunError(f"reward-observability: lint failed, nothing registered:\n{format_report(report)}")
     stack = RewardObservability("rewards", definitions, config, secrets)
     pulumi.export("folder_uid", stack.folder_uid)
     pulumi.export("dashboard_urls", stack.dashboard_urls)

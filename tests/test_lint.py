@@ -1,0 +1,156 @@
+"""`reward-obs lint`: every check passes on the shipped definitions and fails on a
+fixture that has exactly the pitfall it looks for."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, run_cli
+
+from reward_obs import lint as lint_module
+from reward_obs.config import load_config, read_stack_file
+from reward_obs.definitions import load_definitions
+from reward_obs.render import render_files
+
+
+def run_lint(root: Path, config_changes: dict | None = None):
+    definitions = load_definitions(root)
+    values = read_stack_file(root / "Pulumi.selfhost.yaml") | (config_changes or {})
+    config = load_config(values, "stack", definitions)
+    return lint_module.lint(definitions, config, render_files(definitions, config))
+
+
+def edit_alert(root: Path, name: str, **changes) -> None:
+    path = root / "alert_rules" / f"{name}.yaml"
+    data = yaml.safe_load(path.read_text())
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def checks(report) -> set[tuple[str, str]]:
+    return {(Path(f.file).name, f.check) for f in report.findings}
+
+
+def test_shipped_definitions_are_lint_clean():
+    report = run_lint(ROOT)
+    assert report.findings == []
+    # The one documented exception is listed with its reason.
+    assert [(e.alert, e.check) for e in report.exceptions] == [("RewardPoolFundingSourceInvalid", "counter-without-rate")]
+    assert all(len(e.reason) > 20 for e in report.exceptions)
+
+
+DUP = "RewardDuplicatePayoutAttempt"
+FAILING = {
+    "alert-comparison": (DUP, {"expr": "sum by (provider) (increase(reward_payout_duplicate_attempts_total[$window])) > bool 0"}, None),
+    "counter-without-rate": (DUP, {"expr": "sum by (provider) (reward_payout_duplicate_attempts_total)", "params": None,
+                                   "description": "A duplicate payout was blocked at {{ $labels.provider }} and must be looked at."}, None),
+    "range-window": (DUP, {}, {"scrapeInterval": "2m"}),
+    "ratio-guard": ("RewardPayoutWebhookFailing", {
+        "expr": ('sum by (provider) (rate(reward_payout_webhooks_total{result="failed"}[$window]))\n/\n'
+                 "sum by (provider) (rate(reward_payout_webhooks_total[$window]))"),
+        "params": {"window": "5m"}}, None),
+    "dead-man": ("RewardMetricsAbsent", {"for": "1m"}, {"scrapeInterval": "1m"}),
+    "template-label": (DUP, {"summary": "A duplicate payout for pool {{ $labels.pool_id }} was blocked"}, None),
+    "value-in-label": (DUP, {"labels": {"attempts": "{{ $value }}"}}, None),
+    "for-interval": (DUP, {"for": "30s"}, None),
+    "no-data-state": ("RewardPoolLow", {"no_data_state": "Alerting"}, None),
+}
+
+
+@pytest.mark.parametrize("check", sorted(FAILING))
+def test_check_fails_on_its_pitfall(repo_copy, check):
+    alert, changes, config_changes = FAILING[check]
+    edit_alert(repo_copy, alert, **changes)
+    report = run_lint(repo_copy, config_changes)
+    assert (f"{alert}.yaml", check) in checks(report), [str(f) for f in report.findings]
+
+
+def test_gauge_ratio_without_a_guarded_divisor_fails(repo_copy):
+    edit_alert(repo_copy, "RewardPoolLow", expr="min by (pool_id, campaign_id, currency) (reward_pool_remaining / reward_pool_budget)")
+    assert ("RewardPoolLow.yaml", "ratio-guard") in checks(run_lint(repo_copy))
+
+
+def test_non_dead_man_alert_that_watches_the_scrape_fails(repo_copy):
+    edit_alert(repo_copy, "RewardPoolLow", expr=(
+        "min by (pool_id, campaign_id, currency) (reward_pool_remaining / (reward_pool_budget > 0))\n"
+        "and on () max(up{job=\"rewards\"}) > 0"))
+    report = run_lint(repo_copy)
+    assert any(f.check == "dead-man" and "restart" in f.message for f in report.findings)
+
+
+def test_an_exception_switches_a_check_off_only_with_a_reason(repo_copy):
+    edit_alert(repo_copy, "RewardPoolFundingSourceInvalid", lint_exceptions=None)
+    assert ("RewardPoolFundingSourceInvalid.yaml", "counter-without-rate") in checks(run_lint(repo_copy))
+
+
+def test_exception_for_an_unknown_check_fails(repo_copy):
+    edit_alert(repo_copy, DUP, lint_exceptions={"no-such-check": "because it is a test of unknown checks"})
+    assert ("RewardDuplicatePayoutAttempt.yaml", "lint-exception") in checks(run_lint(repo_copy))
+
+
+def test_group_interval_must_be_a_multiple_of_ten_seconds(monkeypatch):
+    from reward_obs.builders import alerts
+
+    monkeypatch.setattr(alerts, "EVALUATION_INTERVAL", "45s")
+    assert {f.check for f in run_lint(ROOT).findings} >= {"group-interval"}
+
+
+def test_repeat_interval_shorter_than_group_interval_fails(repo_copy):
+    path = repo_copy / "notifications/routing.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["policy"]["routes"][0]["repeat_interval"] = "1m"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert ("routing.yaml", "repeat-interval") in checks(run_lint(repo_copy))
+
+
+def test_datasource_alerts_must_reach_the_rewards_route(repo_copy):
+    path = repo_copy / "notifications/routing.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["policy"]["routes"][0]["matchers"] = {"team": "payments"}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    report = run_lint(repo_copy)
+    assert any(f.check == "datasource-alert-routing" and "DatasourceError" in f.message for f in report.findings)
+
+
+def test_unescaped_dollar_in_a_rendered_label_fails():
+    files = {"grafana/provisioning/alerting/rules.yaml": yaml.safe_dump(
+        {"groups": [{"rules": [{"title": "X", "labels": {"instance": "{{ $labels.instance }}", "ok": "$$HOME"}}]}]})}
+    findings = lint_module.check_rendered_labels(files)
+    assert [(f.field, f.check) for f in findings] == [("X.labels.instance", "label-dollar")]
+
+
+def test_telegram_message_check_catches_a_long_and_a_broken_template(repo_copy):
+    template = repo_copy / "notifications/templates/reward.tmpl"
+    template.write_text('{{ define "reward.title" }}t{{ end }}{{ define "reward.message" }}{{ range .Alerts }}'
+                        '<b>{{ .Annotations.summary }} <a href="{{ .Annotations.runbook_url }}">runbook</a>\n{{ end }}{{ end }}')
+    report = run_lint(repo_copy)
+    messages = [f.message for f in report.findings if f.check == "telegram-message"]
+    assert any("Telegram refuses" in m for m in messages) and any("never closed" in m or "closes nothing" in m for m in messages)
+
+
+def test_route_follows_continue_and_falls_back_to_the_parent():
+    tree = {"contact_point": "root", "routes": [{"matchers": [("team", "=", "rewards")], "contact_point": "team", "routes": [
+        {"matchers": [("severity", "=", "critical")], "contact_point": "page", "continue": True},
+        {"matchers": [("severity", "=", "critical")], "contact_point": "chat"}]}]}
+    assert lint_module.route(tree, {"team": "rewards", "severity": "critical"}) == ["page", "chat"]
+    assert lint_module.route(tree, {"team": "rewards", "severity": "warning"}) == ["team"]
+    assert lint_module.route(tree, {"team": "other"}) == ["root"]
+
+
+def test_cli_reports_file_field_check_and_exits_nonzero(repo_copy):
+    edit_alert(repo_copy, "RewardPoolLow", no_data_state="Alerting")
+    result = run_cli("--root", str(repo_copy), "--stack-config", str(repo_copy / "Pulumi.selfhost.yaml"), "lint")
+    assert result.returncode == 1
+    assert "alert_rules/RewardPoolLow.yaml:no_data_state: no-data-state: maps no data to Alerting" in result.stdout
+    assert run_cli("--root", str(repo_copy), "--stack-config", str(repo_copy / "Pulumi.selfhost.yaml"), "validate").returncode == 1
+
+
+def test_cli_lint_on_the_shipped_definitions_lists_the_exception():
+    result = run_cli("lint")
+    assert result.returncode == 0, result.stdout
+    assert "RewardPoolFundingSourceInvalid: counter-without-rate:" in result.stdout
