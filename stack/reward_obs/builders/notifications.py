@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..config import StackConfig
 from ..definitions import Definitions, Route
+from ..durations import canonical
 
 MESSAGE = '{{ template "reward.message" . }}'
 TITLE = '{{ template "reward.title" . }}'
@@ -56,7 +57,7 @@ def policy_tree(definitions: Definitions) -> dict:
             node["group_by"] = list(route.group_by)
         for key in ("group_wait", "group_interval", "repeat_interval"):
             if getattr(route, key):
-                node[key] = getattr(route, key)
+                node[key] = canonical(getattr(route, key))
         if route.continue_:
             node["continue"] = True
         if route.routes:

@@ -1,0 +1,119 @@
+"""Drift-free Grafana models: what the builders emit is what Grafana stores back, and
+nothing depends on the order definitions are read in, so `pulumi up` twice is a no-op."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+
+from conftest import ROOT
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reward_obs.builders import alerts as alert_builders
+from reward_obs.builders import dashboards as dashboard_builders
+from reward_obs.builders import notifications as notification_builders
+from reward_obs.component import rule_args
+from reward_obs.config import load_config, read_stack_file
+from reward_obs.durations import format_duration, parse_duration
+
+GRAFANA_MODEL_DEFAULTS = {"intervalMs": 1000, "maxDataPoints": 43200}
+
+
+def grafana_duration(text: str) -> str:
+    """How Grafana prints a duration it parsed (prometheus/common model.Duration)."""
+    return format_duration(parse_duration(text))
+
+
+def normalise_rule(rule: dict) -> dict:
+    """What Grafana's provisioning API returns for a rule it was given."""
+    out = copy.deepcopy(rule)
+    out["for"] = grafana_duration(out["for"])
+    for query in out["data"]:
+        for key, value in GRAFANA_MODEL_DEFAULTS.items():
+            query["model"].setdefault(key, value)
+        query["model"]["refId"] = query["refId"]
+        query["relativeTimeRange"] = {k: int(v) for k, v in query["relativeTimeRange"].items()}
+    out["annotations"] = dict(sorted(out["annotations"].items()))
+    out["labels"] = dict(sorted(out["labels"].items()))
+    return out
+
+
+def normalise_dashboard(board: dict) -> dict:
+    """What the Grafana provider compares: the stored JSON without id and version."""
+    out = copy.deepcopy(board)
+    out.pop("id", None)
+    out.pop("version", None)
+    return json.loads(json.dumps(out, sort_keys=True))
+
+
+def normalise_policy(node: dict) -> dict:
+    out = {k: grafana_duration(v) if k in ("group_wait", "group_interval", "repeat_interval") else v for k, v in node.items()}
+    if "routes" in out:
+        out["routes"] = [normalise_policy(child) for child in out["routes"]]
+    return out
+
+
+def test_rules_are_already_in_grafanas_stored_form(definitions, config):
+    for group in alert_builders.grafana_rule_groups(definitions, config):
+        assert grafana_duration(group["interval"]) == group["interval"]
+        for rule in group["rules"]:
+            assert normalise_rule(rule) == rule, rule["title"]
+
+
+def test_normaliser_detects_a_non_canonical_rule(definitions, config):
+    """The comparison above can fail: a rule written as 60s and without model defaults."""
+    rule = copy.deepcopy(alert_builders.grafana_rule_groups(definitions, config)[0]["rules"][0])
+    rule["for"] = "300s"
+    del rule["data"][0]["model"]["intervalMs"]
+    assert normalise_rule(rule) != rule
+
+
+def test_dashboards_are_already_in_grafanas_stored_form(definitions, config):
+    for dashboard in definitions.dashboards:
+        board = dashboard_builders.dashboard_json(dashboard, config)
+        assert normalise_dashboard(board) == json.loads(json.dumps(board, sort_keys=True))
+
+
+def test_policy_durations_are_canonical(definitions):
+    tree = notification_builders.policy_tree(definitions)
+    assert normalise_policy(tree) == tree
+
+
+def pulumi_inputs(definitions, config) -> dict:
+    """Everything the component hands to the provider, in comparable form."""
+    groups = alert_builders.grafana_rule_groups(definitions, config)
+    return {
+        "rules": {r["uid"]: (g["name"], json.dumps([json.loads(d.model) for d in rule_args(r).datas], sort_keys=True))
+                  for g in groups for r in g["rules"]},
+        "groups": groups,
+        "dashboards": {d.uid: json.dumps(dashboard_builders.dashboard_json(d, config), sort_keys=True) for d in definitions.dashboards},
+        "contact_points": notification_builders.contact_points(definitions, config),
+        "policy": notification_builders.policy_tree(definitions),
+        "templates": notification_builders.templates(definitions),
+    }
+
+
+_VALUES = read_stack_file(ROOT / "Pulumi.selfhost.yaml")
+_ALERT_NAMES = sorted(p.stem for p in (ROOT / "alert_rules").glob("*.yaml"))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    order=st.permutations(range(len(_ALERT_NAMES))),
+    contact_order=st.permutations(range(3)),
+    thresholds=st.dictionaries(st.sampled_from(_ALERT_NAMES), st.floats(min_value=0.01, max_value=50, allow_nan=False), max_size=3),
+    live=st.booleans(),
+)
+def test_pulumi_inputs_depend_only_on_definitions_and_config(definitions, order, contact_order, thresholds, live):
+    overrides = {name: {"threshold": round(value, 3)} for name, value in thresholds.items()}
+    config = load_config(_VALUES | {"alertOverrides": overrides, "rewardsLive": live}, "stack", definitions)
+    shuffled = dataclasses.replace(
+        definitions,
+        alerts=tuple(definitions.alerts[i] for i in order),
+        routing=dataclasses.replace(definitions.routing,
+                                    contact_points=tuple(definitions.routing.contact_points[i] for i in contact_order)),
+    )
+    first = pulumi_inputs(definitions, config)
+    assert pulumi_inputs(shuffled, config) == first
+    assert pulumi_inputs(definitions, config) == first
