@@ -49,7 +49,16 @@ def rule_args(rule: dict) -> grafana.alerting.RuleGroupRuleArgs:
         annotations=rule["annotations"],
         labels=rule["labels"],
         is_paused=rule["isPaused"],
+        notification_settings=_notification_settings(rule.get("notification_settings")),
     )
+
+
+def _notification_settings(settings: dict | None):
+    if settings is None:
+        return None
+    return grafana.alerting.RuleGroupRuleNotificationSettingsArgs(
+        contact_point=settings["receiver"], group_bies=settings["group_by"], group_wait=settings["group_wait"],
+        group_interval=settings["group_interval"], repeat_interval=settings["repeat_interval"])
 
 
 def contact_point_args(cp: dict, secrets: dict[str, pulumi.Input[str]]) -> dict:
@@ -116,15 +125,17 @@ class RewardObservability(pulumi.ComponentResource):
             for cp in notification_builders.contact_points(definitions, config)
         }
         tree = notification_builders.policy_tree(definitions)
+        # Grafana has one policy tree per organisation: only an "owned" stack manages it.
         self.policy = grafana.alerting.NotificationPolicy(
             resource_name("policy", "rewards"), org_id=org_id, **policy_args(tree),
             policies=[child_policy(c) for c in tree.get("routes", [])],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.contact_points.values())))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.contact_points.values()))) if config.owns_policy_tree else None
+        routing = [self.policy] if self.policy else list(self.contact_points.values())
         self.rule_groups = {
             g["name"]: grafana.alerting.RuleGroup(
                 resource_name("rule-group", g["name"]), name=g["name"], folder_uid=self.folder.uid, org_id=org_id,
                 interval_seconds=parse_duration(g["interval"]), rules=[rule_args(r) for r in g["rules"]],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy]))
+                opts=pulumi.ResourceOptions(parent=self, depends_on=routing))
             for g in alert_builders.grafana_rule_groups(definitions, config)
         }
         self.folder_uid = self.folder.uid

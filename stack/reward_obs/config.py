@@ -42,6 +42,14 @@ class StackConfig:
     email_addresses: tuple[str, ...] = ()
     alert_overrides: dict = field(default_factory=dict)
     runbook_links: str = "repository"  # or "grafana": links open the Reward runbooks dashboard
+    # "owned": this stack owns the organisation's notification policy tree (Grafana has
+    # one per org; managing it replaces whatever else is there). "rule-level": the tree
+    # is left alone and each rule routes itself to its contact point.
+    notification_policy: str = "owned"
+
+    @property
+    def owns_policy_tree(self) -> bool:
+        return self.notification_policy == "owned"
 
     def value(self, key: str):
         """A non-secret config value by its stack-config key (camelCase)."""
@@ -119,6 +127,7 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
         email_addresses=tuple(plain.get("emailAddresses", ())),
         alert_overrides=overrides,
         runbook_links=plain.get("runbookLinks", "repository"),
+        notification_policy=plain["notificationPolicy"],
     )
 
 

@@ -19,6 +19,7 @@ import yaml
 
 from . import promql
 from .builders import alerts as alert_builders
+from .builders import notifications as notification_builders
 from .config import StackConfig
 from .definitions import Definitions, ResolvedAlert
 from .durations import parse_duration
@@ -268,16 +269,12 @@ def _routes(node, inherited: dict, path: str):
         yield from _routes(child, settings, f"{path}.routes[{i}]")
 
 
-# Grafana's defaults for a policy that sets nothing.
-_POLICY_DEFAULTS = {"group_wait": "30s", "group_interval": "5m", "repeat_interval": "4h"}
-
-
 def check_policy_intervals(ctx) -> list[Finding]:
     from .builders.notifications import policy_tree
 
     findings = []
     file = ctx.definitions.routing.file
-    for node, settings, path in _routes(policy_tree(ctx.definitions), _POLICY_DEFAULTS, "policy"):
+    for node, settings, path in _routes(policy_tree(ctx.definitions), notification_builders.POLICY_DEFAULTS, "policy"):
         group = parse_duration(settings["group_interval"])
         repeat = parse_duration(settings["repeat_interval"])
         if repeat < group:
@@ -289,21 +286,7 @@ def check_policy_intervals(ctx) -> list[Finding]:
 
 def route(tree: dict, labels: dict[str, str]) -> list[str]:
     """Contact points an alert with these labels reaches (Alertmanager/Grafana semantics)."""
-
-    def matches(node) -> bool:
-        return all(labels.get(label) == value if op == "=" else labels.get(label) != value
-                   for label, op, value in node.get("matchers", []))
-
-    def walk(node) -> list[str]:
-        reached: list[str] = []
-        for child in node.get("routes", []):
-            if matches(child):
-                reached += walk(child)
-                if not child.get("continue"):
-                    return reached
-        return reached or [node["contact_point"]]
-
-    return walk(tree)
+    return [r["contact_point"] for r in notification_builders.route_settings(tree, labels)]
 
 
 def check_datasource_alerts_routed(ctx) -> list[Finding]:

@@ -113,10 +113,11 @@ def render_files(definitions: Definitions, config: StackConfig) -> dict[str, str
             for cp in notification_builders.contact_points(definitions, config)
         ],
     })
-    files["grafana/provisioning/alerting/policies.yaml"] = dump_yaml({
-        "apiVersion": 1,
-        "policies": [{"orgId": config.org_id, **_provisioning_route(notification_builders.policy_tree(definitions))}],
-    })
+    if config.owns_policy_tree:
+        files["grafana/provisioning/alerting/policies.yaml"] = dump_yaml({
+            "apiVersion": 1,
+            "policies": [{"orgId": config.org_id, **_provisioning_route(notification_builders.policy_tree(definitions))}],
+        })
     files["grafana/provisioning/alerting/templates.yaml"] = dump_yaml({
         "apiVersion": 1,
         "templates": [{"orgId": config.org_id, **t} for t in notification_builders.templates(definitions)],

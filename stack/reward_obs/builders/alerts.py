@@ -54,6 +54,8 @@ def _grafana_text(text: str) -> str:
 
 def grafana_rule(alert: ResolvedAlert, definitions: Definitions, config: StackConfig) -> dict:
     """One rule in Grafana's provisioning shape (the same shape its API returns)."""
+    from .notifications import policy_tree, rule_notification_settings
+
     rule = alert.rule
     panel = definitions.dashboard(rule.dashboard_uid).panel(rule.panel_key)
     notes = {k: _grafana_text(v) for k, v in annotations(alert, definitions, config).items()}
@@ -99,6 +101,8 @@ def grafana_rule(alert: ResolvedAlert, definitions: Definitions, config: StackCo
         "annotations": notes,
         "labels": labels(alert, config),
         "isPaused": not config.rewards_live,
+        **({} if config.owns_policy_tree else
+           {"notification_settings": rule_notification_settings(policy_tree(definitions), labels(alert, config))}),
     }
 
 

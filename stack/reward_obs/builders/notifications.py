@@ -67,6 +67,43 @@ def policy_tree(definitions: Definitions) -> dict:
     return build(definitions.routing.policy)
 
 
+# Grafana's defaults for a policy that sets nothing.
+POLICY_DEFAULTS = {"group_wait": "30s", "group_interval": "5m", "repeat_interval": "4h"}
+_INHERITED = ("group_by", "group_wait", "group_interval", "repeat_interval")
+
+
+def route_settings(tree: dict, labels: dict[str, str]) -> list[dict]:
+    """The policies an alert with these labels ends at, with inherited settings, in
+    Alertmanager/Grafana routing order (first match wins unless `continue`)."""
+
+    def matches(node) -> bool:
+        return all(labels.get(label) == value if op == "=" else labels.get(label) != value
+                   for label, op, value in node.get("matchers", []))
+
+    def walk(node, inherited: dict) -> list[dict]:
+        settings = {key: node.get(key, inherited.get(key)) for key in _INHERITED}
+        reached: list[dict] = []
+        for child in node.get("routes", []):
+            if matches(child):
+                reached += walk(child, settings)
+                if not child.get("continue"):
+                    return reached
+        return reached or [{"contact_point": node["contact_point"], **settings}]
+
+    return walk(tree, {"group_by": [], **POLICY_DEFAULTS})
+
+
+def rule_notification_settings(tree: dict, labels: dict[str, str]) -> dict:
+    """Rule-level routing for a Grafana whose policy tree this stack leaves alone: the
+    first policy the labels reach. (A rule names one contact point, so a `continue`
+    copy to a second one is not made.)"""
+    first = route_settings(tree, labels)[0]
+    # Grafana requires simplified routing to group by alertname and grafana_folder.
+    group_by = ["alertname", "grafana_folder"] + [g for g in first["group_by"] if g not in ("alertname", "grafana_folder")]
+    return {"receiver": first["contact_point"], "group_by": group_by,
+            **{key: first[key] for key in ("group_wait", "group_interval", "repeat_interval")}}
+
+
 def templates(definitions: Definitions) -> list[dict]:
     return [{"name": t.name, "template": t.text} for t in sorted(definitions.routing.templates, key=lambda t: t.name)]
 
