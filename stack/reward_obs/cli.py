@@ -60,6 +60,7 @@ def register(sub) -> None:
 COMMAND_MODULES: list[str] = [
     "reward_obs.runbooks",
     "reward_obs.lint",
+    "reward_obs.render_diff",
 ]
 
 

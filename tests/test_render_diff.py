@@ -1,0 +1,96 @@
+"""`reward-obs diff` on real pairs of renders."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run_cli
+
+
+def render(root: Path, out: Path, stack: Path | None = None) -> Path:
+    result = run_cli("--root", str(root), "--stack-config", str(stack or root / "Pulumi.selfhost.yaml"), "render", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def edit(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def diff(base: Path, head: Path) -> str:
+    result = run_cli("diff", str(base), str(head))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture
+def base(repo_copy, tmp_path) -> Path:
+    return render(repo_copy, tmp_path / "base")
+
+
+def test_identical_renders_have_no_diff(repo_copy, base, tmp_path):
+    assert diff(base, render(repo_copy, tmp_path / "head")).strip() == "No change to alerts, dashboards or routing."
+
+
+def test_alert_changes_are_named(repo_copy, base, tmp_path):
+    edit(repo_copy / "alert_rules/RewardPoolLow.yaml", lambda d: d.update({"for": "15m", "severity": "critical",
+                                                                          "condition": {"op": "<", "threshold": 0.2}}))
+    edit(repo_copy / "alert_rules/RewardPayoutWebhookFailing.yaml", lambda d: d["params"].update(window="10m"))
+    (repo_copy / "alert_rules/RewardDuplicatePayoutAttempt.yaml").unlink()
+    out = diff(base, render(repo_copy, tmp_path / "head"))
+    assert "- **changed** `RewardPoolLow`: threshold < 0.1 → < 0.2; for 10m → 15m; severity warning → critical" in out
+    assert "- **changed** `RewardPayoutWebhookFailing`:" in out and "query changed" in out
+    assert "    +sum by (provider) (rate(reward_payout_webhooks_total{result=~\"invalid_signature|failed\"}[10m]))" in out
+    assert "- **removed** `RewardDuplicatePayoutAttempt` (critical)" in out
+    assert "RewardClaimVolumeAbnormal" not in out
+
+
+def test_added_alert_is_listed(repo_copy, tmp_path):
+    (repo_copy / "alert_rules/RewardDuplicatePayoutAttempt.yaml").rename(tmp_path / "dup.yaml")
+    base = render(repo_copy, tmp_path / "base")
+    (tmp_path / "dup.yaml").rename(repo_copy / "alert_rules/RewardDuplicatePayoutAttempt.yaml")
+    out = diff(base, render(repo_copy, tmp_path / "head"))
+    assert out.startswith("### Alerts\n- **added** `RewardDuplicatePayoutAttempt` (critical, > 0, for 0s), runbook ")
+
+
+def test_panel_changes_are_named(repo_copy, base, tmp_path):
+    path = repo_copy / "dashboards/reward-operations.yaml"
+    path.write_text(path.read_text().replace("title: Provider errors", "title: Provider API errors")
+                    .replace("unit: reqps", "unit: short"))
+    out = diff(base, render(repo_copy, tmp_path / "head"))
+    assert '- **changed** panel 14 "Provider API errors" on `reward-operations`: title, unit' in out
+    assert "### Alerts" not in out
+
+
+def test_routing_changes_are_named_without_secret_values(repo_copy, base, tmp_path):
+    edit(repo_copy / "notifications/routing.yaml", lambda d: d["policy"]["routes"][0].update(repeat_interval="2h"))
+    edit(repo_copy / "Pulumi.selfhost.yaml", lambda d: d["config"].update({"reward-observability:telegramChatId": "-1001111111111"}))
+    out = diff(base, render(repo_copy, tmp_path / "head"))
+    assert "- **changed** contact point `rewards-telegram`: chatid -1001234567890 → -1001111111111" in out
+    assert "- **notification policy changed**:" in out and "repeat_interval=2h" in out
+
+
+def test_secret_settings_are_never_printed(tmp_path):
+    """Even a render holding a real credential (say, exported from a live Grafana) is masked."""
+    for name, url in (("base", "https://paging.invalid/old-" + "k" * 20), ("head", "https://paging.invalid/new-" + "k" * 20)):
+        path = tmp_path / name / "grafana/provisioning/alerting/contact-points.yaml"
+        path.parent.mkdir(parents=True)
+        path.write_text(yaml.safe_dump({"contactPoints": [{"name": "pager", "receivers": [{"type": "webhook", "settings": {"url": url}}]}]}))
+    out = diff(tmp_path / "base", tmp_path / "head")
+    assert "- **changed** contact point `pager`: url (secret) → (secret)" in out
+    assert "paging.invalid" not in out
+
+
+def test_switching_to_rule_level_routing_is_visible(repo_copy, base, tmp_path):
+    edit(repo_copy / "Pulumi.selfhost.yaml", lambda d: d["config"].update({"reward-observability:notificationPolicy": "rule-level"}))
+    out = diff(base, render(repo_copy, tmp_path / "head"))
+    assert "routing (policy tree) → rewards-oncall-webhook" in out
+    assert "(no policy tree: rules route themselves)" in out
+
+
+def test_diff_refuses_a_directory_that_is_not_a_render(tmp_path):
+    result = run_cli("diff", str(tmp_path), str(tmp_path))
+    assert result.returncode == 2 and "is not a render" in result.stdout
