@@ -1,0 +1,5 @@
+"""`reward-obs bench` (scale benchmark): registered once implemented."""
+
+
+def register(sub) -> None:
+    pass

@@ -1,0 +1,268 @@
+"""The stack against a real Prometheus and Alertmanager, fed by the reward simulator.
+
+One Prometheus (scrape and rule evaluation every 1s) loads the rule file that
+`render_files` writes, with two test-only changes, both said here: the stack config
+shortens the alerts' windows and `for` through alertOverrides (the real builders apply
+them, as for any stack), and the test copy of the rule file evaluates its groups every
+1s instead of the rendered 1m. Alertmanager gets the routing that
+`builders.alertmanager` generates from notifications/routing.yaml, with group_wait and
+group_interval of 1s, and posts to a webhook receiver in this process.
+
+Yesterday's claim traffic (RewardClaimVolumeAbnormal compares with `offset 1d`) is
+backfilled with promtool from the simulator's own healthy run before Prometheus starts.
+
+Phases, in order: healthy (every dashboard query returns data, no alert is active), all
+faults at once (each on its own pool, campaign or provider: each alert fires with the
+labels of its fault and its notification, with the runbook URL, reaches the receiver its
+severity routes to), simulator stopped (RewardMetricsAbsent fires and pages).
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, STACK_FILE
+
+from reward_obs.builders.alertmanager import alertmanager_config
+from reward_obs.config import load_config, read_stack_file
+from reward_obs.dashboard_queries import panel_queries, rate_interval, substitute
+from reward_obs.render import PROMETHEUS_RULE_FILE, dump_yaml, render_files
+from reward_obs.servers import LOOPBACK, Alertmanager, Prometheus, backfill
+from reward_obs.simulator import (FAULTS, METRICS_ABSENT_ALERT, EventSink, Simulator, SimulatorServer, Topology,
+                                  write_openmetrics)
+
+SCRAPE = 1  # seconds: scrape and rule evaluation interval of the test Prometheus
+SPEED = 20.0  # simulated seconds per real second
+TOPOLOGY = Topology(pools=4, campaigns=2, providers=6)
+WINDOW = "20s"
+LIVE_OVERRIDES = {
+    "RewardPayoutWebhookFailing": {"params": {"window": WINDOW}, "for": "2s"},
+    "RewardPoolExhausted": {"params": {"window": WINDOW}, "for": "1s"},
+    "RewardPoolLow": {"for": "2s"},
+    "RewardDuplicatePayoutAttempt": {"params": {"window": WINDOW}},
+    "RewardPayoutProviderOutage": {"params": {"window": WINDOW, "probe_window": "10s"}, "for": "2s"},
+    "RewardClaimVolumeAbnormal": {"params": {"window": WINDOW}, "for": "2s"},
+    "RewardClaimRejectionRateHigh": {"params": {"window": WINDOW}, "for": "2s"},
+    "RewardMetricsAbsent": {"for": "2s"},
+}
+RECEIVER_PATHS = {"rewards-oncall-webhook": "/oncall", "rewards-telegram": "/chat", "rewards-email": "/email"}
+FAST_NOTIFY = {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}
+
+
+def wait_for(what: str, check, timeout: float, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last: {last!r}")
+
+
+class Receiver:
+    """The notification endpoint: records every webhook post from Alertmanager."""
+
+    def __init__(self):
+        self.posts: list[tuple[str, dict]] = []
+        lock = self.lock = threading.Lock()
+        posts = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                with lock:
+                    posts.append((self.path, body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base(self) -> str:
+        return f"http://{LOOPBACK}:{self.httpd.server_address[1]}"
+
+    def alerts(self, path: str) -> list[dict]:
+        with self.lock:
+            return [a for p, body in self.posts if p == path for a in body["alerts"]]
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class LiveStack:
+    def __init__(self, definitions, work: Path):
+        values = read_stack_file(STACK_FILE) | {"alertOverrides": LIVE_OVERRIDES, "rewardsLive": True}
+        self.definitions = definitions
+        self.config = load_config(values, "live-test", definitions)
+        self.work = work
+        self.events_path = work / "events.ndjson"
+        self.events_file = open(self.events_path, "w", encoding="utf-8")
+        self.sim = Simulator(definitions.contract, TOPOLOGY, "healthy", seed=7,
+                             events=EventSink(self.events_file, random.Random(8)))
+        self.sim_server = SimulatorServer(self.sim, LOOPBACK, 0, speed=SPEED, tick=0.2)
+        self.receiver = Receiver()
+        self.alertmanager = None
+        self.prometheus = None
+
+    def start(self):
+        self.sim_server.start()
+        urls = {name: self.receiver.base + path for name, path in RECEIVER_PATHS.items()}
+        am_config = alertmanager_config(self.definitions, urls, timing=FAST_NOTIFY)
+        self.alertmanager = Alertmanager(self.work / "alertmanager", dump_yaml(am_config)).start()
+
+        rules = yaml.safe_load(render_files(self.definitions, self.config)[PROMETHEUS_RULE_FILE])
+        for group in rules["groups"]:
+            group["interval"] = f"{SCRAPE}s"  # test copy: the rendered file evaluates every 1m
+        self.runbook_urls = {r["alert"]: r["annotations"]["runbook_url"] for g in rules["groups"] for r in g["rules"]}
+        prom_config = {
+            "global": {"scrape_interval": f"{SCRAPE}s", "evaluation_interval": f"{SCRAPE}s"},
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{LOOPBACK}:{self.alertmanager.port}"]}]}]},
+            "scrape_configs": [{"job_name": self.definitions.contract.scrape_job,
+                                "static_configs": [{"targets": [self.sim_server.address]}]}],
+        }
+        self.prometheus = Prometheus(self.work / "prometheus", prom_config, {"reward-alerts.rules.yaml": dump_yaml(rules)},
+                                     extra_args=("--rules.alert.resend-delay=1s",))
+        self._backfill_yesterday()
+        self.prometheus.start()
+        return self
+
+    def _backfill_yesterday(self):
+        """Yesterday's claims around this time, from a healthy simulator at the same speed."""
+        yesterday = Simulator(self.definitions.contract, TOPOLOGY, "healthy", seed=11)
+        now = time.time()
+        path = self.work / "yesterday.om"
+        with open(path, "w", encoding="utf-8") as out:
+            write_openmetrics(yesterday, out, start=now - 86400 - 120, end=now - 86400 + 240, step=1.0,
+                              extra_labels={"job": self.definitions.contract.scrape_job, "instance": self.sim_server.address},
+                              only={"reward_claim_requests_total"}, sim_step=SPEED)
+        backfill(path, self.prometheus.data_dir)
+
+    def stop(self):
+        for stop in (self.sim_server.stop, lambda: self.prometheus and self.prometheus.stop(),
+                     lambda: self.alertmanager and self.alertmanager.stop(), self.receiver.stop, self.events_file.close):
+            try:
+                stop()
+            except Exception:  # noqa: BLE001 - keep stopping the rest
+                pass
+
+
+@pytest.fixture(scope="module")
+def stack(definitions):
+    work = Path(tempfile.mkdtemp(prefix="reward-obs-live-"))
+    live = LiveStack(definitions, work)
+    try:
+        yield live.start()
+    finally:
+        live.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def active_alerts(prom: Prometheus) -> list[dict]:
+    return [a for a in prom.alerts() if a["state"] in ("pending", "firing")]
+
+
+def test_healthy_every_dashboard_query_returns_data_and_nothing_alerts(stack):
+    prom = stack.prometheus
+    window = rate_interval(SCRAPE, SCRAPE)
+    queries = [(q, substitute(q.expr, SCRAPE, window)) for q in panel_queries(stack.definitions)]
+    wait_for("two scrapes of the simulator", lambda: prom.query('count_over_time(up{job="rewards"}[1m]) >= 3'), 20)
+
+    def empty():
+        return [f"{q.dashboard}/{q.panel_key}[{q.ref}]: {expr}" for q, expr in queries if not prom.query(expr)]
+
+    wait_for("every panel query to return data", lambda: not empty() or None, 20)
+    assert len(queries) >= 19
+    time.sleep(3)  # a few more evaluations of every rule on healthy data
+    assert active_alerts(prom) == []
+
+
+def test_each_fault_fires_its_alert_and_pages_the_right_receiver(stack):
+    prom, sim = stack.prometheus, stack.sim
+    sim.set_scenario(",".join(FAULTS))
+    expected = {fault: (alert, sim.target(fault)) for fault, alert in FAULTS.items()}
+
+    def missing():
+        firing = [a for a in prom.alerts() if a["state"] == "firing"]
+        return [f"{fault}: {alert} {labels}" for fault, (alert, labels) in expected.items()
+                if not any(a["labels"]["alertname"] == alert and labels.items() <= a["labels"].items() for a in firing)]
+
+    wait_for("every fault's alert to fire", lambda: not missing() or None, 45)
+
+    severity = {a.name: a.severity for a in stack.definitions.alerts}
+    runbook = stack.runbook_urls
+
+    def undelivered():
+        out = []
+        for alert, _labels in expected.values():
+            paths = ["/oncall", "/chat"] if severity[alert] == "critical" else ["/chat"]
+            for path in paths:
+                got = [a for a in stack.receiver.alerts(path) if a["labels"]["alertname"] == alert and a["status"] == "firing"]
+                if not got:
+                    out.append(f"{alert} -> {path}")
+                elif got[0]["annotations"]["runbook_url"] != runbook[alert]:
+                    out.append(f"{alert} -> {path}: runbook_url {got[0]['annotations']['runbook_url']}")
+        return out
+
+    wait_for("a notification per alert at its receiver(s)", lambda: not undelivered() or None, 20)
+    # Warnings go to chat only; nothing routed to team=rewards reaches the catch-all.
+    paged = {a["labels"]["alertname"] for a in stack.receiver.alerts("/oncall")}
+    assert all(severity[name] == "critical" for name in paged), paged
+    assert stack.receiver.alerts("/email") == []
+
+
+def test_events_tell_the_same_story_as_the_metrics(stack):
+    sim = stack.sim
+    with sim.lock:
+        stack.events_file.flush()
+        series = {name: dict(values) for name, values in sim.counters.items()}
+        lines = stack.events_path.read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    assert events and all(set(e) == set(EventSink.FIELDS) for e in events)
+    types = Counter((e["stage"], e["type"], e["campaign_id"], e["provider"]) for e in events)
+
+    def by(stage, prefix, key) -> Counter:
+        out = Counter()
+        for t, n in types.items():
+            if t[0] == stage and t[1].startswith(prefix) and key(t):
+                out[key(t)] += n
+        return out
+
+    allocations = by("reward_allocation", "allocation.", lambda t: (t[2], t[1].split(".", 1)[1]))
+    assert {k: v for k, v in series["reward_allocations_total"].items() if v} == dict(allocations)
+    claims = by("claim", "claim.requested", lambda t: (t[2],))
+    assert {k: v for k, v in series["reward_claim_requests_total"].items() if v} == dict(claims)
+    payouts = by("payout", "payout.", lambda t: (t[3], t[1].split(".", 1)[1]) if t[1] != "payout.duplicate_blocked" else None)
+    assert {k: v for k, v in series["reward_payouts_total"].items() if v} == dict(payouts)
+    # Prometheus scraped the same counters (up to the last scrape).
+    scraped = stack.prometheus.query("sum(reward_allocations_total)")
+    assert 0 < float(scraped[0]["value"][1]) <= sum(allocations.values())
+
+
+def test_stopping_the_simulator_fires_the_dead_man_alert_and_pages(stack):
+    prom = stack.prometheus
+    stack.sim_server.stop()
+
+    def firing():
+        return [a for a in prom.alerts() if a["labels"]["alertname"] == METRICS_ABSENT_ALERT and a["state"] == "firing"]
+
+    wait_for(f"{METRICS_ABSENT_ALERT} to fire", firing, 20)
+    runbook = stack.runbook_urls[METRICS_ABSENT_ALERT]
+    wait_for(f"{METRICS_ABSENT_ALERT} to page on-call", lambda: [
+        a for a in stack.receiver.alerts("/oncall")
+        if a["labels"]["alertname"] == METRICS_ABSENT_ALERT and a["annotations"]["runbook_url"] == runbook], 15)
