@@ -1,5 +1,325 @@
-"""`reward-obs bench` (scale benchmark): registered once implemented."""
+"""`reward-obs bench`: what the stack costs a real Prometheus as the reward system grows.
+
+For each scale (pools; campaigns and providers in proportion, see Topology.scaled):
+1. the simulator gives the label sets (every series the backend would export) and the
+   healthy rates (one simulated hour of traffic);
+2. a week of history is written as OpenMetrics from those rates (counters integrate a
+   daily cycle, gauges wave around the simulated level) and backfilled with
+   `promtool tsdb create-blocks-from openmetrics`, in 18h blocks (the largest block a
+   default Prometheus builds for 15d retention), ending two hours in the future so that
+   rule evaluation at "now" reads the data;
+3. a real Prometheus opens that TSDB and evaluates the rendered rule file (bench copy:
+   groups every 10s instead of 1m); the bench reads every group's evaluationTime from
+   /api/v1/rules, times every alert expression with the query API, and times every
+   operations-dashboard query over 24h and 7d (query_range, step = Grafana's $__interval
+   for a 1100-point panel, $__rate_interval from the stack's scrape interval).
+
+Not a test: it takes minutes (most of it promtool) and writes GBs to a temporary
+directory that is removed at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import yaml
+
+from .builders import alerts as alert_builders
+from .cardinality import budget
+from .dashboard_queries import grafana_interval, panel_queries, rate_interval, substitute
+from .durations import parse_duration
+from .render import PROMETHEUS_RULE_FILE, dump_yaml, render_files
+from .servers import Prometheus, binary, prometheus_version
+from .simulator import Simulator, Topology
+
+SCALES = (10, 100, 1000)
+RANGES = {"24h": 86400, "7d": 7 * 86400}
+BLOCK = 18 * 3600  # promtool and Prometheus block size
+DAY = 86400
+INSTANCE = "reward-backend:9464"  # a label value only: nothing is scraped
+BENCH_RULE_INTERVAL = "10s"
+TARGET_MS = 100.0
+_COUNTER_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
+
+
+# ------------------------------------------------------------------ history
+
+
+class History:
+    """Every series of a topology as a function of time, from the simulator's healthy rates."""
+
+    def __init__(self, definitions, topology: Topology, job: str, seed: int = 1, warmup: float = 3600.0):
+        sim = Simulator(definitions.contract, topology, "healthy", seed=seed, start=0.0)
+        before = sim.series()
+        remaining = warmup
+        while remaining > 0:
+            sim.step(60.0)
+            remaining -= 60.0
+        after = sim.series()
+        self.counters: list[tuple[str, float, float, int, bool]] = []  # prefix, v0, rate, phase, integer
+        self.gauges: list[tuple[str, float, float, int]] = []  # prefix, level, amplitude, phase
+        for name, values in sorted(after.items()):
+            label_names = sim.label_names(name)
+            for key, value in sorted(values.items()):
+                labels = ",".join(f'{n}="{v}"' for n, v in zip(label_names, key))
+                prefix = f'{name}{{{labels},job="{job}",instance="{INSTANCE}"}} '
+                phase = zlib.crc32(prefix.encode()) % 4
+                if name.endswith(_COUNTER_SUFFIXES):
+                    start = before[name].get(key, 0.0)
+                    self.counters.append((prefix, start, (value - start) / warmup, phase, not name.endswith("_sum")))
+                else:
+                    steady = name in ("reward_provider_up", "reward_campaigns")
+                    self.gauges.append((prefix, value, 0.0 if steady else 0.1 * value, phase))
+
+    @property
+    def series(self) -> int:
+        return len(self.counters) + len(self.gauges)
+
+    def write(self, out, start: int, end: int, step: int, origin: int) -> int:
+        """Samples for start <= t < end, every `step` seconds; counters count from `origin`."""
+        w = 2 * math.pi / DAY
+        amplitude = 0.5 / w
+        shifts = [k * math.pi / 2 for k in range(4)]
+        written = 0
+        t = start
+        while t < end:
+            ts = f" {t}\n"
+            integral = [(t - origin) + amplitude * (math.cos(w * origin + s) - math.cos(w * t + s)) for s in shifts]
+            wave = [math.sin(w * t + s) for s in shifts]
+            parts = [f"{p}{int(v0 + r * integral[ph])}{ts}" if whole else f"{p}{v0 + r * integral[ph]:.3f}{ts}"
+                     for p, v0, r, ph, whole in self.counters]
+            parts += [f"{p}{level + a * wave[ph]:.3f}{ts}" for p, level, a, ph in self.gauges]
+            out.write("".join(parts))
+            written += len(parts)
+            t += step
+        return written
+
+
+def backfill_week(history: History, data_dir: Path, work: Path, end: int, days: int, step: int, log=print) -> int:
+    """Write and backfill [end - days, end) chunk by chunk (one 18h block each), running
+    promtool on one chunk while the next is written."""
+    start = end - days * DAY
+    start -= start % step
+    samples = 0
+    running: tuple[subprocess.Popen, Path] | None = None
+
+    def finish(job):
+        proc, path = job
+        out, err = proc.communicate()
+        path.unlink(missing_ok=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"promtool failed on {path.name}: {out}{err}")
+
+    chunk_start = start
+    index = 0
+    while chunk_start < end:
+        chunk_end = min(end, (chunk_start // BLOCK + 1) * BLOCK)
+        path = work / f"chunk-{index:03d}.om"
+        with open(path, "w", encoding="utf-8", buffering=1 << 22) as out:
+            samples += history.write(out, chunk_start, chunk_end, step, origin=start)
+            out.write("# EOF\n")
+        if running:
+            finish(running)
+        running = (subprocess.Popen([binary("promtool"), "tsdb", "create-blocks-from", "openmetrics",
+                                     f"--max-block-duration={BLOCK // 3600}h", str(path), str(data_dir)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), path)
+        log(f"    chunk {index}: {time.strftime('%m-%d %H:%M', time.gmtime(chunk_start))} .. "
+            f"{time.strftime('%m-%d %H:%M', time.gmtime(chunk_end))} UTC written")
+        chunk_start = chunk_end
+        index += 1
+    if running:
+        finish(running)
+    return samples
+
+
+# ------------------------------------------------------------------ measuring
+
+
+def timed(fn, runs: int) -> tuple[float, object]:
+    """Median wall time in ms over `runs` calls, after one warm-up call."""
+    result = fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times), result
+
+
+def rule_file(definitions, config, extra_groups: list[dict] = ()) -> dict:
+    rules = yaml.safe_load(render_files(definitions, config)[PROMETHEUS_RULE_FILE])
+    rules["groups"] = [*rules["groups"], *extra_groups]
+    for group in rules["groups"]:
+        group["interval"] = BENCH_RULE_INTERVAL
+    return rules
+
+
+def measure(prom: Prometheus, definitions, config, rules: dict, runs: int, extra_queries: dict[str, str], log=print) -> dict:
+    scrape = parse_duration(config.scrape_interval)
+    now = time.time()
+    result: dict = {"queries": [], "rules": {}, "rule_exprs": {}, "series": {}}
+    log("    series per metric")
+    for row in prom.query(f'count by (__name__) ({{job="{definitions.contract.scrape_job}"}})'):
+        result["series"][row["metric"]["__name__"]] = int(row["value"][1])
+    log("    dashboard queries")
+    queries = [(f"{q.panel_key}[{q.ref}]", q.expr) for q in panel_queries(definitions)]
+    queries += list(extra_queries.items())
+    for key, expr in queries:
+        row = {"query": key, "expr": expr}
+        for label, seconds in RANGES.items():
+            step = grafana_interval(seconds, scrape)
+            text = substitute(expr, step, rate_interval(step, scrape))
+            ms, data = timed(lambda: prom.query_range(text, now - seconds, now, step), runs)
+            row[label] = {"ms": round(ms, 1), "series": len(data), "step": step}
+        result["queries"].append(row)
+    log("    rule expressions")
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            name = rule.get("alert") or rule.get("record")
+            ms, _ = timed(lambda: prom.query(rule["expr"], now), runs)
+            result["rule_exprs"][name] = {"group": group["name"], "ms": round(ms, 2)}
+    log("    rule group evaluation (/api/v1/rules)")
+    interval = parse_duration(BENCH_RULE_INTERVAL)
+    samples: dict[str, list[float]] = {}
+    deadline = time.monotonic() + interval * (runs + 2)
+    seen: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        for group in prom.rule_groups():
+            if group.get("lastEvaluation") and seen.get(group["name"]) != group["lastEvaluation"]:
+                seen[group["name"]] = group["lastEvaluation"]
+                samples.setdefault(group["name"], []).append(group["evaluationTime"] * 1000)
+        time.sleep(interval / 2)
+    result["rules"] = {name: {"ms": round(statistics.median(v), 2), "evaluations": len(v)} for name, v in samples.items()}
+    return result
+
+
+# ------------------------------------------------------------------ one scale
+
+
+def run_scale(definitions, config, pools: int, days: int, step: int, runs: int, work: Path,
+              extra_groups: list[dict], extra_queries: dict[str, str], log=print) -> dict:
+    topology = Topology.scaled(pools, len(definitions.contract.labels["provider"]["values"]))
+    log(f"  {pools} pools: {topology.campaigns} campaigns, {topology.providers} providers")
+    history = History(definitions, topology, definitions.contract.scrape_job)
+    end = int(time.time()) + 2 * 3600
+    end -= end % step
+    prom_dir = work / f"prometheus-{pools}"
+    rules = rule_file(definitions, config, extra_groups)
+    prom = Prometheus(prom_dir, {"global": {"evaluation_interval": BENCH_RULE_INTERVAL}}, {"rules.yaml": dump_yaml(rules)},
+                      extra_args=("--storage.tsdb.retention.time=15d", f"--storage.tsdb.max-block-duration={BLOCK // 3600}h"))
+    t0 = time.monotonic()
+    samples = backfill_week(history, prom.data_dir, prom_dir, end, days, step, log=log)
+    backfill_s = time.monotonic() - t0
+    log(f"    backfilled {samples:,} samples of {history.series:,} series in {backfill_s:.0f}s")
+    try:
+        prom.start(timeout=300)
+        measured = measure(prom, definitions, config, rules, runs, extra_queries, log=log)
+    finally:
+        prom.stop()
+        subprocess.run(["rm", "-rf", str(prom_dir)], check=False)
+    predicted = {name: b.series for name, b in budget(definitions.contract, topology).items()}
+    return {"pools": pools, "campaigns": topology.campaigns, "providers": topology.providers,
+            "series_total": history.series, "samples": samples, "backfill_s": round(backfill_s), "predicted": predicted,
+            "budget": {name: b.formula for name, b in budget(definitions.contract, topology).items()}, **measured}
+
+
+# ------------------------------------------------------------------ report
+
+
+def _series_of_prom_metrics(series: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name, n in series.items():
+        base = next((name.removesuffix(s) for s in ("_bucket", "_count", "_sum") if name.startswith("reward_payout_duration_seconds") and name.endswith(s)), name)
+        out[base] = out.get(base, 0) + n
+    return out
+
+
+def report(results: dict) -> str:
+    scales = results["scales"]
+    lines = [f"Machine: {results['machine']['nproc']} cores, {results['machine']['memory_gib']} GiB memory; "
+             f"Prometheus {results['machine']['prometheus']}. History: {results['days']} days at {results['step']}s "
+             f"resolution (the stack scrapes every {results['scrape_interval']}), backfilled with promtool in 18h blocks. "
+             f"Times are medians of {results['runs']} runs after a warm-up, wall clock through the HTTP API.", ""]
+    header = "| | " + " | ".join(f"{s['pools']} pools ({s['campaigns']} campaigns, {s['providers']} providers)" for s in scales) + " |"
+    lines += ["**Size**", "", header, "|---|" + "---|" * len(scales)]
+    lines.append("| series | " + " | ".join(f"{s['series_total']:,}" for s in scales) + " |")
+    lines.append("| samples backfilled | " + " | ".join(f"{s['samples']:,}" for s in scales) + " |")
+    lines.append("| backfill time (s) | " + " | ".join(str(s["backfill_s"]) for s in scales) + " |")
+    lines += ["", "**Rule groups** (evaluationTime from /api/v1/rules, ms)", "", header, "|---|" + "---|" * len(scales)]
+    for group in sorted(scales[-1]["rules"]):
+        lines.append(f"| {group} | " + " | ".join(f"{s['rules'].get(group, {}).get('ms', '-')}" for s in scales) + " |")
+    lines += ["", "**Dashboard queries** (query_range, ms: 24h / 7d)", "",
+              "| panel query | " + " | ".join(f"{s['pools']} pools" for s in scales) + " | growth 100→1,000 (24h) |",
+              "|---|" + "---|" * (len(scales) + 1)]
+    for i, row in enumerate(scales[-1]["queries"]):
+        cells = [f"{s['queries'][i]['24h']['ms']} / {s['queries'][i]['7d']['ms']}" for s in scales]
+        growth = ""
+        if len(scales) >= 2:
+            a, b = scales[-2]["queries"][i]["24h"]["ms"], scales[-1]["queries"][i]["24h"]["ms"]
+            growth = f"×{b / a:.1f}" if a else ""
+        mark = " ⚠" if scales[-1]["queries"][i]["24h"]["ms"] > TARGET_MS else ""
+        lines.append(f"| `{row['query']}`{mark} | " + " | ".join(cells) + f" | {growth} |")
+    lines += ["", "**Series per metric** (budget formula; measured in Prometheus = predicted from the contract)", "",
+              "| metric | budget | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |", "|---|---|" + "---|" * len(scales)]
+    for name, formula in scales[-1]["budget"].items():
+        cells = []
+        for s in scales:
+            measured = _series_of_prom_metrics(s["series"]).get(name, 0)
+            mark = "" if measured == s["predicted"][name] else f" (measured {measured})"
+            cells.append(f"{s['predicted'][name]:,}{mark}")
+        lines.append(f"| {name} | {formula} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> dict:
+    mem_kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")))
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return {"nproc": int(nproc), "memory_gib": round(mem_kib / 1024 / 1024), "prometheus": prometheus_version()}
+
+
+def cmd_bench(args) -> int:
+    from .cli import load
+
+    definitions, config = load(args)
+    extra_groups, extra_queries = [], {}
+    try:
+        from . import recording  # recording rules, when defined
+        extra_groups = recording.prometheus_groups(definitions)
+        extra_queries = recording.bench_queries(definitions)
+    except (ImportError, AttributeError):
+        pass
+    results = {"machine": machine(), "days": args.days, "step": args.step, "runs": args.runs,
+               "scrape_interval": config.scrape_interval, "scales": []}
+    print(f"reward-obs bench: {results['machine']}", file=sys.stderr)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="reward-obs-bench-", dir=args.workdir) as work:
+        for pools in args.scales:
+            log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+            results["scales"].append(run_scale(definitions, config, pools, args.days, args.step, args.runs, Path(work),
+                                               extra_groups, extra_queries, log=log))
+            (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    text = report(results)
+    (args.out / "RESULTS.md").write_text("# Scale benchmark results\n\n" + text, encoding="utf-8")
+    print(text)
+    return 0
 
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("bench", help="measure rule evaluation and dashboard query cost on a real Prometheus at 10/100/1,000 pools",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scales", type=lambda s: [int(x) for x in s.split(",")], default=list(SCALES),
+                   help="comma-separated pool counts (default 10,100,1000)")
+    p.add_argument("--days", type=int, default=7, help="days of history to backfill")
+    p.add_argument("--step", type=int, default=60, help="seconds between backfilled samples")
+    p.add_argument("--runs", type=int, default=5, help="timed runs per query (after one warm-up)")
+    p.add_argument("--out", type=Path, default=Path("bench"), help="where results.json and RESULTS.md go")
+    p.add_argument("--workdir", help="parent of the temporary TSDB directories (default: system temp)")
+    p.set_defaults(handler=cmd_bench)

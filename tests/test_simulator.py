@@ -1,0 +1,155 @@
+"""The reward simulator: exactly the metrics contract on /metrics, counters from 0,
+scenarios, and reward events that agree with the metrics (no Prometheus needed)."""
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+import urllib.request
+from collections import Counter
+
+import pytest
+from conftest import ROOT, STACK_FILE, run_cli
+from prometheus_client.parser import text_string_to_metric_families
+
+from reward_obs.contract import identity_label
+from reward_obs.simulator import (FAULTS, SCENARIOS, STAGES, ContractCollector, EventSink, Simulator, SimulatorServer,
+                                  Topology, parse_scenario)
+from spec import REWARD_STAGES
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def scrape(server: SimulatorServer) -> dict[str, list]:
+    with urllib.request.urlopen(f"http://{server.address}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {f.name: f.samples for f in text_string_to_metric_families(text)}
+
+
+@pytest.fixture
+def server(definitions):
+    srv = SimulatorServer(Simulator(definitions.contract, Topology(4, 2, 6)), port=0, speed=60, tick=0.05).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_metrics_endpoint_serves_exactly_the_contract(definitions, server):
+    families = scrape(server)
+    contract = definitions.contract
+    exported = {m.name for m in contract.metrics.values() if not m.synthetic}
+    # prometheus_client names a counter family without _total.
+    assert {name if name in contract.metrics else f"{name}_total" for name in families} == exported
+    for family, samples in families.items():
+        for sample in samples:
+            metric = contract.series_metric(sample.name)
+            assert metric is not None, sample.name
+            assert set(sample.labels) == contract.series_labels(sample.name) - {"job", "instance"}, sample
+            for label, value in sample.labels.items():
+                allowed = contract.label_values(sample.name, label) if label != "le" else None
+                assert allowed is None or value in allowed, (sample.name, label, value)
+
+
+def test_counters_start_at_zero_for_every_known_label_value(definitions):
+    sim = Simulator(definitions.contract, Topology(4, 2, 6))
+    series = sim.series()
+    contract = definitions.contract
+    for outcome in contract.label_values("reward_allocations_total", "outcome"):
+        for campaign in sim.campaigns:
+            assert series["reward_allocations_total"][(campaign, outcome)] == 0
+    for result in contract.label_values("reward_payout_webhooks_total", "result"):
+        for provider in sim.providers:
+            assert series["reward_payout_webhooks_total"][(provider, result)] == 0
+    for name, values in sim.counters.items():
+        if name != "reward_pool_funding_total":  # pools are funded when they open
+            assert set(values.values()) == {0.0}, name
+
+
+def test_scenarios_are_healthy_plus_one_fault_per_alert(definitions):
+    assert SCENARIOS[0] == "healthy" and len(FAULTS) == 8
+    assert set(FAULTS.values()) <= {a.name for a in definitions.alerts}
+    assert parse_scenario("healthy") == frozenset()
+    assert parse_scenario("pool_low,provider_outage") == {"pool_low", "provider_outage"}
+    with pytest.raises(ValueError, match="unknown scenario"):
+        parse_scenario("pool_empty")
+
+
+def test_each_fault_moves_its_own_signal(definitions):
+    contract = definitions.contract
+    topology = Topology(4, 2, 6)
+
+    def run(scenario):
+        sim = Simulator(contract, topology, scenario, seed=3)
+        for _ in range(120):
+            sim.step(5.0)
+        return sim, sim.series()
+
+    _, healthy = run("healthy")
+    sim, faulty = run(",".join(FAULTS))
+    t = {fault: sim.target(fault) for fault in FAULTS}
+    pool_key = lambda pool_id: next(k for k in faulty["reward_pool_remaining"] if k[0] == pool_id)  # noqa: E731
+    assert faulty["reward_pool_remaining"][pool_key(sim.pools[0].pool_id)] <= 0
+    low = pool_key(t["pool_low"]["pool_id"])
+    assert 0 < faulty["reward_pool_remaining"][low] < 0.1 * faulty["reward_pool_budget"][low]
+    assert faulty["reward_pool_funding_total"][(t["forbidden_funding"]["pool_id"], "entry_fee")] > 0
+    assert faulty["reward_payout_duplicate_attempts_total"][(t["duplicate_payout"]["provider"],)] > 0
+    assert faulty["reward_provider_up"][(t["provider_outage"]["provider"],)] == 0
+    bad = t["webhook_failures"]["provider"]
+    assert faulty["reward_payout_webhooks_total"][(bad, "invalid_signature")] + faulty["reward_payout_webhooks_total"][(bad, "failed")] > 10
+    camp = t["claim_rejection_spike"]["campaign_id"]
+    decisions = {d: faulty["reward_claim_decisions_total"][(camp, d)] for d in ("approved", "rejected", "held")}
+    assert decisions["rejected"] > 0.3 * sum(decisions.values())
+    assert sum(faulty["reward_claim_requests_total"].values()) > 3 * sum(healthy["reward_claim_requests_total"].values())
+    # Healthy: nothing of the above.
+    assert all(v == 0 for v in healthy["reward_payout_duplicate_attempts_total"].values())
+    assert all(v == 1 for v in healthy["reward_provider_up"].values())
+    assert all(r > 0.25 * b for r, b in zip(healthy["reward_pool_remaining"].values(), healthy["reward_pool_budget"].values()))
+
+
+def test_events_carry_only_the_documented_fields_and_match_the_counters(definitions):
+    buf = io.StringIO()
+    sim = Simulator(definitions.contract, Topology(4, 2, 6), ",".join(FAULTS), events=EventSink(buf, random.Random(1)))
+    for _ in range(60):
+        sim.step(2.0)
+    events = [json.loads(line) for line in buf.getvalue().splitlines()]
+    assert STAGES == tuple(REWARD_STAGES)
+    assert {e["stage"] for e in events} == set(REWARD_STAGES)
+    by_id = {e["event_id"]: e for e in events}
+    for e in events:
+        assert list(e) == list(EventSink.FIELDS)
+        assert UUID.match(e["event_id"]) and UUID.match(e["correlation_id"])
+        if e["causation_id"] is not None:  # a cause is an earlier event of the same story
+            cause = by_id[e["causation_id"]]
+            assert cause["correlation_id"] == e["correlation_id"] and cause["timestamp"] <= e["timestamp"]
+        assert not any(identity_label(k) for k in e if k not in ("event_id", "correlation_id", "causation_id"))
+    counted = Counter((e["campaign_id"], e["type"].split(".", 1)[1]) for e in events if e["stage"] == "reward_allocation")
+    assert {k: v for k, v in sim.counters["reward_allocations_total"].items() if v} == dict(counted)
+    decided = Counter((e["campaign_id"], e["type"].split(".", 1)[1]) for e in events
+                      if e["stage"] == "claim" and e["type"] != "claim.requested")
+    assert {k: v for k, v in sim.counters["reward_claim_decisions_total"].items() if v} == dict(decided)
+    webhooks = Counter((e["provider"], e["type"].split(".", 1)[1]) for e in events if e["type"].startswith("webhook."))
+    assert {k: v for k, v in sim.counters["reward_payout_webhooks_total"].items() if v} == dict(webhooks)
+    funded = Counter()
+    for e in events:
+        if e["type"].startswith("pool.funded."):
+            funded[(e["pool_id"], e["type"].rsplit(".", 1)[1])] += e["amount"]
+    assert {k: v for k, v in sim.counters["reward_pool_funding_total"].items() if v} == dict(funded)
+
+
+def test_scenario_switches_over_http(server):
+    request = urllib.request.Request(f"http://{server.address}/scenario", data=b"pool_low", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as r:
+        assert r.status == 200
+    assert server.sim.faults == {"pool_low"}
+    bad = urllib.request.Request(f"http://{server.address}/scenario", data=b"nonsense", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(bad, timeout=10)
+    assert err.value.code == 400
+
+
+def test_simulate_command_refuses_more_providers_than_the_contract_has():
+    result = run_cli("--root", str(ROOT), "--stack-config", str(STACK_FILE),
+                     "simulate", "--providers", "7", "--duration", "0.1", "--port", "0")
+    assert result.returncode == 2 and "providers must be between 1 and 6" in result.stderr
