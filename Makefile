@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 OUT ?= build
 
-.PHONY: render test validate tools clean
+.PHONY: render test validate tools clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ render: $(STAMP)
 
 test: $(STAMP) tools
 	$(BIN)/pytest
+
+# Scale benchmark on a real Prometheus (minutes; not a test): writes bench/RESULTS.md.
+bench: $(STAMP) tools
+	$(BIN)/reward-obs bench --out bench
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
