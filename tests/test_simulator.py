@@ -18,7 +18,8 @@ from reward_obs.simulator import (FAULTS, SCENARIOS, STAGES, ContractCollector, 
                                   Topology, parse_scenario)
 from spec import REWARD_STAGES
 
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+EVENT_ID, CORRELATION_ID = re.compile(r"^evt_[0-9a-f]{24}$"), re.compile(r"^cor_[0-9a-f]{24}$")
+EVENT_SCHEMA = ROOT / "contract" / "reward_event.schema.json"
 
 
 def scrape(server: SimulatorServer) -> dict[str, list]:
@@ -118,8 +119,10 @@ def test_events_carry_only_the_documented_fields_and_match_the_counters(definiti
     assert {e["stage"] for e in events} == set(REWARD_STAGES)
     by_id = {e["event_id"]: e for e in events}
     for e in events:
-        assert list(e) == list(EventSink.FIELDS)
-        assert UUID.match(e["event_id"]) and UUID.match(e["correlation_id"])
+        assert list(e)[: len(EventSink.FIELDS)] == list(EventSink.FIELDS)
+        assert set(e) - set(EventSink.FIELDS) <= set(EventSink.OPTIONAL)
+        assert e["type"].startswith(e["stage"] + ".")
+        assert EVENT_ID.match(e["event_id"]) and CORRELATION_ID.match(e["correlation_id"])
         if e["causation_id"] is not None:  # a cause is an earlier event of the same story
             cause = by_id[e["causation_id"]]
             assert cause["correlation_id"] == e["correlation_id"] and cause["timestamp"] <= e["timestamp"]
@@ -129,13 +132,28 @@ def test_events_carry_only_the_documented_fields_and_match_the_counters(definiti
     decided = Counter((e["campaign_id"], e["type"].split(".", 1)[1]) for e in events
                       if e["stage"] == "claim" and e["type"] != "claim.requested")
     assert {k: v for k, v in sim.counters["reward_claim_decisions_total"].items() if v} == dict(decided)
-    webhooks = Counter((e["provider"], e["type"].split(".", 1)[1]) for e in events if e["type"].startswith("webhook."))
+    webhooks = Counter((e["provider"], e["type"].removeprefix("payout.webhook_")) for e in events
+                       if e["type"].startswith("payout.webhook_"))
     assert {k: v for k, v in sim.counters["reward_payout_webhooks_total"].items() if v} == dict(webhooks)
     funded = Counter()
     for e in events:
-        if e["type"].startswith("pool.funded."):
-            funded[(e["pool_id"], e["type"].rsplit(".", 1)[1])] += e["amount"]
+        if e["type"].startswith("admin_audit.pool_funded_"):
+            funded[(e["pool_id"], e["type"].removeprefix("admin_audit.pool_funded_"))] += float(e["amount"])
     assert {k: v for k, v in sim.counters["reward_pool_funding_total"].items() if v} == dict(funded)
+
+
+@pytest.mark.skipif(not EVENT_SCHEMA.is_file(), reason="no reward event contract in this checkout")
+def test_events_follow_the_reward_event_contract(definitions):
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(json.loads(EVENT_SCHEMA.read_text()))
+    buf = io.StringIO()
+    sim = Simulator(definitions.contract, Topology(4, 2, 6), ",".join(FAULTS), events=EventSink(buf, random.Random(2)))
+    for _ in range(20):
+        sim.step(2.0)
+    problems = {f"{e['type']}: {err.message}" for e in map(json.loads, buf.getvalue().splitlines())
+                for err in validator.iter_errors(e)}
+    assert sorted(problems) == []
 
 
 def test_scenario_switches_over_http(server):

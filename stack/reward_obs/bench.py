@@ -27,6 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 import zlib
 from pathlib import Path
 
@@ -47,6 +49,7 @@ DAY = 86400
 INSTANCE = "reward-backend:9464"  # a label value only: nothing is scraped
 BENCH_RULE_INTERVAL = "10s"
 TARGET_MS = 100.0
+OPERATIONS_DASHBOARD = "reward-operations"
 _COUNTER_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
 
 
@@ -143,15 +146,33 @@ def backfill_week(history: History, data_dir: Path, work: Path, end: int, days: 
 # ------------------------------------------------------------------ measuring
 
 
-def timed(fn, runs: int) -> tuple[float, object]:
-    """Median wall time in ms over `runs` calls, after one warm-up call."""
-    result = fn()
-    times = []
-    for _ in range(runs):
+def timed_query(prom: Prometheus, path: str, params: dict, runs: int) -> dict:
+    """Median over `runs` calls, after one warm-up call, of
+    - exec_ms: Prometheus's own execTotalTime (stats=all): what the query costs the server;
+    - wall_ms: request to last byte through the HTTP API, JSON encoding included (the
+      client's parsing is not timed);
+    and the response's series, points and bytes."""
+    url = f"{prom.url}/api/v1/{path}?" + urllib.parse.urlencode({**params, "stats": "all"})
+
+    def once():
         t0 = time.perf_counter()
-        result = fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), result
+        with urllib.request.urlopen(url, timeout=600) as response:
+            body = response.read()
+        return (time.perf_counter() - t0) * 1000, body
+
+    once()
+    walls, execs = [], []
+    for _ in range(runs):
+        wall, body = once()
+        data = json.loads(body)
+        if data.get("status") != "success":
+            raise RuntimeError(f"{params}: {data}")
+        walls.append(wall)
+        execs.append(data["data"]["stats"]["timings"]["execTotalTime"] * 1000)
+    result = data["data"]["result"]
+    points = sum(len(r.get("values", ())) or 1 for r in result)
+    return {"exec_ms": round(statistics.median(execs), 1), "wall_ms": round(statistics.median(walls), 1),
+            "series": len(result), "points": points, "bytes": len(body)}
 
 
 def rule_file(definitions, config, extra_groups: list[dict] = ()) -> dict:
@@ -170,22 +191,22 @@ def measure(prom: Prometheus, definitions, config, rules: dict, runs: int, extra
     for row in prom.query(f'count by (__name__) ({{job="{definitions.contract.scrape_job}"}})'):
         result["series"][row["metric"]["__name__"]] = int(row["value"][1])
     log("    dashboard queries")
-    queries = [(f"{q.panel_key}[{q.ref}]", q.expr) for q in panel_queries(definitions)]
+    queries = [(f"{q.panel_key}[{q.ref}]", q.expr) for q in panel_queries(definitions, OPERATIONS_DASHBOARD)]
     queries += list(extra_queries.items())
     for key, expr in queries:
         row = {"query": key, "expr": expr}
         for label, seconds in RANGES.items():
             step = grafana_interval(seconds, scrape)
             text = substitute(expr, step, rate_interval(step, scrape))
-            ms, data = timed(lambda: prom.query_range(text, now - seconds, now, step), runs)
-            row[label] = {"ms": round(ms, 1), "series": len(data), "step": step}
+            row[label] = {"step": step, **timed_query(prom, "query_range", {"query": text, "start": f"{now - seconds:.3f}",
+                                                                             "end": f"{now:.3f}", "step": step}, runs)}
         result["queries"].append(row)
     log("    rule expressions")
     for group in rules["groups"]:
         for rule in group["rules"]:
             name = rule.get("alert") or rule.get("record")
-            ms, _ = timed(lambda: prom.query(rule["expr"], now), runs)
-            result["rule_exprs"][name] = {"group": group["name"], "ms": round(ms, 2)}
+            result["rule_exprs"][name] = {"group": group["name"],
+                                         **timed_query(prom, "query", {"query": rule["expr"], "time": f"{now:.3f}"}, runs)}
     log("    rule group evaluation (/api/v1/rules)")
     interval = parse_duration(BENCH_RULE_INTERVAL)
     samples: dict[str, list[float]] = {}

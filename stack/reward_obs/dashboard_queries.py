@@ -25,9 +25,12 @@ class PanelQuery:
     expr: str  # with Grafana variables
 
 
-def panel_queries(definitions: Definitions) -> list[PanelQuery]:
+def panel_queries(definitions: Definitions, dashboard_uid: str | None = None) -> list[PanelQuery]:
+    """Every PromQL panel query (panels on another data source, such as logs, are left out)."""
     return [PanelQuery(d.uid, p.id, p.key, chr(ord("A") + i), q.expr)
-            for d in definitions.dashboards for p in d.panels for i, q in enumerate(p.queries)]
+            for d in definitions.dashboards if dashboard_uid in (None, d.uid)
+            for p in d.panels if getattr(p, "datasource", "prometheus") == "prometheus"
+            for i, q in enumerate(p.queries)]
 
 
 def round_interval(seconds: float) -> float:

@@ -120,43 +120,50 @@ class Topology:
 
 
 class EventSink:
-    """Newline-delimited JSON reward events. Only ids, stages, amounts and the same
-    labels as the metrics: no personal data, no secrets."""
+    """Newline-delimited JSON reward events in the envelope of
+    contract/reward_event.schema.json: ids, stage, `stage.what` type, UTC timestamp, and
+    the same campaign/pool/provider/currency values as the metric labels. A field that
+    does not apply to an event is left out (never null). No personal data, no secrets."""
 
-    FIELDS = ("event_id", "correlation_id", "causation_id", "stage", "type", "timestamp",
-              "campaign_id", "pool_id", "provider", "amount", "currency")
+    FIELDS = ("schema_version", "event_id", "correlation_id", "causation_id", "stage", "type", "timestamp")
+    OPTIONAL = ("campaign_id", "pool_id", "match_id", "provider", "amount", "currency", "claim_status", "payout_result",
+                "admin_action", "reason_code", "actor_role")
 
     def __init__(self, stream: IO[str], rng: random.Random):
         self.stream = stream
         self.rng = rng
         self.count = 0
 
-    def new_id(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+    def new_id(self, prefix: str) -> str:
+        return f"{prefix}_{self.rng.getrandbits(96):024x}"
 
-    def emit(self, stage: str, type_: str, ts: float, *, correlation_id: str | None = None, causation_id: str | None = None,
-             campaign_id: str | None = None, pool_id: str | None = None, provider: str | None = None,
-             amount: float | None = None, currency: str | None = None) -> dict:
-        event_id = self.new_id()
+    def emit(self, stage: str, what: str, ts: float, *, correlation_id: str | None = None, causation_id: str | None = None,
+             amount: float | None = None, **fields) -> dict:
+        """One event; without a correlation_id it starts a new chain."""
         event = {
-            "event_id": event_id,
-            "correlation_id": correlation_id or event_id,
+            "schema_version": 1,
+            "event_id": self.new_id("evt"),
+            "correlation_id": correlation_id or self.new_id("cor"),
             "causation_id": causation_id,
             "stage": stage,
-            "type": type_,
+            "type": f"{stage}.{what}",
             "timestamp": datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "campaign_id": campaign_id,
-            "pool_id": pool_id,
-            "provider": provider,
-            "amount": None if amount is None else round(amount, 6),
-            "currency": currency,
         }
+        unknown = set(fields) - set(self.OPTIONAL)
+        if unknown:
+            raise TypeError(f"not an event field: {', '.join(sorted(unknown))}")
+        if amount is not None:
+            event["amount"] = f"{amount:.2f}"
+        event.update({k: v for k, v in fields.items() if v is not None})
         self.stream.write(json.dumps(event, separators=(",", ":")) + "\n")
         self.count += 1
         return event
 
     def flush(self) -> None:
         self.stream.flush()
+
+
+CLAIM_STATUS = {"requested": "claim_started", "approved": "claimable", "rejected": "rejected", "held": "eligibility_review"}
 
 
 # ------------------------------------------------------------------ the model
@@ -215,6 +222,7 @@ class Simulator:
         self._since_probe = PROBE_INTERVAL
         self._rr: dict[str, int] = {}
         self._next_provider = 0
+        self._matches = 0
         self._init_series()
 
     # -- targets of each fault: distinct entities, so combined faults stay apart
@@ -286,8 +294,9 @@ class Simulator:
         if not initial:
             pool.budget += amount
         if self.events is not None:
-            self.events.emit("admin_audit", f"pool.funded.{source}", self.now if ts is None else ts,
-                             campaign_id=pool.campaign_id, pool_id=pool.pool_id, amount=amount, currency=pool.currency)
+            self.events.emit("admin_audit", f"pool_funded_{source}", self.now if ts is None else ts,
+                             campaign_id=pool.campaign_id, pool_id=pool.pool_id, amount=amount, currency=pool.currency,
+                             admin_action="top_up_pool", reason_code="pool_top_up", actor_role="finance")
 
     # -- one step of simulated time
 
@@ -346,9 +355,10 @@ class Simulator:
                 outcomes[outcome] += 1
                 correlation = cause = None
                 if events is not None:
-                    match = events.emit("match_settlement", "match.settled", ts(), campaign_id=campaign)
+                    self._matches += 1
+                    match = events.emit("match_settlement", "settled", ts(), campaign_id=campaign, match_id=f"match-{self._matches}")
                     correlation = match["correlation_id"]
-                    alloc = events.emit("reward_allocation", f"allocation.{outcome}", ts(), correlation_id=correlation,
+                    alloc = events.emit("reward_allocation", outcome, ts(), correlation_id=correlation,
                                         causation_id=match["event_id"], campaign_id=campaign, pool_id=pool.pool_id,
                                         amount=amount, currency=pool.currency)
                     cause = alloc["event_id"]
@@ -369,16 +379,17 @@ class Simulator:
             for pool, amount, correlation, cause in claims:
                 claim = None
                 if events is not None:
-                    claim = events.emit("claim", "claim.requested", ts(), correlation_id=correlation, causation_id=cause,
-                                        campaign_id=campaign, pool_id=pool.pool_id, amount=amount, currency=pool.currency)
+                    claim = events.emit("claim", "requested", ts(), correlation_id=correlation, causation_id=cause,
+                                        campaign_id=campaign, pool_id=pool.pool_id, amount=amount, currency=pool.currency,
+                                        claim_status=CLAIM_STATUS["requested"])
                 roll = rng.random()
                 decision = "rejected" if roll < reject_share else "held" if roll < reject_share + 0.03 else "approved"
                 decisions[decision] += 1
                 decided = None
                 if events is not None:
-                    decided = events.emit("claim", f"claim.{decision}", ts(), correlation_id=correlation,
+                    decided = events.emit("claim", decision, ts(), correlation_id=correlation,
                                           causation_id=claim["event_id"], campaign_id=campaign, pool_id=pool.pool_id,
-                                          amount=amount, currency=pool.currency)
+                                          amount=amount, currency=pool.currency, claim_status=CLAIM_STATUS[decision])
                 if decision == "approved":
                     self._next_provider = provider_index = (self._next_provider + 1) % n_prov
                     approved_per_provider[provider_index].append(
@@ -387,7 +398,7 @@ class Simulator:
                     pool.reserved -= amount  # released: rejected or parked for review
             if events is not None:
                 for _ in range(bot_claims):
-                    events.emit("claim", "claim.requested", ts(), campaign_id=campaign)
+                    events.emit("claim", "requested", ts(), campaign_id=campaign, claim_status=CLAIM_STATUS["requested"])
             for decision, n in decisions.items():
                 c["reward_claim_decisions_total"][(campaign, decision)] += n
             held = self.gauges["reward_claims_held"]
@@ -407,18 +418,18 @@ class Simulator:
             payouts = {"paid": 0, "failed": 0, "canceled": 0}
             requests = {"quote": 0, "create": 0, "status": 0, "cancel": 0}
             for campaign, pool, amount, correlation, cause in batch:
-                for op in ("quote", "create", "status"):
-                    requests[op] += 1
-                    if rng.random() < fail_share:
-                        code = ERROR_CODES[0 if down else rng.randrange(len(ERROR_CODES))]
-                        c["reward_provider_errors_total"][(provider, op, code)] += 1
-                        if events is not None:
-                            events.emit("payout", f"provider.error.{op}.{code}", ts(), correlation_id=correlation,
-                                        causation_id=cause, campaign_id=campaign, pool_id=pool.pool_id, provider=provider)
                 roll = rng.random()
                 result = "failed" if roll < fail_share else "canceled" if roll < fail_share + 0.01 else "paid"
-                if result == "canceled":
-                    requests["cancel"] += 1
+                for op in ("quote", "create", "status") + (("cancel",) if result == "canceled" else ()):
+                    requests[op] += 1
+                    failed = rng.random() < fail_share
+                    if failed:
+                        code = ERROR_CODES[0 if down else rng.randrange(len(ERROR_CODES))]
+                        c["reward_provider_errors_total"][(provider, op, code)] += 1
+                    if events is not None:
+                        events.emit("payout", "provider_error" if failed else "provider_request", ts(),
+                                    correlation_id=correlation, causation_id=cause, campaign_id=campaign,
+                                    pool_id=pool.pool_id, provider=provider)
                 payouts[result] += 1
                 pool.reserved -= amount
                 payout = None
@@ -429,9 +440,9 @@ class Simulator:
                     self.histogram_count[provider] += 1
                     self.histogram_sum[provider] += duration
                 if events is not None:
-                    payout = events.emit("payout", f"payout.{result}", ts(), correlation_id=correlation, causation_id=cause,
+                    payout = events.emit("payout", result, ts(), correlation_id=correlation, causation_id=cause,
                                          campaign_id=campaign, pool_id=pool.pool_id, provider=provider, amount=amount,
-                                         currency=pool.currency)
+                                         currency=pool.currency, payout_result=result)
                 if result == "paid":
                     deliveries = ["processed"]
                     if provider == webhook_bad and rng.random() < 0.4:
@@ -443,17 +454,13 @@ class Simulator:
                     for result_ in deliveries:
                         c["reward_payout_webhooks_total"][(provider, result_)] += 1
                         if events is not None:
-                            events.emit("payout", f"webhook.{result_}", ts(), correlation_id=correlation,
+                            events.emit("payout", f"webhook_{result_}", ts(), correlation_id=correlation,
                                         causation_id=payout["event_id"], campaign_id=campaign, pool_id=pool.pool_id,
                                         provider=provider)
             for op, n in requests.items():
                 c["reward_provider_requests_total"][(provider, op)] += n
             for result, n in payouts.items():
                 c["reward_payouts_total"][(provider, result)] += n
-            if events is not None:
-                for op, n in requests.items():
-                    for _ in range(n):
-                        events.emit("payout", f"provider.request.{op}", ts(), provider=provider)
             self.gauges["reward_payouts_pending"][(provider,)] = float(len(batch) // 2 + (pi % 3))
             if probe:
                 self.gauges["reward_provider_up"][(provider,)] = 0.0 if down else 1.0
@@ -462,7 +469,7 @@ class Simulator:
                 c["reward_payout_duplicate_attempts_total"][(provider,)] += n
                 if events is not None:
                     for _ in range(n):
-                        events.emit("payout", "payout.duplicate_blocked", ts(), provider=provider)
+                        events.emit("payout", "duplicate_blocked", ts(), provider=provider)
 
         # Admin: top up pools from an allowed source before they run low (healthy), and
         # the forbidden funding fault.
