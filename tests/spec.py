@@ -70,3 +70,7 @@ REQUIRED_RUNBOOKS = {
 }
 RUNBOOK_PARTS = ["Meaning", "Confirm", "Stop the bleeding", "Recover", "Verify", "Escalate", "Never"]
 REWARD_STAGES = ["match_settlement", "reward_allocation", "claim", "payout", "admin_audit"]
+
+# Log-based alerts (Grafana evaluates them on Loki; they are not in the Prometheus file).
+LOG_ALERTS = {"RewardEventsMissingCorrelationId": "warning"}
+TRACE_DASHBOARD_UID = "reward-trace"

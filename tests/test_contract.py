@@ -86,10 +86,14 @@ def test_every_dashboard_and_alert_query_fits_the_contract(definitions, config):
     checked = 0
     for dashboard in definitions.dashboards:
         for panel in dashboard.panels:
+            if panel.datasource != "prometheus":
+                continue
             for query in panel.queries:
                 assert promql.catalog_problems(promql.without_grafana_variables(query.expr), definitions.contract) == [], panel.title
                 checked += 1
     for alert in resolved_alerts(definitions, config):
+        if not alert.rule.is_promql:
+            continue
         assert promql.catalog_problems(alert.condition_expr, definitions.contract) == [], alert.name
         checked += 1
     assert checked >= 9 + 8

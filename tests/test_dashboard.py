@@ -26,7 +26,9 @@ def board(tmp_path_factory) -> dict:
 
 
 def panel_selectors(panel: dict) -> list:
-    return [s for t in panel["targets"] for s in promql.selectors(promql.parse(promql.without_grafana_variables(t["expr"])))]
+    """Series selectors of a panel's PromQL queries (LogQL panels have none)."""
+    return [s for t in panel["targets"] if t["datasource"]["type"] == "prometheus"
+            for s in promql.selectors(promql.parse(promql.without_grafana_variables(t["expr"])))]
 
 
 def signal_panels(board: dict) -> dict[str, list[str]]:
@@ -77,11 +79,13 @@ def test_losing_a_signal_is_caught(repo_copy, tmp_path):
     assert [s for s, titles in signal_panels(board).items() if not titles] == ["abuse holds"]
 
 
-def test_every_panel_has_a_unit_and_uses_the_datasource_variable(board):
+def test_every_panel_has_a_unit_and_uses_a_datasource_variable(board):
+    variable = {"prometheus": "${datasource}", "loki": "${loki}"}
     for panel in panels(board):
         assert panel["fieldConfig"]["defaults"]["unit"], panel["title"]
-        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
-        assert all(t["datasource"]["uid"] == "${datasource}" for t in panel["targets"]), panel["title"]
+        kind = panel["datasource"]["type"]
+        assert panel["datasource"]["uid"] == variable[kind], panel["title"]
+        assert all(t["datasource"] == panel["datasource"] for t in panel["targets"]), panel["title"]
 
 
 def test_datasource_variable_is_defined(board):
@@ -119,6 +123,8 @@ def test_panel_ids_and_positions_are_unique(board):
 def test_amounts_are_never_summed_across_currencies(board):
     for panel in panels(board):
         for target in panel["targets"]:
+            if target["datasource"]["type"] != "prometheus":
+                continue
             tree = promql.parse(promql.without_grafana_variables(target["expr"]))
             amounts = [s for s in promql.selectors(tree) if s.metric.startswith("reward_pool_") and s.metric != "reward_pool_funding_total"]
             if amounts and panel["fieldConfig"]["defaults"]["unit"] != "percentunit":

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import run_cli
 from pulumi_harness import run_program
-from spec import OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS
+from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS
 from test_dashboard import distinct_assignment, signal_panels
 
 from reward_obs.config import read_stack_file
@@ -60,7 +60,7 @@ def pulumi_rules(program) -> dict[str, dict]:
 
 def test_every_required_alert_is_registered_with_its_runbook(program):
     rules = pulumi_rules(program)
-    assert set(rules) == set(REQUIRED_ALERTS)
+    assert set(rules) == set(REQUIRED_ALERTS) | set(LOG_ALERTS)
     for name, severity in REQUIRED_ALERTS.items():
         rule = rules[name]
         assert rule["labels"]["severity"] == severity and rule["labels"]["team"] == "rewards"
@@ -131,7 +131,7 @@ def test_stack_outputs(program):
     outputs = program["outputs"]
     assert outputs["folder_uid"] == "rewards"
     assert outputs["dashboard_urls"][OPERATIONS_DASHBOARD_UID].endswith(f"/d/{OPERATIONS_DASHBOARD_UID}")
-    assert outputs["alert_names"] == sorted(REQUIRED_ALERTS)
+    assert outputs["alert_names"] == sorted(set(REQUIRED_ALERTS) | set(LOG_ALERTS))
 
 
 def test_two_runs_register_identical_inputs(program):

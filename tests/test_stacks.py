@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import ROOT, run_cli
 from pulumi_harness import run_program
-from spec import REQUIRED_ALERTS
+from spec import LOG_ALERTS, REQUIRED_ALERTS
 from test_pulumi_program import SECRETS
 
 from reward_obs.config import read_stack_file
@@ -50,7 +50,8 @@ def test_rule_level_routing_leaves_the_policy_tree_alone(tmp_path):
     for group in rules["groups"]:
         for rule in group["rules"]:
             settings = rule["notification_settings"]
-            expected = "rewards-oncall-webhook" if REQUIRED_ALERTS[rule["title"]] == "critical" else "rewards-telegram"
+            severity = {**REQUIRED_ALERTS, **LOG_ALERTS}[rule["title"]]
+            expected = "rewards-oncall-webhook" if severity == "critical" else "rewards-telegram"
             assert settings["receiver"] == expected, rule["title"]
             assert settings["group_by"][:2] == ["alertname", "grafana_folder"]
             assert {"campaign_id", "provider"} <= set(settings["group_by"])
@@ -68,7 +69,7 @@ def test_rule_level_stack_registers_no_notification_policy():
     assert result["error"] is None, result["error"]
     assert not [r for r in result["resources"] if r["type"].endswith(":NotificationPolicy")]
     rules = [rule for r in result["resources"] if r["type"].endswith(":RuleGroup") for rule in r["inputs"]["rules"]]
-    assert len(rules) == len(REQUIRED_ALERTS)
+    assert len(rules) == len(REQUIRED_ALERTS) + len(LOG_ALERTS)
     assert all(rule["notificationSettings"]["contactPoint"] in ("rewards-oncall-webhook", "rewards-telegram") for rule in rules)
 
 

@@ -14,6 +14,7 @@ import jsonschema
 import yaml
 
 from . import promql
+from .logql import event_fields, logql_problems
 from .definitions import REPO_ROOT, Definitions
 from .errors import ProblemCollector
 
@@ -35,6 +36,7 @@ class StackConfig:
     runbook_base_url: str
     environment: str
     prometheus_datasource_uid: str = "prometheus"
+    loki_datasource_uid: str = "loki"
     rewards_live: bool = False
     scrape_interval: str = "30s"
     org_id: int = 1
@@ -112,7 +114,11 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
             except (KeyError, ValueError) as exc:
                 problems.add(source, _key(f"alertOverrides.{name}"), f"does not fit the rule: {exc}")
                 continue
-            for message in promql.catalog_problems(resolved.condition_expr, definitions.contract):
+            if rule.is_promql:
+                messages = promql.catalog_problems(resolved.condition_expr, definitions.contract)
+            else:
+                messages = logql_problems(resolved.expr, event_fields(definitions.root))
+            for message in messages:
                 problems.add(source, _key(f"alertOverrides.{name}"), f"makes the rule's query invalid: {message}")
     problems.raise_if_any()
     return StackConfig(
@@ -120,6 +126,7 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
         runbook_base_url=plain["runbookBaseUrl"],
         environment=plain["environment"],
         prometheus_datasource_uid=plain.get("prometheusDatasourceUid", "prometheus"),
+        loki_datasource_uid=plain.get("lokiDatasourceUid", "loki"),
         rewards_live=plain.get("rewardsLive", False),
         scrape_interval=plain.get("scrapeInterval", "30s"),
         org_id=plain.get("orgId", 1),

@@ -44,6 +44,11 @@ class AlertRule:
     no_data_state: str
     exec_err_state: str
     lint_exceptions: dict
+    datasource: str = "prometheus"  # or "loki": a log-based rule, evaluated by Grafana only
+
+    @property
+    def is_promql(self) -> bool:
+        return self.datasource == "prometheus"
 
     def resolved(self, override: dict | None = None) -> "ResolvedAlert":
         """The rule with its parameters and per-stack overrides filled in."""
@@ -100,6 +105,12 @@ class Panel:
     thresholds: tuple[dict, ...] = ()
     min: float | None = None
     max: float | None = None
+    datasource: str = "prometheus"  # or "loki": the queries are LogQL over reward events
+    no_value: str | None = None
+    exemplars: bool = False
+    field_links: dict = field(default_factory=dict)
+    instant: bool = False
+    transformations: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -283,7 +294,7 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         problems.add("dashboards", "(directory)", "no dashboard definitions found")
 
     if contract is not None:
-        _check_dashboards(dashboards, contract, problems)
+        _check_dashboards(root, dashboards, contract, problems)
         _check_alerts(root, alerts, dashboards, contract, problems)
     if routing is not None:
         _check_routing(routing, problems)
@@ -311,10 +322,16 @@ def _dashboard(file: str, data: dict) -> Dashboard:
                     width=p["width"],
                     height=p.get("height", 8),
                     description=p["description"],
-                    queries=tuple(Query(q["expr"].strip(), q["legend"]) for q in p["queries"]),
+                    queries=tuple(Query(q["expr"].strip(), q.get("legend", "")) for q in p["queries"]),
                     thresholds=tuple(p.get("thresholds", ())),
                     min=p.get("min"),
                     max=p.get("max"),
+                    datasource=p.get("datasource", "prometheus"),
+                    no_value=p.get("no_value"),
+                    exemplars=p.get("exemplars", False),
+                    field_links=dict(p.get("field_links", {})),
+                    instant=p.get("instant", False),
+                    transformations=tuple(p.get("transformations", ())),
                 )
                 for p in row["panels"]
             ),
@@ -358,6 +375,7 @@ def _alert(file: str, data: dict) -> AlertRule:
         no_data_state=data["no_data_state"],
         exec_err_state=data["exec_err_state"],
         lint_exceptions=dict(data.get("lint_exceptions", {})),
+        datasource=data.get("datasource", "prometheus"),
     )
 
 
@@ -394,7 +412,10 @@ def _check_query(file: str, field: str, expr: str, contract: MetricsContract, pr
         problems.add(file, field, message)
 
 
-def _check_dashboards(dashboards: list[Dashboard], contract: MetricsContract, problems: ProblemCollector) -> None:
+def _check_dashboards(root: Path, dashboards: list[Dashboard], contract: MetricsContract, problems: ProblemCollector) -> None:
+    from .logql import event_fields, logql_problems
+
+    fields = event_fields(root)
     seen_uids: dict[str, str] = {}
     for d in dashboards:
         if d.uid in seen_uids:
@@ -402,8 +423,10 @@ def _check_dashboards(dashboards: list[Dashboard], contract: MetricsContract, pr
         seen_uids[d.uid] = d.file
         ids: set[int] = set()
         keys: set[str] = set()
-        variables = {"datasource"} | {v["name"] for v in d.variables}
+        variables = {"datasource", "loki"} | {v["name"] for v in d.variables}
         for v_index, v in enumerate(d.variables):
+            if "query" not in v:
+                continue
             inner = v["query"][len("label_values(") : -1]
             metric, _, label = inner.rpartition(",")
             metric, label = metric.strip(), label.strip()
@@ -422,7 +445,12 @@ def _check_dashboards(dashboards: list[Dashboard], contract: MetricsContract, pr
                     for used in re.findall(r"\$\{?([A-Za-z][A-Za-z0-9_]*)", q.expr):
                         if used not in variables:
                             problems.add(d.file, f"{where}.queries[{q_index}].expr", f"uses undefined variable ${used}")
-                    _check_query(d.file, f"{where}.queries[{q_index}].expr", promql.without_grafana_variables(q.expr), contract, problems)
+                    field = f"{where}.queries[{q_index}].expr"
+                    if p.datasource == "loki":
+                        for message in logql_problems(q.expr, fields):
+                            problems.add(d.file, field, message)
+                    else:
+                        _check_query(d.file, field, promql.without_grafana_variables(q.expr), contract, problems)
 
 
 def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboard], contract: MetricsContract, problems: ProblemCollector) -> None:
@@ -451,11 +479,17 @@ def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboar
             continue
         if "$" in resolved.expr:
             problems.add(a.file, "expr", "has a $ left after parameter substitution")
-        _check_query(a.file, "expr", resolved.expr, contract, problems)
-        try:
-            promql.parse(resolved.condition_expr)
-        except ValueError as exc:
-            problems.add(a.file, "condition", str(exc))
+        if a.is_promql:
+            _check_query(a.file, "expr", resolved.expr, contract, problems)
+            try:
+                promql.parse(resolved.condition_expr)
+            except ValueError as exc:
+                problems.add(a.file, "condition", str(exc))
+        else:
+            from .logql import event_fields, logql_problems
+
+            for message in logql_problems(resolved.expr, event_fields(root)):
+                problems.add(a.file, "expr", message)
         unused = set(a.params) - set(_PARAM.findall("\n".join((a.expr, a.summary, a.description))))
         for name in sorted(unused):
             problems.add(a.file, f"params.{name}", "is defined but never used")

@@ -233,10 +233,13 @@ def check_for_vs_interval(alert, tree, ctx):
 
 
 def check_no_data_state(alert, tree, ctx):
-    if alert.rule.no_data_state == "Alerting" and not is_dead_man(alert):
+    if alert.rule.no_data_state == "Alerting" and not (alert.rule.is_promql and is_dead_man(alert)):
         yield "no_data_state", ("maps no data to Alerting; a filtered query returns nothing on a healthy system, "
                                 "so this pages every quiet night. Only the dead-man rule may do this")
 
+
+# Checks that read the PromQL syntax tree; log-based (Loki) rules skip them.
+PROMQL_CHECKS = {"alert-comparison", "counter-without-rate", "range-window", "ratio-guard", "dead-man", "template-label"}
 
 ALERT_CHECKS = {
     "alert-comparison": check_comparison,
@@ -410,8 +413,10 @@ def lint(definitions: Definitions, config: StackConfig, files: dict[str, str] | 
     findings: list[Finding] = []
     exceptions: list[Exception_] = []
     for alert in alert_builders.resolved_alerts(definitions, config):
-        tree = promql.parse(alert.condition_expr)
+        tree = promql.parse(alert.condition_expr) if alert.rule.is_promql else None
         for check, function in ALERT_CHECKS.items():
+            if tree is None and check in PROMQL_CHECKS:
+                continue
             if check in alert.rule.lint_exceptions:
                 exceptions.append(Exception_(alert.name, check, alert.rule.lint_exceptions[check]))
                 continue

@@ -12,7 +12,7 @@ from collections import defaultdict
 from ..config import StackConfig
 from ..definitions import Definitions, ResolvedAlert
 from .runbook_dashboard import runbook_url
-from .ids import FOLDER_TITLE, PROMETHEUS_DATASOURCE_TYPE, rule_uid
+from .ids import FOLDER_TITLE, LOKI_DATASOURCE_TYPE, PROMETHEUS_DATASOURCE_TYPE, rule_uid
 
 TEAM = "rewards"
 EVALUATION_INTERVAL = "1m"
@@ -69,16 +69,8 @@ def grafana_rule(alert: ResolvedAlert, definitions: Definitions, config: StackCo
             {
                 "refId": QUERY_REF,
                 "relativeTimeRange": {"from": RELATIVE_RANGE_SECONDS, "to": 0},
-                "datasourceUid": config.prometheus_datasource_uid,
-                "model": {
-                    "refId": QUERY_REF,
-                    "datasource": {"type": PROMETHEUS_DATASOURCE_TYPE, "uid": config.prometheus_datasource_uid},
-                    "expr": alert.expr,
-                    "instant": True,
-                    "range": False,
-                    "intervalMs": INTERVAL_MS,
-                    "maxDataPoints": MAX_DATA_POINTS,
-                },
+                "datasourceUid": _datasource_uid(rule, config),
+                "model": _query_model(alert, config),
             },
             {
                 "refId": CONDITION_REF,
@@ -106,6 +98,26 @@ def grafana_rule(alert: ResolvedAlert, definitions: Definitions, config: StackCo
     }
 
 
+def _datasource_uid(rule, config: StackConfig) -> str:
+    return config.prometheus_datasource_uid if rule.is_promql else config.loki_datasource_uid
+
+
+def _query_model(alert: ResolvedAlert, config: StackConfig) -> dict:
+    model = {
+        "refId": QUERY_REF,
+        "datasource": {"type": PROMETHEUS_DATASOURCE_TYPE if alert.rule.is_promql else LOKI_DATASOURCE_TYPE,
+                       "uid": _datasource_uid(alert.rule, config)},
+        "expr": alert.expr,
+        "intervalMs": INTERVAL_MS,
+        "maxDataPoints": MAX_DATA_POINTS,
+    }
+    if alert.rule.is_promql:
+        model.update({"instant": True, "range": False})
+    else:
+        model["queryType"] = "instant"
+    return model
+
+
 def grafana_rule_groups(definitions: Definitions, config: StackConfig) -> list[dict]:
     """Rule groups in provisioning shape, groups and rules sorted by name."""
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -118,9 +130,12 @@ def grafana_rule_groups(definitions: Definitions, config: StackConfig) -> list[d
 
 
 def prometheus_rule_file(definitions: Definitions, config: StackConfig) -> dict:
-    """The same alerts as a Prometheus rule file (for promtool, and Prometheus users)."""
+    """The same alerts as a Prometheus rule file (for promtool, and Prometheus users).
+    Log-based (Loki) rules are Grafana's alone and are left out."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for alert in resolved_alerts(definitions, config):
+        if not alert.rule.is_promql:
+            continue
         groups[alert.rule.group].append({
             "alert": alert.name,
             "expr": alert.condition_expr,

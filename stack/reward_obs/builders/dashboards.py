@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from ..config import StackConfig
 from ..definitions import Dashboard, Panel
-from .ids import PROMETHEUS_DATASOURCE_TYPE
+from .ids import LOKI_DATASOURCE_TYPE, PROMETHEUS_DATASOURCE_TYPE
 
 SCHEMA_VERSION = 39  # Grafana 11
 GRID_WIDTH = 24
 ROW_PANEL_ID_BASE = 1000  # row headers get ids far from the contract's panel ids
 
-_DATASOURCE = {"type": PROMETHEUS_DATASOURCE_TYPE, "uid": "${datasource}"}
+# Each query language reads through its own datasource variable.
+_DATASOURCES = {
+    "prometheus": {"type": PROMETHEUS_DATASOURCE_TYPE, "uid": "${datasource}"},
+    "loki": {"type": LOKI_DATASOURCE_TYPE, "uid": "${loki}"},
+}
 
 
 def _field_config(panel: Panel) -> dict:
@@ -26,7 +30,14 @@ def _field_config(panel: Panel) -> dict:
         defaults["min"] = panel.min
     if panel.max is not None:
         defaults["max"] = panel.max
-    return {"defaults": defaults, "overrides": []}
+    if panel.no_value is not None:
+        defaults["noValue"] = panel.no_value
+    overrides = [
+        {"matcher": {"id": "byName", "options": name},
+         "properties": [{"id": "links", "value": [{"title": link["title"], "url": link["url"], "targetBlank": False}]}]}
+        for name, link in sorted(panel.field_links.items())
+    ]
+    return {"defaults": defaults, "overrides": overrides}
 
 
 def _options(panel: Panel) -> dict:
@@ -35,34 +46,48 @@ def _options(panel: Panel) -> dict:
         return {"reduceOptions": reduce, "colorMode": "value", "graphMode": "area", "textMode": "auto"}
     if panel.type in ("bargauge", "gauge"):
         return {"reduceOptions": reduce, "orientation": "horizontal", "displayMode": "basic"}
+    if panel.type == "logs":
+        return {"showTime": True, "sortOrder": "Ascending", "wrapLogMessage": True, "enableLogDetails": True,
+                "dedupStrategy": "none", "prettifyLogMessage": False}
+    if panel.type == "table":
+        return {"showHeader": True, "cellHeight": "sm", "footer": {"show": False, "reducer": ["sum"], "fields": ""}}
     if panel.type == "timeseries":
         return {"legend": {"displayMode": "table", "placement": "bottom", "showLegend": True, "calcs": ["lastNotNull"]},
                 "tooltip": {"mode": "multi", "sort": "desc"}}
     return {}
 
 
+def _target(panel: Panel, index: int, query) -> dict:
+    target = {
+        "refId": chr(ord("A") + index),
+        "datasource": dict(_DATASOURCES[panel.datasource]),
+        "expr": query.expr,
+        "legendFormat": query.legend,
+    }
+    if panel.datasource == "loki":
+        target["queryType"] = "instant" if panel.instant else "range"
+    else:
+        target.update({"range": not panel.instant, "instant": panel.instant})
+        if panel.exemplars:
+            target["exemplar"] = True
+    return target
+
+
 def panel_json(panel: Panel, x: int, y: int) -> dict:
-    return {
+    out = {
         "id": panel.id,
         "type": panel.type,
         "title": panel.title,
         "description": panel.description,
-        "datasource": dict(_DATASOURCE),
+        "datasource": dict(_DATASOURCES[panel.datasource]),
         "gridPos": {"h": panel.height, "w": panel.width, "x": x, "y": y},
         "fieldConfig": _field_config(panel),
         "options": _options(panel),
-        "targets": [
-            {
-                "refId": chr(ord("A") + i),
-                "datasource": dict(_DATASOURCE),
-                "expr": q.expr,
-                "legendFormat": q.legend,
-                "range": True,
-                "instant": False,
-            }
-            for i, q in enumerate(panel.queries)
-        ],
+        "targets": [_target(panel, i, q) for i, q in enumerate(panel.queries)],
     }
+    if panel.transformations:
+        out["transformations"] = [{"id": t["id"], "options": t.get("options", {})} for t in panel.transformations]
+    return out
 
 
 def _layout(dashboard: Dashboard) -> list[dict]:
@@ -84,23 +109,29 @@ def _layout(dashboard: Dashboard) -> list[dict]:
     return out
 
 
+def _datasource_variable(name: str, label: str, kind: str, uid: str) -> dict:
+    return {"name": name, "label": label, "type": "datasource", "query": kind,
+            "current": {"text": uid, "value": uid}, "hide": 0, "refresh": 1, "regex": ""}
+
+
 def _variables(dashboard: Dashboard, config: StackConfig) -> list[dict]:
-    variables = [{
-        "name": "datasource",
-        "label": "Data source",
-        "type": "datasource",
-        "query": PROMETHEUS_DATASOURCE_TYPE,
-        "current": {"text": config.prometheus_datasource_uid, "value": config.prometheus_datasource_uid},
-        "hide": 0,
-        "refresh": 1,
-        "regex": "",
-    }]
+    used = {p.datasource for p in dashboard.panels}
+    variables = []
+    if "prometheus" in used:
+        variables.append(_datasource_variable("datasource", "Data source", PROMETHEUS_DATASOURCE_TYPE, config.prometheus_datasource_uid))
+    if "loki" in used:
+        variables.append(_datasource_variable("loki", "Logs", LOKI_DATASOURCE_TYPE, config.loki_datasource_uid))
     for v in dashboard.variables:
+        if v.get("type") == "textbox":
+            default = v.get("default", "")
+            variables.append({"name": v["name"], "label": v["label"], "type": "textbox", "query": default,
+                              "current": {"text": default, "value": default}, "hide": 0})
+            continue
         variables.append({
             "name": v["name"],
             "label": v["label"],
             "type": "query",
-            "datasource": dict(_DATASOURCE),
+            "datasource": dict(_DATASOURCES["prometheus"]),
             "definition": v["query"],
             "query": {"query": v["query"], "refId": "PrometheusVariableQueryEditor-VariableQuery"},
             "includeAll": True,

@@ -7,6 +7,7 @@ import re
 FOLDER_UID = "rewards"
 FOLDER_TITLE = "Rewards"
 PROMETHEUS_DATASOURCE_TYPE = "prometheus"
+LOKI_DATASOURCE_TYPE = "loki"
 
 
 def kebab(name: str) -> str:
