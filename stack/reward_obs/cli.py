@@ -62,6 +62,7 @@ COMMAND_MODULES: list[str] = [
     "reward_obs.lint",
     "reward_obs.render_diff",
     "reward_obs.live_cli",
+    "reward_obs.scenarios.cli",
     "reward_obs.trace",
 ]
 
