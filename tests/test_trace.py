@@ -183,6 +183,8 @@ def test_healthy_file_exits_0(tmp_path):
     assert result.returncode == 0, result.stdout
     assert "14 events in 2 chains (2 reached payout)" in result.stdout
     assert "broken chains: 0" in result.stdout and "OK" in result.stdout
+    assert "first to last event of chains that reached payout: p50 1 min 11 s, p95 1 min 11 s" in result.stdout
+    assert analyse(lines(*events)).payout_chain_seconds == {"p50": 71.0, "p95": 71.0, "max": 71.0}
 
 
 def test_sample_ids_are_bounded():

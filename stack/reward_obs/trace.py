@@ -139,6 +139,7 @@ class Report:
     broken: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BROKEN_KINDS, 0))
     broken_samples: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in BROKEN_KINDS})
     broken_chains: int = 0
+    payout_chain_seconds: dict[str, float] = field(default_factory=dict)  # first to last event, chains that reached payout
 
     @property
     def ok(self) -> bool:
@@ -153,6 +154,7 @@ class Report:
             "duplicates": self.duplicates, "duplicate_samples": self.duplicate_samples,
             "out_of_order": self.out_of_order, "out_of_order_lines": self.out_of_order_samples,
             "broken_chains": self.broken_chains, "broken": self.broken, "broken_samples": self.broken_samples,
+            "payout_chain_seconds": self.payout_chain_seconds,
         }
 
 
@@ -210,7 +212,8 @@ def analyse(lines: Iterable[bytes], contract: EventContract | None = None, *, so
 
     checker = _Lines(contract, report_bad, max_bad)
     loads, is_valid, stage_bit = parse_json, contract.is_valid, STAGE_BIT
-    number = 0
+    number = events = out_of_order = 0
+    new_chain = _Chain
     for number, raw in enumerate(lines, start=1):
         # The hot path inline: a valid line costs one parse, one check and a few dict operations.
         try:
@@ -223,8 +226,9 @@ def analyse(lines: Iterable[bytes], contract: EventContract | None = None, *, so
             cid = event["correlation_id"]
             stage = event["stage"]
             ts = epoch(event["timestamp"])
+            event_id = event["event_id"]
             bits = stage_bit[stage]
-            if stage == "match_settlement" and event["type"] == "match_settlement.settled":
+            if bits == SETTLEMENT and event["type"] == "match_settlement.settled":
                 bits |= SETTLED
         else:
             parsed = checker.parse(number, raw)
@@ -244,11 +248,13 @@ def analyse(lines: Iterable[bytes], contract: EventContract | None = None, *, so
                 bits |= SETTLED
             if stage == "admin_audit" and not event.get("reason_code"):
                 bits |= ADMIN_NO_REASON
+            event_id = event.get("event_id")
+            if not isinstance(event_id, str):
+                event_id = None
         chain = chains.get(cid)
         if chain is None:
-            chain = chains[cid] = _Chain()
-        event_id = event.get("event_id")
-        if isinstance(event_id, str):
+            chain = chains[cid] = new_chain()
+        if event_id is not None:
             h = hash(event_id)
             recent = chain.recent
             if h in recent:
@@ -261,26 +267,32 @@ def analyse(lines: Iterable[bytes], contract: EventContract | None = None, *, so
             else:
                 recent[chain.events % RECENT_EVENT_IDS] = h
         chain.events += 1
-        report.events += 1
+        events += 1
         chain.mask |= bits
         if ts is not None:
-            if chain.last is None:
+            last = chain.last
+            if last is None:
                 chain.first = chain.last = ts
-            elif ts < chain.last:
-                report.out_of_order += 1
+            elif ts >= last:
+                chain.last = ts
+            else:
+                out_of_order += 1
                 if len(report.out_of_order_samples) < max_samples:
                     report.out_of_order_samples.append(number)
                 if ts < chain.first:
                     chain.first = ts
-            else:
-                chain.last = ts
+    report.events = events
+    report.out_of_order = out_of_order
     report.lines = number
 
     report.chains = len(chains)
+    spans = array("d")
     for cid, chain in chains.items():
         mask = chain.mask
         if mask & PAYOUT:
             report.chains_reaching_payout += 1
+            if chain.first is not None:
+                spans.append(chain.last - chain.first)
         kinds = broken_kinds(mask)
         if kinds:
             report.broken_chains += 1
@@ -288,6 +300,10 @@ def analyse(lines: Iterable[bytes], contract: EventContract | None = None, *, so
                 report.broken[kind] += 1
                 if len(report.broken_samples[kind]) < max_samples:
                     report.broken_samples[kind].append(cid)
+    if spans:
+        ordered = sorted(spans)
+        report.payout_chain_seconds = {q: round(ordered[min(len(ordered) - 1, int(len(ordered) * f))], 3)
+                                       for q, f in (("p50", 0.5), ("p95", 0.95), ("max", 1.0))}
     return report
 
 
@@ -493,6 +509,10 @@ def format_report(report: Report) -> str:
     out = [f"reward-obs trace: {report.source}",
            f"  {report.lines:,} lines, {report.events:,} events in {report.chains:,} chains "
            f"({report.chains_reaching_payout:,} reached payout)"]
+    if report.payout_chain_seconds:
+        q = report.payout_chain_seconds
+        out.append(f"  first to last event of chains that reached payout: p50 {_seconds(q['p50'])}, "
+                   f"p95 {_seconds(q['p95'])}, max {_seconds(q['max'])}")
     out += _bad_lines(report.bad_lines, report.bad_samples)
     if report.missing_correlation_id:
         out.append(f"  events without a usable correlation_id: {report.missing_correlation_id:,} (cannot be traced)")
