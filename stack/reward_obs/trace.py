@@ -300,6 +300,7 @@ def analyse(lines: Iterable[bytes], contract: EventContract | None = None, *, so
                 report.broken[kind] += 1
                 if len(report.broken_samples[kind]) < max_samples:
                     report.broken_samples[kind].append(cid)
+    chains.clear()  # before sorting: the sort reuses the chains' memory instead of adding to the peak
     if spans:
         ordered = sorted(spans)
         report.payout_chain_seconds = {q: round(ordered[min(len(ordered) - 1, int(len(ordered) * f))], 3)
