@@ -311,6 +311,16 @@ def test_large_generated_file_through_the_streaming_cli(tmp_path):
     assert times == sorted(times)
 
 
+def test_peak_rss_is_the_commands_own_not_its_parents():
+    """A forked child starts at its parent's RSS; the measurement must not inherit it,
+    or the test below would compare two copies of pytest's size."""
+    ballast = bytearray(256 * 1024 * 1024)
+    ballast[::4096] = b"\x01" * len(ballast[::4096])  # touch every page
+    m = measure_command([sys.executable, "-c", "pass"])
+    assert m.returncode == 0 and m.max_rss_mib < 100, m
+    del ballast
+
+
 def test_memory_grows_with_chains_not_with_events(tmp_path):
     """Same 2,000 chains, 4x the events: the peak RSS of the CLI must not follow the
     events. Keeping anything per event (say its id, ~100 bytes) would add >15 MiB."""

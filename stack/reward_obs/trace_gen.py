@@ -309,20 +309,34 @@ class Measurement:
     stderr: str
 
 
+# Runs the measured command and reports its resource use. A child's ru_maxrss starts at
+# the RSS of the process that forked it (fork copies the page tables; exec keeps the high
+# water mark), so measuring straight from a big parent (pytest, or the bench after it
+# generated a file) would report the parent's size. This launcher is small when it forks.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+started = time.perf_counter()
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+wall = time.perf_counter() - started
+with open(sys.argv[1], "w") as f:
+    json.dump({"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "max_rss_kib": usage.ru_maxrss,
+               "returncode": os.waitstatus_to_exitcode(status)}, f)
+"""
+
+
 def measure_command(cmd: list[str], cwd: Path | None = None) -> Measurement:
-    """Run a command; its own wall time, CPU time and peak RSS (os.wait4 reports the
-    resource use of exactly that child, unlike RUSAGE_CHILDREN which keeps the maximum
-    over every child so far)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return Measurement(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, proc.returncode,
-                           out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+    """Run a command; its own wall time, CPU time (user + system) and peak RSS, taken
+    with os.wait4 in a small launcher process (see _LAUNCHER)."""
+    with tempfile.TemporaryDirectory(prefix="reward-obs-measure-") as tmp:
+        result = Path(tmp) / "usage.json"
+        out, err = Path(tmp) / "stdout", Path(tmp) / "stderr"
+        with open(out, "wb") as out_f, open(err, "wb") as err_f:
+            subprocess.run([sys.executable, "-I", "-c", _LAUNCHER, str(result), *cmd], stdout=out_f, stderr=err_f,
+                           cwd=cwd, check=True)
+        usage = json.loads(result.read_text())
+        return Measurement(usage["wall_s"], usage["cpu_s"], usage["max_rss_kib"] / 1024, usage["returncode"],
+                           out.read_text(errors="replace"), err.read_text(errors="replace"))
 
 
 def machine() -> str:
