@@ -61,6 +61,7 @@ COMMAND_MODULES: list[str] = [
     "reward_obs.runbooks",
     "reward_obs.lint",
     "reward_obs.render_diff",
+    "reward_obs.backtest",
     "reward_obs.live_cli",
     "reward_obs.scenarios.cli",
     "reward_obs.trace",
