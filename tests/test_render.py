@@ -13,6 +13,7 @@ from spec import REQUIRED_ALERTS
 EXPECTED_FILES = {
     "grafana/dashboards/reward-operations.json",
     "grafana/dashboards/reward-runbooks.json",
+    "grafana/dashboards/reward-trace.json",
     "grafana/provisioning/alerting/contact-points.yaml",
     "grafana/provisioning/alerting/policies.yaml",
     "grafana/provisioning/alerting/rules.yaml",
