@@ -37,6 +37,9 @@ def cmd_scenarios(args) -> int:
     except PromtoolMissing as exc:
         print(f"reward-obs scenarios: {exc}", file=sys.stderr)
         return 2
+    except ValueError as exc:  # a scenario tests an alert the rule file does not have
+        print(f"reward-obs scenarios: {exc}", file=sys.stderr)
+        return 1
     evaluated = set(read_rules(rule_file))
     for r in suite.results:
         f = r.scenario.fault
@@ -53,7 +56,8 @@ def cmd_scenarios(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("scenarios", help="run every alert scenario through promtool and write the detection report")
-    p.add_argument("--out", type=Path, required=True, help="directory for report.md, report.json, plots/ and the promtool files")
+    p.add_argument("--out", type=Path, required=True,
+                   help="directory for report.md, report.json, plots/, the rule file and the promtool files (e.g. build/scenarios)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these scenarios")
     p.add_argument("--rules", type=Path, help="an already rendered Prometheus rule file (default: render one into OUT)")
     p.add_argument("--jobs", type=int, default=2, help="promtool processes at a time (default 2)")

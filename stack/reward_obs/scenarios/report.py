@@ -10,7 +10,7 @@ import numpy as np
 
 from ..durations import format_duration
 from .generator import Generated
-from .runner import Firing, Rule, ScenarioResult
+from .runner import Rule, ScenarioResult
 
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
@@ -132,8 +132,10 @@ def markdown(report: dict) -> str:
         f"`{Path(report['rule_file']).name}`, evaluation every {report['evaluation_interval']}: "
         + ("**all passed**." if not failed else f"**{len(failed)} failed**: {', '.join(failed)}.")
         + f" Wall time {report['seconds']}s.")
-    lines += ["", "Times are from the start of each scenario's run; latency is first firing minus fault start,"
-              " as evaluated by promtool.", ""]
+    lines += ["", "Times are from the start of each scenario's run; latency is first firing minus fault start.",
+              "Each verdict is promtool's exit status on the scenario's assertions (no firing before the fault,",
+              "firing by the bound, first firing at the measured minute, silent alerts never firing); the minutes",
+              "come from a promtool run that prints `ALERTS` timestamps, and are asserted again in the verdict run.", ""]
 
     lines += ["## Detection latency", "",
               "| Scenario | Alert | Fault starts | First pending | First firing | Latency | Bound | False firings | Result |",
