@@ -42,3 +42,12 @@ def repo_copy(tmp_path) -> Path:
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "reward_obs.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def out(tmp_path_factory) -> Path:
+    """One render of the shipped definitions with the example stack, shared read-only."""
+    out = tmp_path_factory.mktemp("render")
+    result = run_cli("render", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out

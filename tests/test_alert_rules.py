@@ -18,14 +18,6 @@ from reward_obs.runbook_index import headings
 RUNBOOK_URL = re.compile(r"^(?P<base>https?://\S+)/runbooks/(?P<file>[a-z0-9-]+\.md)#(?P<anchor>[a-z0-9-]+)$")
 
 
-@pytest.fixture(scope="module")
-def out(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("render")
-    result = run_cli("render", "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    return out
-
-
 def missing_alerts(out: Path) -> list[str]:
     problems = []
     grafana, prom = grafana_rules(out), prometheus_rules(out)

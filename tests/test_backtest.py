@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import run_cli
 
 from reward_obs import promql
 from reward_obs.backtest import Firing, firings_from_samples

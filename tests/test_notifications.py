@@ -10,17 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
+from conftest import ROOT
 
 TEMPLATE = ROOT / "notifications/templates/reward.tmpl"
 TELEGRAM_LIMIT = 4096
-
-
-@pytest.fixture(scope="module")
-def out(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("render")
-    assert run_cli("render", "--out", str(out)).returncode == 0
-    return out
 
 
 def provisioning(out: Path, name: str) -> dict:

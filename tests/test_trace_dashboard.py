@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
-import pytest
 from conftest import ROOT, run_cli
 from rendered import dashboard, grafana_rules, panels, prometheus_rules
 from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REWARD_STAGES, TRACE_DASHBOARD_UID
@@ -16,14 +14,6 @@ TRACE_LINK = "/d/reward-trace?var-correlation_id=${__value.raw}"
 
 def schema_fields() -> set[str]:
     return set(json.loads((ROOT / "contract/reward_event.schema.json").read_text())["properties"])
-
-
-@pytest.fixture(scope="module")
-def out(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("render")
-    result = run_cli("render", "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    return out
 
 
 def test_trace_dashboard_is_in_the_rewards_folder_with_a_correlation_id_box(out):

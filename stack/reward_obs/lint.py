@@ -332,7 +332,7 @@ def telegram_sample(count: int) -> dict:
     summary = ("Pool p-12 & campaign <c-7> " * 10)[:200]
     alerts = [{
         "status": "firing",
-        "labels": {"alertname": f"RewardPayoutProviderOutage", "severity": "critical", "provider": f"p{i}"},
+        "labels": {"alertname": "RewardPayoutProviderOutage", "severity": "critical", "provider": f"p{i}"},
         "annotations": {"summary": summary,
                         "runbook_url": "https://runbooks.reward-observability.invalid/elmental/reward-observability/blob/main/runbooks/payout-provider-retry.md#rewardpayoutprovideroutage",
                         "dashboard_url": f"https://grafana.reward-observability.invalid/d/reward-operations?viewPanel=14&i={i}"},

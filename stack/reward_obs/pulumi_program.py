@@ -6,7 +6,7 @@ import json
 import pulumi
 
 from .component import RewardObservability
-from .config import NAMESPACE, SECRET_KEYS, StackConfig, load_config
+from .config import NAMESPACE, StackConfig, load_config
 from .definitions import Definitions, load_definitions
 from .errors import DefinitionError, Problem
 from .lint import format_report, lint
