@@ -183,16 +183,8 @@ def rule_file(definitions, config, extra_groups: list[dict] = ()) -> dict:
     return rules
 
 
-def measure(prom: Prometheus, definitions, config, rules: dict, runs: int, extra_queries: dict[str, str], log=print) -> dict:
-    scrape = parse_duration(config.scrape_interval)
-    now = time.time()
-    result: dict = {"queries": [], "rules": {}, "rule_exprs": {}, "series": {}}
-    log("    series per metric")
-    for row in prom.query(f'count by (__name__) ({{job="{definitions.contract.scrape_job}"}})'):
-        result["series"][row["metric"]["__name__"]] = int(row["value"][1])
-    log("    dashboard queries")
-    queries = [(f"{q.panel_key}[{q.ref}]", q.expr) for q in panel_queries(definitions, OPERATIONS_DASHBOARD)]
-    queries += list(extra_queries.items())
+def time_panel_queries(prom: Prometheus, queries: list[tuple[str, str]], scrape: int, now: float, runs: int) -> list[dict]:
+    rows = []
     for key, expr in queries:
         row = {"query": key, "expr": expr}
         for label, seconds in RANGES.items():
@@ -200,7 +192,19 @@ def measure(prom: Prometheus, definitions, config, rules: dict, runs: int, extra
             text = substitute(expr, step, rate_interval(step, scrape))
             row[label] = {"step": step, **timed_query(prom, "query_range", {"query": text, "start": f"{now - seconds:.3f}",
                                                                              "end": f"{now:.3f}", "step": step}, runs)}
-        result["queries"].append(row)
+        rows.append(row)
+    return rows
+
+
+def measure(prom: Prometheus, definitions, config, rules: dict, runs: int, now: float, log=print) -> dict:
+    scrape = parse_duration(config.scrape_interval)
+    result: dict = {"queries": [], "rules": {}, "rule_exprs": {}, "series": {}}
+    log("    series per metric")
+    for row in prom.query(f'count by (__name__) ({{job="{definitions.contract.scrape_job}"}})', now):
+        result["series"][row["metric"]["__name__"]] = int(row["value"][1])
+    log("    dashboard queries")
+    queries = [(f"{q.panel_key}[{q.ref}]", q.expr) for q in panel_queries(definitions, OPERATIONS_DASHBOARD)]
+    result["queries"] = time_panel_queries(prom, queries, scrape, now, runs)
     log("    rule expressions")
     for group in rules["groups"]:
         for rule in group["rules"]:
@@ -222,34 +226,82 @@ def measure(prom: Prometheus, definitions, config, rules: dict, runs: int, extra
     return result
 
 
+def backfill_recording_rules(prom: Prometheus, groups: list[dict], start: float, end: float, log=print) -> float:
+    """`promtool tsdb create-blocks-from rules` over the history (as one would when adding
+    recording rules to a running Prometheus), then restart Prometheus on the new blocks
+    and wait until it has compacted them. Returns seconds taken."""
+    t0 = time.monotonic()
+    rule_path = prom.workdir / "recording-backfill.yaml"
+    rule_path.write_text(dump_yaml({"groups": [{**g, "interval": "1m"} for g in groups]}), encoding="utf-8")
+    out_dir = prom.workdir / "recorded-blocks"
+    result = subprocess.run([binary("promtool"), "tsdb", "create-blocks-from", "rules", f"--start={int(start)}", f"--end={int(end)}",
+                             f"--url={prom.url}", f"--output-dir={out_dir}", "--eval-interval=60s", "--quiet", str(rule_path)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"promtool rules backfill failed: {result.stdout}{result.stderr}")
+    prom.stop()
+    for block in out_dir.iterdir():
+        block.rename(prom.data_dir / block.name)
+    prom.start(timeout=600)
+    log(f"    recording rules backfilled in {time.monotonic() - t0:.0f}s; waiting for compaction")
+    last, stable = None, 0
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and stable < 3:
+        with urllib.request.urlopen(f"{prom.url}/metrics", timeout=30) as response:
+            text = response.read().decode()
+        blocks = next((line.split()[-1] for line in text.splitlines() if line.startswith("prometheus_tsdb_blocks_loaded ")), None)
+        stable = stable + 1 if blocks == last else 0
+        last = blocks
+        time.sleep(20)
+    log(f"    {last} blocks after compaction")
+    return time.monotonic() - t0
+
+
 # ------------------------------------------------------------------ one scale
 
 
 def run_scale(definitions, config, pools: int, days: int, step: int, runs: int, work: Path,
-              extra_groups: list[dict], extra_queries: dict[str, str], log=print) -> dict:
+              recording_groups: list[dict], recording_queries: dict[str, dict], log=print, keep: Path | None = None) -> dict:
     topology = Topology.scaled(pools, len(definitions.contract.labels["provider"]["values"]))
     log(f"  {pools} pools: {topology.campaigns} campaigns, {topology.providers} providers")
     history = History(definitions, topology, definitions.contract.scrape_job)
     end = int(time.time()) + 2 * 3600
     end -= end % step
     prom_dir = work / f"prometheus-{pools}"
-    rules = rule_file(definitions, config, extra_groups)
+    rules = rule_file(definitions, config, recording_groups)
     prom = Prometheus(prom_dir, {"global": {"evaluation_interval": BENCH_RULE_INTERVAL}}, {"rules.yaml": dump_yaml(rules)},
                       extra_args=("--storage.tsdb.retention.time=15d", f"--storage.tsdb.max-block-duration={BLOCK // 3600}h"))
     t0 = time.monotonic()
     samples = backfill_week(history, prom.data_dir, prom_dir, end, days, step, log=log)
     backfill_s = time.monotonic() - t0
     log(f"    backfilled {samples:,} samples of {history.series:,} series in {backfill_s:.0f}s")
+    recorded: list[dict] = []
     try:
         prom.start(timeout=300)
-        measured = measure(prom, definitions, config, rules, runs, extra_queries, log=log)
+        now = time.time()
+        measured = measure(prom, definitions, config, rules, runs, now, log=log)
+        if recording_groups and recording_queries:
+            backfill_recording_rules(prom, recording_groups, end - days * DAY, now, log=log)
+            log("    replacement queries on recorded series")
+            scrape = parse_duration(config.scrape_interval)
+            rows = time_panel_queries(prom, [(k, q["expr"]) for k, q in recording_queries.items()], scrape, now, runs)
+            before = {row["query"]: row for row in measured["queries"]}
+            for row, q in zip(rows, recording_queries.values()):
+                recorded.append({**row, "replaces": q["replaces"], "scope": q["scope"], "before": before[q["replaces"]]})
     finally:
         prom.stop()
-        subprocess.run(["rm", "-rf", str(prom_dir)], check=False)
+        if keep is None:
+            subprocess.run(["rm", "-rf", str(prom_dir)], check=False)
+        else:
+            keep.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["rm", "-rf", str(keep / prom_dir.name)], check=False)
+            prom_dir.rename(keep / prom_dir.name)
+            log(f"    kept {keep / prom_dir.name}")
     predicted = {name: b.series for name, b in budget(definitions.contract, topology).items()}
     return {"pools": pools, "campaigns": topology.campaigns, "providers": topology.providers,
             "series_total": history.series, "samples": samples, "backfill_s": round(backfill_s), "predicted": predicted,
-            "budget": {name: b.formula for name, b in budget(definitions.contract, topology).items()}, **measured}
+            "budget": {name: b.formula for name, b in budget(definitions.contract, topology).items()},
+            "recorded": recorded, **measured}
 
 
 # ------------------------------------------------------------------ report
@@ -263,38 +315,70 @@ def _series_of_prom_metrics(series: dict[str, int]) -> dict[str, int]:
     return out
 
 
+def _ms(cell: dict) -> str:
+    return f"{cell['exec_ms']:g} / {cell['wall_ms']:g}"
+
+
 def report(results: dict) -> str:
     scales = results["scales"]
-    lines = [f"Machine: {results['machine']['nproc']} cores, {results['machine']['memory_gib']} GiB memory; "
-             f"Prometheus {results['machine']['prometheus']}. History: {results['days']} days at {results['step']}s "
-             f"resolution (the stack scrapes every {results['scrape_interval']}), backfilled with promtool in 18h blocks. "
-             f"Times are medians of {results['runs']} runs after a warm-up, wall clock through the HTTP API.", ""]
-    header = "| | " + " | ".join(f"{s['pools']} pools ({s['campaigns']} campaigns, {s['providers']} providers)" for s in scales) + " |"
-    lines += ["**Size**", "", header, "|---|" + "---|" * len(scales)]
+    m = results["machine"]
+    lines = [f"Machine: `nproc` {m['nproc']}, {m['memory_gib']} GiB memory, Prometheus {m['prometheus']} (Debian). "
+             f"History: {results['days']} days at {results['step']}s resolution per series (the stack scrapes every "
+             f"{results['scrape_interval']}), backfilled with promtool in 18h blocks. Times are medians of {results['runs']} "
+             "runs after a warm-up: **exec** is Prometheus's own execTotalTime (stats=all), **wall** is request to last "
+             "byte over loopback (JSON encoding included). Range queries use Grafana's step for a 1,100-point panel "
+             "(24h: 1m, 7d: 10m) and its $__rate_interval (24h: 2m, 7d: 10m30s); variables are All.", ""]
+    header = "| | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |"
+    sep = "|---|" + "---|" * len(scales)
+    lines += ["**Size**", "", header, sep]
+    lines.append("| campaigns / providers | " + " | ".join(f"{s['campaigns']} / {s['providers']}" for s in scales) + " |")
     lines.append("| series | " + " | ".join(f"{s['series_total']:,}" for s in scales) + " |")
     lines.append("| samples backfilled | " + " | ".join(f"{s['samples']:,}" for s in scales) + " |")
     lines.append("| backfill time (s) | " + " | ".join(str(s["backfill_s"]) for s in scales) + " |")
-    lines += ["", "**Rule groups** (evaluationTime from /api/v1/rules, ms)", "", header, "|---|" + "---|" * len(scales)]
+    lines += ["", "**Rule groups**: evaluationTime from /api/v1/rules, ms (median of the evaluations seen)", "", header, sep]
     for group in sorted(scales[-1]["rules"]):
         lines.append(f"| {group} | " + " | ".join(f"{s['rules'].get(group, {}).get('ms', '-')}" for s in scales) + " |")
-    lines += ["", "**Dashboard queries** (query_range, ms: 24h / 7d)", "",
-              "| panel query | " + " | ".join(f"{s['pools']} pools" for s in scales) + " | growth 100→1,000 (24h) |",
-              "|---|" + "---|" * (len(scales) + 1)]
+    lines += ["", "**Alert expressions** (instant query at now, exec / wall ms)", "", header, sep]
+    for name in scales[-1]["rule_exprs"]:
+        lines.append(f"| {name} | " + " | ".join(_ms(s["rule_exprs"][name]) for s in scales if name in s["rule_exprs"]) + " |")
+    lines += ["", "**Operations dashboard queries, 24h** (exec / wall ms; ⚠ = exec over "
+              f"{TARGET_MS:g} ms at the largest scale)", "",
+              "| panel query | " + " | ".join(f"{s['pools']} pools" for s in scales) + " | series returned | exec growth, last two scales |",
+              "|---|" + "---|" * (len(scales) + 2)]
     for i, row in enumerate(scales[-1]["queries"]):
-        cells = [f"{s['queries'][i]['24h']['ms']} / {s['queries'][i]['7d']['ms']}" for s in scales]
+        cells = [_ms(s["queries"][i]["24h"]) for s in scales]
         growth = ""
         if len(scales) >= 2:
-            a, b = scales[-2]["queries"][i]["24h"]["ms"], scales[-1]["queries"][i]["24h"]["ms"]
+            a, b = scales[-2]["queries"][i]["24h"]["exec_ms"], scales[-1]["queries"][i]["24h"]["exec_ms"]
             growth = f"×{b / a:.1f}" if a else ""
-        mark = " ⚠" if scales[-1]["queries"][i]["24h"]["ms"] > TARGET_MS else ""
-        lines.append(f"| `{row['query']}`{mark} | " + " | ".join(cells) + f" | {growth} |")
-    lines += ["", "**Series per metric** (budget formula; measured in Prometheus = predicted from the contract)", "",
+        mark = " ⚠" if scales[-1]["queries"][i]["24h"]["exec_ms"] > TARGET_MS else ""
+        series = " → ".join(str(s["queries"][i]["24h"]["series"]) for s in scales)
+        lines.append(f"| `{row['query']}`{mark} | " + " | ".join(cells) + f" | {series} | {growth} |")
+    lines += ["", "**Operations dashboard queries, 7d** (exec / wall ms)", "",
+              "| panel query | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |", sep]
+    for i, row in enumerate(scales[-1]["queries"]):
+        lines.append(f"| `{row['query']}` | " + " | ".join(_ms(s["queries"][i]["7d"]) for s in scales) + " |")
+    if any(s.get("recorded") for s in scales):
+        lines += ["", "**Recording rules, before → after** (exec / wall ms; the recorded history backfilled with "
+                  "`promtool tsdb create-blocks-from rules` and compacted before timing)", "",
+                  "| panel query → recorded series | scope | " + " | ".join(f"{s['pools']} pools, 24h" for s in scales)
+                  + " | " + " | ".join(f"{s['pools']} pools, 7d" for s in scales) + " |",
+                  "|---|---|" + "---|" * (2 * len(scales))]
+        for i, row in enumerate(scales[-1]["recorded"]):
+            cells = []
+            for span in ("24h", "7d"):
+                for s in scales:
+                    r = s["recorded"][i]
+                    cells.append(f"{_ms(r['before'][span])} → {_ms(r[span])}")
+            scope = "All campaigns only" if row["scope"] == "all_campaigns" else "any"
+            lines.append(f"| `{row['query']}` | {scope} | " + " | ".join(cells) + " |")
+    lines += ["", "**Series per metric** (the cardinality budget from the contract; ✓ = Prometheus holds exactly that many)", "",
               "| metric | budget | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |", "|---|---|" + "---|" * len(scales)]
     for name, formula in scales[-1]["budget"].items():
         cells = []
         for s in scales:
             measured = _series_of_prom_metrics(s["series"]).get(name, 0)
-            mark = "" if measured == s["predicted"][name] else f" (measured {measured})"
+            mark = " ✓" if measured == s["predicted"][name] else f" (Prometheus: {measured})"
             cells.append(f"{s['predicted'][name]:,}{mark}")
         lines.append(f"| {name} | {formula} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -307,28 +391,27 @@ def machine() -> dict:
 
 
 def cmd_bench(args) -> int:
+    from . import recording
     from .cli import load
 
     definitions, config = load(args)
-    extra_groups, extra_queries = [], {}
-    try:
-        from . import recording  # recording rules, when defined
-        extra_groups = recording.prometheus_groups(definitions)
-        extra_queries = recording.bench_queries(definitions)
-    except (ImportError, AttributeError):
-        pass
+    recording_groups, recording_queries = [], {}
+    if not args.no_recording_rules:
+        recording_groups = recording.prometheus_groups(definitions)
+        recording_queries = recording.bench_queries(definitions)
     results = {"machine": machine(), "days": args.days, "step": args.step, "runs": args.runs,
                "scrape_interval": config.scrape_interval, "scales": []}
     print(f"reward-obs bench: {results['machine']}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="reward-obs-bench-", dir=args.workdir) as work:
         for pools in args.scales:
-            log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
             results["scales"].append(run_scale(definitions, config, pools, args.days, args.step, args.runs, Path(work),
-                                               extra_groups, extra_queries, log=log))
+                                               recording_groups, recording_queries, log=log, keep=args.keep))
             (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     text = report(results)
-    (args.out / "RESULTS.md").write_text("# Scale benchmark results\n\n" + text, encoding="utf-8")
+    (args.out / "RESULTS.md").write_text("# Scale benchmark results\n\nWritten by `reward-obs bench` (`make bench`).\n\n" + text,
+                                         encoding="utf-8")
     print(text)
     return 0
 
@@ -343,4 +426,6 @@ def register(sub) -> None:
     p.add_argument("--runs", type=int, default=5, help="timed runs per query (after one warm-up)")
     p.add_argument("--out", type=Path, default=Path("bench"), help="where results.json and RESULTS.md go")
     p.add_argument("--workdir", help="parent of the temporary TSDB directories (default: system temp)")
+    p.add_argument("--no-recording-rules", action="store_true", help="skip the recording rules and their before/after")
+    p.add_argument("--keep", type=Path, help="move each scale's Prometheus directory (TSDB and rules) here instead of deleting it")
     p.set_defaults(handler=cmd_bench)

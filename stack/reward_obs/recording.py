@@ -1,0 +1,188 @@
+"""Recording rules as data (recording_rules/*.yaml, schemas/recording_rule.schema.json).
+
+Checked like alert queries: the expression may use only contract metrics and labels,
+the recorded series keeps only contract labels, the name follows level:metric:operations,
+and every replacement query it `serves` names a real panel query and reads only
+contract metrics or recorded series. Built into a Prometheus rule group (the rendered
+recording rule file) and into Grafana-managed recording rules (the Pulumi component).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import promql
+from .contract import Metric, MetricsContract
+from .durations import canonical
+
+RULE_DIR = "recording_rules"
+SCHEMA = "recording_rule.schema.json"
+PROMETHEUS_RECORDING_FILE = "prometheus/reward-recording.rules.yaml"
+
+
+@dataclass(frozen=True)
+class Serves:
+    panel: str  # dashboard_uid/panel_key[REF]
+    expr: str
+    scope: str = "any"
+
+
+@dataclass(frozen=True)
+class RecordingRule:
+    file: str
+    group: str
+    interval: str
+    record: str
+    expr: str
+    labels: tuple[str, ...]
+    why: str
+    serves: tuple[Serves, ...]
+
+
+def load(root: Path, problems) -> list[RecordingRule]:
+    """Every recording rule under root/recording_rules, schema-checked (problems recorded)."""
+    from .definitions import _validated  # late import: definitions calls this module
+
+    rules = []
+    for path in sorted((Path(root) / RULE_DIR).glob("*.yaml")):
+        data = _validated(root, path, SCHEMA, problems)
+        if data is None:
+            continue
+        file = str(path.relative_to(root))
+        for r in data["rules"]:
+            rules.append(RecordingRule(
+                file=file, group=data["group"], interval=canonical(data["interval"]), record=r["record"],
+                expr=" ".join(r["expr"].split()), labels=tuple(r["labels"]), why=" ".join(r["why"].split()),
+                serves=tuple(Serves(s["panel"], " ".join(s["expr"].split()), s.get("scope", "any")) for s in r.get("serves", ())),
+            ))
+    return rules
+
+
+def with_recorded_series(contract: MetricsContract, rules: list[RecordingRule]) -> MetricsContract:
+    """The contract plus every recorded series (no job/instance: a rule's output has none)."""
+    recorded = {r.record: Metric(name=r.record, type="gauge", unit="", help=r.why, labels=r.labels, synthetic=True) for r in rules}
+    return dataclasses.replace(contract, metrics={**contract.metrics, **recorded})
+
+
+def check(rules: list[RecordingRule], contract: MetricsContract, dashboards, problems) -> None:
+    """Contract and panel checks for loaded rules."""
+    from .dashboard_queries import panel_queries
+
+    names: dict[str, str] = {}
+    extended = with_recorded_series(contract, rules)
+    queries = {f"{q.dashboard}/{q.panel_key}[{q.ref}]": q for q in panel_queries(_Dashboards(dashboards))}
+    for i, r in enumerate(rules):
+        where = f"rules[{r.record}]"
+        if r.record in names:
+            problems.add(r.file, where, f"duplicate recording rule (also in {names[r.record]})")
+        names[r.record] = r.file
+        if r.record in contract.metrics:
+            problems.add(r.file, where, "records a name that is a contract metric")
+        for message in promql.catalog_problems(r.expr, contract):
+            problems.add(r.file, f"{where}.expr", message)
+        for label in r.labels:
+            if label not in contract.labels or label in ("job", "instance", "le"):
+                problems.add(r.file, f"{where}.labels", f"{label!r} is not a label a recorded series can keep")
+        try:
+            kept = _output_labels(promql.parse(r.expr))
+        except ValueError:
+            kept = None
+        if kept is not None and set(kept) != set(r.labels):
+            problems.add(r.file, f"{where}.labels", f"the expression keeps {sorted(kept)}, not {sorted(r.labels)}")
+        for j, s in enumerate(r.serves):
+            if s.panel not in queries:
+                problems.add(r.file, f"{where}.serves[{j}].panel", f"no PromQL panel query {s.panel}")
+            for message in promql.catalog_problems(promql.without_grafana_variables(s.expr), extended):
+                problems.add(r.file, f"{where}.serves[{j}].expr", message)
+
+
+class _Dashboards:
+    def __init__(self, dashboards):
+        self.dashboards = dashboards
+
+
+def _output_labels(tree) -> tuple[str, ...] | None:
+    """Labels of the top-level aggregation (following the left side of binary operators)."""
+    import promql_parser
+
+    while True:
+        if isinstance(tree, promql_parser.ParenExpr):
+            tree = tree.expr
+        elif isinstance(tree, promql_parser.BinaryExpr):
+            tree = tree.lhs
+        elif isinstance(tree, promql_parser.AggregateExpr):
+            modifier = tree.modifier
+            if modifier is None:
+                return ()
+            return tuple(modifier.labels) if str(modifier).startswith("by") else None
+        else:
+            return None
+
+
+def load_checked(definitions) -> list[RecordingRule]:
+    """The recording rules of a loaded definitions tree; DefinitionError if any is wrong."""
+    from .errors import ProblemCollector
+
+    problems = ProblemCollector()
+    rules = load(definitions.root, problems)
+    check(rules, definitions.contract, definitions.dashboards, problems)
+    problems.raise_if_any()
+    return rules
+
+
+def problems_for(root: Path, contract: MetricsContract, dashboards, problems) -> None:
+    """The hook definitions.load_definitions calls: report every recording rule problem."""
+    rules = load(root, problems)
+    check(rules, contract, dashboards, problems)
+
+
+# ------------------------------------------------------------------ builders
+
+
+def prometheus_groups(definitions) -> list[dict]:
+    """Recording rule groups in Prometheus rule-file shape."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in load_checked(definitions):
+        groups.setdefault((r.group, r.interval), []).append({"record": r.record, "expr": r.expr})
+    return [{"name": name, "interval": interval, "rules": rules} for (name, interval), rules in sorted(groups.items())]
+
+
+def prometheus_rule_file(definitions) -> dict | None:
+    groups = prometheus_groups(definitions)
+    return {"groups": groups} if groups else None
+
+
+def grafana_recording_groups(definitions, config) -> list[dict]:
+    """The same rules as Grafana-managed recording rules (provisioning shape): Grafana
+    evaluates query A and writes the result as `record` to the Prometheus data source
+    (which must accept remote write)."""
+    from .builders.ids import PROMETHEUS_DATASOURCE_TYPE, kebab
+
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in load_checked(definitions):
+        uid = ("rec-" + kebab(r.record.replace(":", "-").replace("_", "-")))[:40]
+        groups.setdefault((r.group, r.interval), []).append({
+            "uid": uid,
+            "title": r.record,
+            "record": {"metric": r.record, "from": "A", "targetDatasourceUid": config.prometheus_datasource_uid},
+            "data": [{
+                "refId": "A",
+                "relativeTimeRange": {"from": 600, "to": 0},
+                "datasourceUid": config.prometheus_datasource_uid,
+                "model": {"refId": "A", "expr": r.expr, "instant": True, "range": False,
+                          "datasource": {"type": PROMETHEUS_DATASOURCE_TYPE, "uid": config.prometheus_datasource_uid}},
+            }],
+            "isPaused": not config.rewards_live,
+        })
+    return [{"orgId": config.org_id, "name": name, "interval": interval, "rules": rules}
+            for (name, interval), rules in sorted(groups.items())]
+
+
+def bench_queries(definitions) -> dict[str, dict]:
+    """Replacement panel queries for the bench: key -> {expr, replaces, scope}."""
+    out = {}
+    for r in load_checked(definitions):
+        for s in r.serves:
+            out[f"{s.panel.split('/', 1)[1]} → {r.record}"] = {"expr": s.expr, "replaces": s.panel.split("/", 1)[1], "scope": s.scope}
+    return out
