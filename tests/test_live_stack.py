@@ -32,6 +32,7 @@ import pytest
 import yaml
 from conftest import ROOT, STACK_FILE
 
+from reward_obs import recording
 from reward_obs.builders.alertmanager import alertmanager_config
 from reward_obs.config import load_config, read_stack_file
 from reward_obs.dashboard_queries import panel_queries, rate_interval, substitute
@@ -130,6 +131,7 @@ class LiveStack:
         for group in rules["groups"]:
             group["interval"] = f"{SCRAPE}s"  # test copy: the rendered file evaluates every 1m
         self.runbook_urls = {r["alert"]: r["annotations"]["runbook_url"] for g in rules["groups"] for r in g["rules"]}
+        rules["groups"] += [{**g, "interval": f"{SCRAPE}s"} for g in recording.prometheus_groups(self.definitions)]
         prom_config = {
             "global": {"scrape_interval": f"{SCRAPE}s", "evaluation_interval": f"{SCRAPE}s"},
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{LOOPBACK}:{self.alertmanager.port}"]}]}]},
@@ -188,6 +190,10 @@ def test_healthy_every_dashboard_query_returns_data_and_nothing_alerts(stack):
 
     wait_for("every panel query to return data", lambda: not empty() or None, 20)
     assert len(queries) >= 19
+    # The replacement queries on recorded series answer too.
+    replacements = [substitute(q["expr"], SCRAPE, window) for q in recording.bench_queries(stack.definitions).values()]
+    wait_for("every recording-rule replacement query to return data",
+             lambda: not [e for e in replacements if not prom.query(e)] or None, 20)
     time.sleep(3)  # a few more evaluations of every rule on healthy data
     assert active_alerts(prom) == []
 

@@ -304,6 +304,9 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
 
         for file, where, message in runbook_problems(root, definitions):
             problems.add(file, where, message)
+        from .recording import problems_for  # recording rules are checked like alert queries
+
+        problems_for(root, contract, dashboards, problems)
     problems.raise_if_any()
     return definitions
 

@@ -9,6 +9,7 @@ recording rule file) and into Grafana-managed recording rules (the Pulumi compon
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,7 +162,8 @@ def grafana_recording_groups(definitions, config) -> list[dict]:
 
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in load_checked(definitions):
-        uid = ("rec-" + kebab(r.record.replace(":", "-").replace("_", "-")))[:40]
+        slug = kebab(r.record.replace(":", "-").replace("_", "-"))
+        uid = f"rec-{slug[:27].strip('-')}-{zlib.crc32(r.record.encode()):08x}"  # <= 40 characters, unique per name
         groups.setdefault((r.group, r.interval), []).append({
             "uid": uid,
             "title": r.record,
@@ -186,3 +188,50 @@ def bench_queries(definitions) -> dict[str, dict]:
         for s in r.serves:
             out[f"{s.panel.split('/', 1)[1]} → {r.record}"] = {"expr": s.expr, "replaces": s.panel.split("/", 1)[1], "scope": s.scope}
     return out
+
+
+# ------------------------------------------------------------------ command
+
+RECORDING_DIR = "recording"  # outside render's owned grafana/ and prometheus/ subtrees
+
+
+def recording_files(definitions, config) -> dict[str, str]:
+    """Relative path -> text: the Prometheus recording rule file and the same rules as
+    Grafana-managed recording rules (provisioning file). Empty when no rule is defined."""
+    from .builders.ids import FOLDER_TITLE
+    from .render import dump_yaml
+
+    prom = prometheus_rule_file(definitions)
+    if prom is None:
+        return {}
+    groups = [{**g, "folder": FOLDER_TITLE} for g in grafana_recording_groups(definitions, config)]
+    return {f"{RECORDING_DIR}/reward-recording.rules.yaml": dump_yaml(prom),
+            f"{RECORDING_DIR}/grafana-recording-rules.yaml": dump_yaml({"apiVersion": 1, "groups": groups})}
+
+
+def cmd_recording_rules(args) -> int:
+    import subprocess
+    import sys
+
+    from .cli import load
+    from .servers import binary
+
+    definitions, config = load(args)
+    files = recording_files(definitions, config)
+    for rel, text in files.items():
+        path = args.out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(path)
+    prom_file = args.out / RECORDING_DIR / "reward-recording.rules.yaml"
+    if files:
+        result = subprocess.run([binary("promtool"), "check", "rules", str(prom_file)], capture_output=True, text=True)
+        sys.stdout.write(result.stdout)
+        return result.returncode
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("recording-rules", help="write the recording rules (Prometheus rule file and Grafana provisioning) to OUT/recording/")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(handler=cmd_recording_rules)

@@ -1,0 +1,95 @@
+"""Recording rules as data: checked against the metrics contract and the dashboards like
+alert queries, and built into a Prometheus rule file promtool accepts and into
+Grafana-managed recording rules."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from conftest import ROOT, run_cli
+
+from reward_obs import recording
+from reward_obs.errors import DefinitionError
+
+RULES = ROOT / "recording_rules" / "reward-dashboard.yaml"
+
+
+@pytest.fixture
+def rules_copy(repo_copy):
+    shutil.copytree(ROOT / "recording_rules", repo_copy / "recording_rules")
+    return repo_copy
+
+
+def _edit(root, change):
+    path = root / "recording_rules" / "reward-dashboard.yaml"
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _validate(root):
+    return run_cli("--root", str(root), "--stack-config", str(root / "Pulumi.selfhost.yaml"), "validate")
+
+
+def test_recording_rules_load_and_serve_real_panel_queries(definitions):
+    rules = recording.load_checked(definitions)
+    assert rules and all(r.serves for r in rules)
+    assert {s.panel for r in rules for s in r.serves} <= {
+        f"{q.dashboard}/{q.panel_key}[{q.ref}]" for q in __import__("reward_obs.dashboard_queries", fromlist=["x"]).panel_queries(definitions)}
+
+
+def test_rendered_recording_rules_pass_promtool(definitions, config, tmp_path):
+    files = recording.recording_files(definitions, config)
+    path = tmp_path / "rules.yaml"
+    path.write_text(files["recording/reward-recording.rules.yaml"])
+    result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(recording.load_checked(definitions))} rules found" in result.stdout
+
+
+def test_grafana_recording_rules_write_the_same_series(definitions, config):
+    prom = {r["record"]: r["expr"] for g in recording.prometheus_groups(definitions) for r in g["rules"]}
+    grafana = [r for g in recording.grafana_recording_groups(definitions, config) for r in g["rules"]]
+    assert {r["record"]["metric"]: r["data"][0]["model"]["expr"] for r in grafana} == prom
+    assert all(len(r["uid"]) <= 40 for r in grafana) and len({r["uid"] for r in grafana}) == len(grafana)
+    assert all(r["record"]["targetDatasourceUid"] == config.prometheus_datasource_uid for r in grafana)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["rules"][0].update(expr="min by (pool_id, campaign_id, currency) (reward_pool_left)"),
+     "rules[pool:reward_pool_remaining:ratio_of_budget].expr: metric 'reward_pool_left' is not in the metrics contract"),
+    (lambda d: d["rules"][0].update(labels=["pool_id"]),
+     "rules[pool:reward_pool_remaining:ratio_of_budget].labels: the expression keeps ['campaign_id', 'currency', 'pool_id'], not ['pool_id']"),
+    (lambda d: d["rules"][0]["serves"][0].update(panel="reward-operations/no_such_panel[A]"),
+     "serves[0].panel: no PromQL panel query reward-operations/no_such_panel[A]"),
+    (lambda d: d["rules"][0]["serves"][0].update(expr='pool:reward_pool_remaining:ratio_of_budget{player="x"}'),
+     "pool:reward_pool_remaining:ratio_of_budget has no label 'player'"),
+    (lambda d: d["rules"][0].update(record="remaining_ratio"), "does not match"),
+])
+def test_a_wrong_recording_rule_is_refused(rules_copy, change, message):
+    _edit(rules_copy, change)
+    result = _validate(rules_copy)
+    assert result.returncode == 1
+    assert "recording_rules/reward-dashboard.yaml:" in result.stderr and message in result.stderr, result.stderr
+
+
+def test_no_recording_rules_is_fine(repo_copy, definitions):
+    assert _validate(repo_copy).returncode == 0
+    problems = []
+
+    class Collect:
+        def add(self, *args):
+            problems.append(args)
+
+    recording.problems_for(repo_copy, definitions.contract, definitions.dashboards, Collect())
+    assert problems == []
+
+
+def test_load_checked_raises_on_a_bad_rule(rules_copy, definitions):
+    import dataclasses
+
+    _edit(rules_copy, lambda d: d["rules"][1].update(expr="sum by (pool_id) (nope)"))
+    with pytest.raises(DefinitionError):
+        recording.load_checked(dataclasses.replace(definitions, root=rules_copy))
