@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import statistics
 import subprocess
 import sys
@@ -123,23 +124,30 @@ def backfill_week(history: History, data_dir: Path, work: Path, end: int, days: 
 
     chunk_start = start
     index = 0
-    while chunk_start < end:
-        chunk_end = min(end, (chunk_start // BLOCK + 1) * BLOCK)
-        path = work / f"chunk-{index:03d}.om"
-        with open(path, "w", encoding="utf-8", buffering=1 << 22) as out:
-            samples += history.write(out, chunk_start, chunk_end, step, origin=start)
-            out.write("# EOF\n")
+    try:
+        while chunk_start < end:
+            chunk_end = min(end, (chunk_start // BLOCK + 1) * BLOCK)
+            path = work / f"chunk-{index:03d}.om"
+            with open(path, "w", encoding="utf-8", buffering=1 << 22) as out:
+                samples += history.write(out, chunk_start, chunk_end, step, origin=start)
+                out.write("# EOF\n")
+            if running:
+                job, running = running, None
+                finish(job)
+            running = (subprocess.Popen([binary("promtool"), "tsdb", "create-blocks-from", "openmetrics",
+                                         f"--max-block-duration={BLOCK // 3600}h", str(path), str(data_dir)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), path)
+            log(f"    chunk {index}: {time.strftime('%m-%d %H:%M', time.gmtime(chunk_start))} .. "
+                f"{time.strftime('%m-%d %H:%M', time.gmtime(chunk_end))} UTC written")
+            chunk_start = chunk_end
+            index += 1
         if running:
-            finish(running)
-        running = (subprocess.Popen([binary("promtool"), "tsdb", "create-blocks-from", "openmetrics",
-                                     f"--max-block-duration={BLOCK // 3600}h", str(path), str(data_dir)],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), path)
-        log(f"    chunk {index}: {time.strftime('%m-%d %H:%M', time.gmtime(chunk_start))} .. "
-            f"{time.strftime('%m-%d %H:%M', time.gmtime(chunk_end))} UTC written")
-        chunk_start = chunk_end
-        index += 1
-    if running:
-        finish(running)
+            job, running = running, None
+            finish(job)
+    finally:
+        if running:  # interrupted: do not leave promtool behind
+            running[0].kill()
+            running[0].wait()
     return samples
 
 
@@ -394,6 +402,11 @@ def cmd_bench(args) -> int:
     from . import recording
     from .cli import load
 
+    def terminate(signum, frame):  # stop like Ctrl-C, so servers stop and temporary TSDBs are removed
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
     definitions, config = load(args)
     recording_groups, recording_queries = [], {}
     if not args.no_recording_rules:
