@@ -223,6 +223,7 @@ class Simulator:
         self._rr: dict[str, int] = {}
         self._next_provider = 0
         self._matches = 0
+        self._last_paid: dict[str, tuple] = {}  # provider -> (correlation, event, campaign, pool) of its last payout
         self._init_series()
 
     # -- targets of each fault: distinct entities, so combined faults stay apart
@@ -444,6 +445,7 @@ class Simulator:
                                          campaign_id=campaign, pool_id=pool.pool_id, provider=provider, amount=amount,
                                          currency=pool.currency, payout_result=result)
                 if result == "paid":
+                    self._last_paid[provider] = (correlation, payout["event_id"] if payout else None, campaign, pool.pool_id)
                     deliveries = ["processed"]
                     if provider == webhook_bad and rng.random() < 0.4:
                         deliveries = ["invalid_signature" if rng.random() < 0.5 else "failed"]
@@ -464,12 +466,16 @@ class Simulator:
             self.gauges["reward_payouts_pending"][(provider,)] = float(len(batch) // 2 + (pi % 3))
             if probe:
                 self.gauges["reward_provider_up"][(provider,)] = 0.0 if down else 1.0
-            if provider == duplicate:
+            if provider == duplicate and provider in self._last_paid:
+                # A second attempt to pay an already paid claim, blocked by the idempotency
+                # key: part of that claim's story (same correlation id).
                 n = take(("dup", provider), 0.5 * dt)
                 c["reward_payout_duplicate_attempts_total"][(provider,)] += n
                 if events is not None:
+                    correlation, paid_event, campaign, pool_id = self._last_paid[provider]
                     for _ in range(n):
-                        events.emit("payout", "duplicate_blocked", ts(), provider=provider)
+                        events.emit("payout", "duplicate_blocked", ts(), correlation_id=correlation, causation_id=paid_event,
+                                    campaign_id=campaign, pool_id=pool_id, provider=provider)
 
         # Admin: top up pools from an allowed source before they run low (healthy), and
         # the forbidden funding fault.
