@@ -20,6 +20,7 @@ EXPECTED_FILES = {
     "grafana/provisioning/alerting/templates.yaml",
     "grafana/provisioning/dashboards/rewards.yaml",
     "prometheus/reward-alerts.rules.yaml",
+    "prometheus/reward-recording.rules.yaml",
 }
 
 
@@ -145,3 +146,13 @@ def test_bad_stack_config_fails_naming_the_key(repo_copy, tmp_path, edit, messag
     assert result.returncode == 1
     assert f"{stack}:{message}" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_recording_rule_file_passes_promtool(out):
+    import subprocess
+
+    result = subprocess.run(["promtool", "check", "rules", str(out / "prometheus/reward-recording.rules.yaml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = [r["record"] for g in yaml.safe_load((out / "prometheus/reward-recording.rules.yaml").read_text())["groups"] for r in g["rules"]]
+    assert records and all(":" in r for r in records)  # level:metric:operation naming

@@ -14,12 +14,14 @@ from .builders import dashboards as dashboard_builders
 from .builders import notifications as notification_builders
 from .builders.ids import FOLDER_TITLE, FOLDER_UID
 from .builders.runbook_dashboard import RUNBOOK_DASHBOARD_UID, runbook_dashboard_json, runbook_url
+from . import recording as recording_rules
 from .config import StackConfig, secret_env_var
 from .definitions import Definitions
 
 # Subtrees of the output directory this command owns and rewrites whole.
 OWNED_DIRS = ("grafana", "prometheus")
 PROMETHEUS_RULE_FILE = "prometheus/reward-alerts.rules.yaml"
+PROMETHEUS_RECORDING_FILE = "prometheus/reward-recording.rules.yaml"
 DASHBOARDS_PATH = "/etc/grafana/dashboards/rewards"
 
 
@@ -123,6 +125,11 @@ def render_files(definitions: Definitions, config: StackConfig) -> dict[str, str
         "templates": [{"orgId": config.org_id, **t} for t in notification_builders.templates(definitions)],
     })
     files[PROMETHEUS_RULE_FILE] = dump_yaml(alert_builders.prometheus_rule_file(definitions, config))
+    recording = recording_rules.prometheus_rule_file(definitions)
+    if recording is not None:
+        # Recording rules that keep the big dashboard panels fast (measured by `reward-obs
+        # bench`); load this file into Prometheus next to the alert file.
+        files[PROMETHEUS_RECORDING_FILE] = dump_yaml(recording)
     return dict(sorted(files.items()))
 
 
