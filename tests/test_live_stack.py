@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, STACK_FILE
+from conftest import STACK_FILE
 
 from reward_obs import recording
 from reward_obs.builders.alertmanager import alertmanager_config

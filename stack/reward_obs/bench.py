@@ -35,7 +35,6 @@ from pathlib import Path
 
 import yaml
 
-from .builders import alerts as alert_builders
 from .cardinality import budget
 from .dashboard_queries import grafana_interval, panel_queries, rate_interval, substitute
 from .durations import parse_duration

@@ -436,7 +436,7 @@ def _own(labels: dict) -> dict:
 
 def _explain(result: ScenarioResult) -> None:
     """Why a scenario failed, in words, from the measurements."""
-    s, f = result.scenario, result.scenario.fault
+    f = result.scenario.fault
     if f is not None:
         if result.first_firing is None:
             result.problems.append(f"{f.alert}{_fmt(f.labels)} never fired (fault at {_t(f.start)}, must fire within {_t(f.within)})")
