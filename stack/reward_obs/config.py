@@ -75,6 +75,11 @@ def _schema() -> dict:
     return json.loads((REPO_ROOT / "schemas" / "stack_config.schema.json").read_text(encoding="utf-8"))
 
 
+def key_types() -> dict[str, str]:
+    """Stack config key -> its JSON type, for readers that get every value as text."""
+    return {key: spec.get("type", "string") for key, spec in _schema()["properties"].items()}
+
+
 def load_config(values: dict, source: str, definitions: Definitions | None = None) -> StackConfig:
     """A StackConfig from plain (non-secret) values; DefinitionError naming every bad key."""
     problems = ProblemCollector()

@@ -224,7 +224,8 @@ def _rel(root: Path, path: Path) -> str:
         return str(path)
 
 
-def _json_path(error: jsonschema.ValidationError) -> str:
+def json_path(error: jsonschema.ValidationError) -> str:
+    """Where in a document a schema error is: `rows[0].panels[2].unit`."""
     parts = []
     for part in error.absolute_path:
         parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
@@ -259,7 +260,7 @@ def _validated(root: Path, path: Path, schema_name: str, problems: ProblemCollec
     validator = jsonschema.Draft202012Validator(_schema(root, schema_name))
     errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     for error in errors:
-        problems.add(_rel(root, path), _json_path(error), error.message)
+        problems.add(_rel(root, path), json_path(error), error.message)
     return None if errors else data
 
 

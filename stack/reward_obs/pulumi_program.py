@@ -6,17 +6,11 @@ import json
 import pulumi
 
 from .component import RewardObservability
-from .config import NAMESPACE, StackConfig, load_config
+from .config import NAMESPACE, StackConfig, key_types, load_config
 from .definitions import Definitions, load_definitions
 from .errors import DefinitionError, Problem
 from .lint import format_report, lint
 from .render import render_files
-
-
-def _schema_types() -> dict[str, str]:
-    from .config import _schema
-
-    return {key: spec.get("type", "string") for key, spec in _schema()["properties"].items()}
 
 
 def read_config(definitions: Definitions) -> tuple[StackConfig, dict[str, pulumi.Output]]:
@@ -25,7 +19,7 @@ def read_config(definitions: Definitions) -> tuple[StackConfig, dict[str, pulumi
     values: dict = {}
     problems: list[Problem] = []
     source = f"Pulumi.{pulumi.get_stack()}.yaml"
-    for key, kind in _schema_types().items():
+    for key, kind in key_types().items():
         raw = cfg.get(key)
         if raw is None:
             continue

@@ -86,9 +86,9 @@ def check(rules: list[RecordingRule], contract: MetricsContract, dashboards, pro
             if label not in contract.labels or label in ("job", "instance", "le"):
                 problems.add(r.file, f"{where}.labels", f"{label!r} is not a label a recorded series can keep")
         try:
-            kept = _output_labels(promql.parse(r.expr))
+            kept = promql.output_labels(promql.parse(r.expr), contract)
         except ValueError:
-            kept = None
+            kept = None  # catalog_problems above already reports the parse error
         if kept is not None and set(kept) != set(r.labels):
             problems.add(r.file, f"{where}.labels", f"the expression keeps {sorted(kept)}, not {sorted(r.labels)}")
         for j, s in enumerate(r.serves):
@@ -101,24 +101,6 @@ def check(rules: list[RecordingRule], contract: MetricsContract, dashboards, pro
 class _Dashboards:
     def __init__(self, dashboards):
         self.dashboards = dashboards
-
-
-def _output_labels(tree) -> tuple[str, ...] | None:
-    """Labels of the top-level aggregation (following the left side of binary operators)."""
-    import promql_parser
-
-    while True:
-        if isinstance(tree, promql_parser.ParenExpr):
-            tree = tree.expr
-        elif isinstance(tree, promql_parser.BinaryExpr):
-            tree = tree.lhs
-        elif isinstance(tree, promql_parser.AggregateExpr):
-            modifier = tree.modifier
-            if modifier is None:
-                return ()
-            return tuple(modifier.labels) if str(modifier).startswith("by") else None
-        else:
-            return None
 
 
 def load_checked(definitions) -> list[RecordingRule]:

@@ -14,7 +14,7 @@ import jsonschema
 import yaml
 
 from ..contract import MetricsContract
-from ..definitions import REPO_ROOT, Definitions
+from ..definitions import REPO_ROOT, Definitions, json_path
 from ..durations import parse_duration
 from ..errors import ProblemCollector
 
@@ -127,13 +127,6 @@ def _minutes(value: str, problems: ProblemCollector, file: str, where: str) -> i
     return seconds // 60
 
 
-def _json_path(error: jsonschema.ValidationError) -> str:
-    parts = []
-    for part in error.absolute_path:
-        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
-    return "".join(parts).lstrip(".") or "(top level)"
-
-
 def scenario_files(root: Path = REPO_ROOT) -> list[Path]:
     return sorted((Path(root) / SCENARIO_DIR).glob("*.yaml"))
 
@@ -171,7 +164,7 @@ def load_scenarios(definitions: Definitions, root: Path = REPO_ROOT, paths: list
             continue
         errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
         for error in errors:
-            problems.add(rel, _json_path(error), _schema_message(error))
+            problems.add(rel, json_path(error), _schema_message(error))
         if errors:
             continue
         before = len(problems.problems)
