@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli
+from conftest import ROOT, run_cli
 from rendered import dashboard, panels
 from spec import OPERATIONS_DASHBOARD_UID, REQUIRED_SIGNALS
 
-from reward_obs import promql
+from reward_obs import promql, recording
+from reward_obs.errors import ProblemCollector
 
 
 def render(root: Path | None, out: Path) -> Path:
@@ -25,10 +26,14 @@ def board(tmp_path_factory) -> dict:
     return dashboard(render(None, tmp_path_factory.mktemp("render")), OPERATIONS_DASHBOARD_UID)
 
 
+RECORDING_RULES = recording.load(ROOT, ProblemCollector())
+
+
 def panel_selectors(panel: dict) -> list:
-    """Series selectors of a panel's PromQL queries (LogQL panels have none)."""
+    """Raw-metric selectors of a panel's PromQL queries, seeing through recorded series
+    (LogQL panels have none)."""
     return [s for t in panel["targets"] if t["datasource"]["type"] == "prometheus"
-            for s in promql.selectors(promql.parse(promql.without_grafana_variables(t["expr"])))]
+            for s in recording.raw_selectors(t["expr"], RECORDING_RULES)]
 
 
 def signal_panels(board: dict) -> dict[str, list[str]]:

@@ -9,9 +9,12 @@ them, as for any stack), and the test copy of the rule file evaluates its groups
 group_interval of 1s, and posts to a webhook receiver in this process.
 
 Yesterday's claim traffic (RewardClaimVolumeAbnormal compares with `offset 1d`) is
-backfilled with promtool from the simulator's own healthy run before Prometheus starts.
+backfilled with promtool from the simulator's own healthy run before Prometheus starts,
+and the recording rules' yesterday with `promtool tsdb create-blocks-from rules` (the
+dashboard's claim-volume panel reads the recorded series a day back).
 
-Phases, in order: healthy (every dashboard query returns data, no alert is active), all
+Phases, in order: healthy (every dashboard query returns data, each recorded series a
+panel reads equals its raw-metric query at the same instant, no alert is active), all
 faults at once (each on its own pool, campaign or provider: each alert fires with the
 labels of its fault and its notification, with the runbook URL, reaches the receiver its
 severity routes to), simulator stopped (RewardMetricsAbsent fires and pages).
@@ -35,9 +38,9 @@ from conftest import STACK_FILE
 from reward_obs import recording
 from reward_obs.builders.alertmanager import alertmanager_config
 from reward_obs.config import load_config, read_stack_file
-from reward_obs.dashboard_queries import panel_queries, rate_interval, substitute
+from reward_obs.dashboard_queries import default_variables, panel_queries, rate_interval, substitute
 from reward_obs.render import PROMETHEUS_RULE_FILE, dump_yaml, render_files
-from reward_obs.servers import LOOPBACK, Alertmanager, Prometheus, backfill
+from reward_obs.servers import LOOPBACK, Alertmanager, Prometheus, backfill, backfill_recording_rules
 from reward_obs.simulator import (FAULTS, METRICS_ABSENT_ALERT, EventSink, Simulator, SimulatorServer, Topology,
                                   write_openmetrics)
 
@@ -142,6 +145,9 @@ class LiveStack:
                                      extra_args=("--rules.alert.resend-delay=1s",))
         self._backfill_yesterday()
         self.prometheus.start()
+        now = time.time()
+        backfill_recording_rules(self.prometheus, [{**g, "interval": "10s"} for g in recording.prometheus_groups(self.definitions)],
+                                 start=now - 86400 - 120, end=now - 86400 + 240, eval_interval="10s")
         return self
 
     def _backfill_yesterday(self):
@@ -182,8 +188,11 @@ def active_alerts(prom: Prometheus) -> list[dict]:
 def test_healthy_every_dashboard_query_returns_data_and_nothing_alerts(stack):
     prom = stack.prometheus
     window = rate_interval(SCRAPE, SCRAPE)
-    queries = [(q, substitute(q.expr, SCRAPE, window)) for q in panel_queries(stack.definitions)]
     wait_for("two scrapes of the simulator", lambda: prom.query('count_over_time(up{job="rewards"}[1m]) >= 3'), 20)
+    queries = []
+    for uid in {q.dashboard for q in panel_queries(stack.definitions)}:
+        variables = default_variables(stack.definitions, uid, prom.query)
+        queries += [(q, substitute(q.expr, SCRAPE, window, variables)) for q in panel_queries(stack.definitions, uid)]
 
     def empty():
         return [f"{q.dashboard}/{q.panel_key}[{q.ref}]: {expr}" for q, expr in queries if not prom.query(expr)]
@@ -193,22 +202,41 @@ def test_healthy_every_dashboard_query_returns_data_and_nothing_alerts(stack):
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {empty()}") from None
     assert len(queries) >= 19
-    # The replacement queries on recorded series answer too (but the one a day back: the
-    # recorded series has no history here).
-    replacements = [substitute(q["expr"], SCRAPE, window) for q in recording.bench_queries(stack.definitions).values()
-                    if "offset" not in q["expr"]]
-    missing: list[str] = []
-
-    def recorded_ok():
-        missing[:] = [e for e in replacements if not prom.query(e)]
-        return not missing
-
-    try:
-        wait_for("every recording-rule replacement query to return data", recorded_ok, 20)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}: {missing}") from None
     time.sleep(3)  # a few more evaluations of every rule on healthy data
     assert active_alerts(prom) == []
+
+
+def test_recorded_series_equal_their_raw_queries(stack):
+    """At the instant a rule group was evaluated, each panel query on a recorded series
+    and the raw-metric query it stands for (recording_rules `raw`) give the same series
+    and values. Retried: a scrape landing between the rule evaluation and the raw query
+    can shift one comparison."""
+    prom = stack.prometheus
+    raw = {key: q for key, q in recording.raw_queries(stack.definitions).items() if "offset" not in q["raw"]}
+    panels = {f"{q.panel_key}[{q.ref}]": q.expr for q in panel_queries(stack.definitions, "reward-operations")}
+    assert raw and set(raw) <= set(panels)
+    mismatches: list[str] = []
+
+    def as_map(result):
+        # The recorded series carries its name; the raw query's result has none.
+        return {tuple(sorted((k, v) for k, v in r["metric"].items() if k != "__name__")): float(r["value"][1]) for r in result}
+
+    def agree():
+        mismatches.clear()
+        records = {q["record"] for q in raw.values()}
+        at = min(float(prom.query(f"max(timestamp({name}))")[0]["value"][1]) for name in records)
+        for key, q in raw.items():
+            recorded = as_map(prom.query(substitute(panels[key], SCRAPE, SCRAPE), at))
+            direct = as_map(prom.query(q["raw"], at))
+            if not recorded or set(recorded) != set(direct) or any(
+                    abs(recorded[k] - direct[k]) > 1e-9 * max(1.0, abs(direct[k])) for k in direct):
+                mismatches.append(f"{key}: recorded {recorded} vs raw {direct}")
+        return not mismatches
+
+    try:
+        wait_for("recorded series to equal their raw queries", agree, 20, interval=1.0)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {mismatches}") from None
 
 
 def test_each_fault_fires_its_alert_and_pages_the_right_receiver(stack):

@@ -3,7 +3,6 @@ alert queries, and built into a Prometheus rule file promtool accepts and into
 Grafana-managed recording rules."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
@@ -18,7 +17,7 @@ RULES = ROOT / "recording_rules" / "reward-dashboard.yaml"
 
 @pytest.fixture
 def rules_copy(repo_copy):
-    shutil.copytree(ROOT / "recording_rules", repo_copy / "recording_rules")
+    assert (repo_copy / "recording_rules").is_dir()  # part of the definitions copy
     return repo_copy
 
 
@@ -58,14 +57,16 @@ def test_grafana_recording_rules_write_the_same_series(definitions, config):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda d: d["rules"][0].update(expr="min by (pool_id, campaign_id, currency) (reward_pool_left)"),
-     "rules[pool:reward_pool_remaining:ratio_of_budget].expr: metric 'reward_pool_left' is not in the metrics contract"),
+    (lambda d: d["rules"][0].update(expr="sum by (currency) (reward_pool_left)"),
+     "rules[currency:reward_pool_remaining:sum].expr: metric 'reward_pool_left' is not in the metrics contract"),
     (lambda d: d["rules"][0].update(labels=["pool_id"]),
-     "rules[pool:reward_pool_remaining:ratio_of_budget].labels: the expression keeps ['campaign_id', 'currency', 'pool_id'], not ['pool_id']"),
+     "rules[currency:reward_pool_remaining:sum].labels: the expression keeps ['currency'], not ['pool_id']"),
     (lambda d: d["rules"][0]["serves"][0].update(panel="reward-operations/no_such_panel[A]"),
      "serves[0].panel: no PromQL panel query reward-operations/no_such_panel[A]"),
-    (lambda d: d["rules"][0]["serves"][0].update(expr='pool:reward_pool_remaining:ratio_of_budget{player="x"}'),
-     "pool:reward_pool_remaining:ratio_of_budget has no label 'player'"),
+    (lambda d: d["rules"][0]["serves"][0].update(raw='sum by (currency) (reward_pool_remaining{player="x"})'),
+     "serves[0].raw: reward_pool_remaining has no label 'player'"),
+    (lambda d: d["rules"][0]["serves"][0].update(panel="reward-operations/paid_rewards[A]"),
+     "serves[0].panel: reward-operations/paid_rewards[A] does not read currency:reward_pool_remaining:sum"),
     (lambda d: d["rules"][0].update(record="remaining_ratio"), "does not match"),
 ])
 def test_a_wrong_recording_rule_is_refused(rules_copy, change, message):
@@ -75,16 +76,26 @@ def test_a_wrong_recording_rule_is_refused(rules_copy, change, message):
     assert "recording_rules/reward-dashboard.yaml:" in result.stderr and message in result.stderr, result.stderr
 
 
-def test_no_recording_rules_is_fine(repo_copy, definitions):
-    assert _validate(repo_copy).returncode == 0
-    problems = []
+def test_a_panel_reading_a_series_no_rule_records_is_refused(rules_copy):
+    # The fleet-wide panels read recorded series: without the rule the dashboard is refused.
+    _edit(rules_copy, lambda d: d.update(rules=[r for r in d["rules"] if r["record"] != "currency:reward_pool_paid:sum"]))
+    result = _validate(rules_copy)
+    assert result.returncode == 1
+    assert "dashboards/reward-operations.yaml:" in result.stderr
+    assert "metric 'currency:reward_pool_paid:sum' is not in the metrics contract" in result.stderr, result.stderr
 
-    class Collect:
-        def add(self, *args):
-            problems.append(args)
 
-    recording.problems_for(repo_copy, definitions.contract, definitions.dashboards, Collect())
-    assert problems == []
+def test_every_recorded_series_a_panel_reads_is_recorded(definitions):
+    from reward_obs.dashboard_queries import panel_queries
+    from reward_obs.promql import parse, selectors, without_grafana_variables
+
+    recorded = {r.record for r in recording.load_checked(definitions)}
+    served = {s.panel: r.record for r in recording.load_checked(definitions) for s in r.serves}
+    for q in panel_queries(definitions):
+        names = {sel.metric for sel in selectors(parse(without_grafana_variables(q.expr)))}
+        for name in names & recorded:
+            assert served.get(f"{q.dashboard}/{q.panel_key}[{q.ref}]") == name, (q, name)
+    assert served, "no panel reads a recorded series"
 
 
 def test_load_checked_raises_on_a_bad_rule(rules_copy, definitions):

@@ -8,11 +8,16 @@ For each scale (pools; campaigns and providers in proportion, see Topology.scale
    `promtool tsdb create-blocks-from openmetrics`, in 18h blocks (the largest block a
    default Prometheus builds for 15d retention), ending two hours in the future so that
    rule evaluation at "now" reads the data;
-3. a real Prometheus opens that TSDB and evaluates the rendered rule file (bench copy:
-   groups every 10s instead of 1m); the bench reads every group's evaluationTime from
-   /api/v1/rules, times every alert expression with the query API, and times every
-   operations-dashboard query over 24h and 7d (query_range, step = Grafana's $__interval
-   for a 1100-point panel, $__rate_interval from the stack's scrape interval).
+3. a real Prometheus opens that TSDB and evaluates the rendered rule files, alerts and
+   recording rules (bench copy: groups every 10s instead of 1m); the bench reads every
+   group's evaluationTime from /api/v1/rules, times every rule expression with the query
+   API, and times the raw-metric query each recorded series stands for (the "before");
+4. the recording rules' history is backfilled with `promtool tsdb create-blocks-from
+   rules` (as one does when adding them to a running Prometheus), Prometheus restarts on
+   it, and every operations-dashboard query is timed as Grafana sends it: over 24h and 7d
+   (query_range, step = Grafana's $__interval for a 1100-point panel, $__rate_interval
+   from the stack's scrape interval), or once at "now" for an instant panel; variables as
+   Grafana sets them on load (All, or the first campaign for the single-select one).
 
 Not a test: it takes minutes (most of it promtool) and writes GBs to a temporary
 directory that is removed at the end.
@@ -36,10 +41,16 @@ from pathlib import Path
 import yaml
 
 from .cardinality import budget
-from .dashboard_queries import grafana_interval, panel_queries, rate_interval, substitute
+from .dashboard_queries import (
+    default_variables,
+    grafana_interval,
+    panel_queries,
+    rate_interval,
+    substitute,
+)
 from .durations import parse_duration
 from .render import PROMETHEUS_RULE_FILE, dump_yaml, render_files
-from .servers import Prometheus, binary, prometheus_version
+from .servers import Prometheus, backfill_recording_rules, binary, prometheus_version
 from .simulator import Simulator, Topology
 
 SCALES = (10, 100, 1000)
@@ -190,28 +201,42 @@ def rule_file(definitions, config, extra_groups: list[dict] = ()) -> dict:
     return rules
 
 
-def time_panel_queries(prom: Prometheus, queries: list[tuple[str, str]], scrape: int, now: float, runs: int) -> list[dict]:
+def time_panel_queries(prom: Prometheus, queries: list[tuple[str, str, bool]], scrape: int, now: float, runs: int,
+                       ranges: dict[str, int], variables: dict[str, str]) -> list[dict]:
+    """(key, expr, instant) -> a row with one timing per range; an instant query is one
+    evaluation at `now` whatever the range, so it is timed once and shown for each."""
     rows = []
-    for key, expr in queries:
-        row = {"query": key, "expr": expr}
-        for label, seconds in RANGES.items():
+    for key, expr, instant in queries:
+        row = {"query": key, "expr": expr, "instant": instant}
+        if instant:
+            step = grafana_interval(min(ranges.values()), scrape)
+            text = substitute(expr, step, rate_interval(step, scrape), variables)
+            cell = {"step": None, **timed_query(prom, "query", {"query": text, "time": f"{now:.3f}"}, runs)}
+            row.update({label: cell for label in ranges})
+        for label, seconds in ranges.items() if not instant else ():
             step = grafana_interval(seconds, scrape)
-            text = substitute(expr, step, rate_interval(step, scrape))
+            text = substitute(expr, step, rate_interval(step, scrape), variables)
             row[label] = {"step": step, **timed_query(prom, "query_range", {"query": text, "start": f"{now - seconds:.3f}",
                                                                              "end": f"{now:.3f}", "step": step}, runs)}
         rows.append(row)
     return rows
 
 
-def measure(prom: Prometheus, definitions, config, rules: dict, runs: int, now: float, log=print) -> dict:
+def measure(prom: Prometheus, definitions, config, rules: dict, runs: int, now: float, ranges: dict[str, int],
+            variables: dict[str, str], log=print) -> dict:
+    """Series counts, rule expressions, rule group evaluation and the raw "before" queries
+    (all on raw history only)."""
+    from . import recording
+
     scrape = parse_duration(config.scrape_interval)
-    result: dict = {"queries": [], "rules": {}, "rule_exprs": {}, "series": {}}
+    result: dict = {"raw": {}, "rules": {}, "rule_exprs": {}, "series": {}}
     log("    series per metric")
     for row in prom.query(f'count by (__name__) ({{job="{definitions.contract.scrape_job}"}})', now):
         result["series"][row["metric"]["__name__"]] = int(row["value"][1])
-    log("    dashboard queries")
-    queries = [(f"{q.panel_key}[{q.ref}]", q.expr) for q in panel_queries(definitions, OPERATIONS_DASHBOARD)]
-    result["queries"] = time_panel_queries(prom, queries, scrape, now, runs)
+    log("    raw-metric queries the recorded series stand for")
+    instant = {f"{q.panel_key}[{q.ref}]": q.instant for q in panel_queries(definitions, OPERATIONS_DASHBOARD)}
+    raw = [(key, q["raw"], instant[key]) for key, q in recording.raw_queries(definitions).items()]
+    result["raw"] = {row["query"]: row for row in time_panel_queries(prom, raw, scrape, now, runs, ranges, variables)}
     log("    rule expressions")
     for group in rules["groups"]:
         for rule in group["rules"]:
@@ -233,27 +258,17 @@ def measure(prom: Prometheus, definitions, config, rules: dict, runs: int, now: 
     return result
 
 
-def backfill_recording_rules(prom: Prometheus, groups: list[dict], start: float, end: float, log=print) -> float:
-    """`promtool tsdb create-blocks-from rules` over the history (as one would when adding
-    recording rules to a running Prometheus), then restart Prometheus on the new blocks
-    and wait until it has compacted them. Returns the number of blocks then loaded."""
+def backfill_recorded_history(prom: Prometheus, groups: list[dict], start: float, end: float, log=print) -> int:
+    """The recording rules' history over the backfilled week (servers.backfill_recording_rules),
+    then wait until Prometheus has compacted the new blocks into the raw ones, so the
+    timings are not those of overlapping blocks. Returns the number of blocks then loaded."""
     t0 = time.monotonic()
-    rule_path = prom.workdir / "recording-backfill.yaml"
-    rule_path.write_text(dump_yaml({"groups": [{**g, "interval": "1m"} for g in groups]}), encoding="utf-8")
-    out_dir = prom.workdir / "recorded-blocks"
-    result = subprocess.run([binary("promtool"), "tsdb", "create-blocks-from", "rules", f"--start={int(start)}", f"--end={int(end)}",
-                             f"--url={prom.url}", f"--output-dir={out_dir}", "--eval-interval=60s", "--quiet", str(rule_path)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"promtool rules backfill failed: {result.stdout}{result.stderr}")
-    prom.stop()
     raw_blocks = sum(1 for d in prom.data_dir.iterdir() if (d / "meta.json").is_file())
-    for block in out_dir.iterdir():
-        block.rename(prom.data_dir / block.name)
-    prom.start(timeout=600)
+    backfill_recording_rules(prom, [{**g, "interval": "1m"} for g in groups], start, end)
     log(f"    recording rules backfilled in {time.monotonic() - t0:.0f}s; waiting for compaction ({raw_blocks} raw blocks)")
-    # Overlapping blocks are merged into the raw ones; wait until that is done (or 15 min).
-    blocks, deadline = None, time.monotonic() + 900
+    # Overlapping blocks are merged into the raw ones; wait until that is done, or 5 min
+    # (blocks that overlap the head wait for the head; queries read overlapping blocks fine).
+    blocks, deadline = None, time.monotonic() + 300
     while time.monotonic() < deadline:
         with urllib.request.urlopen(f"{prom.url}/metrics", timeout=30) as response:
             text = response.read().decode()
@@ -270,7 +285,7 @@ def backfill_recording_rules(prom: Prometheus, groups: list[dict], start: float,
 
 
 def run_scale(definitions, config, pools: int, days: int, step: int, runs: int, work: Path,
-              recording_groups: list[dict], recording_queries: dict[str, dict], log=print, keep: Path | None = None) -> dict:
+              recording_groups: list[dict], log=print, keep: Path | None = None) -> dict:
     topology = Topology.scaled(pools, len(definitions.contract.labels["provider"]["values"]))
     log(f"  {pools} pools: {topology.campaigns} campaigns, {topology.providers} providers")
     history = History(definitions, topology, definitions.contract.scrape_job)
@@ -284,20 +299,16 @@ def run_scale(definitions, config, pools: int, days: int, step: int, runs: int, 
     samples = backfill_week(history, prom.data_dir, prom_dir, end, days, step, log=log)
     backfill_s = time.monotonic() - t0
     log(f"    backfilled {samples:,} samples of {history.series:,} series in {backfill_s:.0f}s")
-    recorded: list[dict] = []
-    blocks_after = None
+    ranges = {label: seconds for label, seconds in RANGES.items() if seconds <= days * DAY}
     try:
         prom.start(timeout=300)
         now = time.time()
-        measured = measure(prom, definitions, config, rules, runs, now, log=log)
-        if recording_groups and recording_queries:
-            blocks_after = backfill_recording_rules(prom, recording_groups, end - days * DAY, now, log=log)
-            log("    replacement queries on recorded series")
-            scrape = parse_duration(config.scrape_interval)
-            rows = time_panel_queries(prom, [(k, q["expr"]) for k, q in recording_queries.items()], scrape, now, runs)
-            before = {row["query"]: row for row in measured["queries"]}
-            for row, q in zip(rows, recording_queries.values()):
-                recorded.append({**row, "replaces": q["replaces"], "scope": q["scope"], "before": before[q["replaces"]]})
+        variables = default_variables(definitions, OPERATIONS_DASHBOARD, lambda expr: prom.query(expr, now))
+        measured = measure(prom, definitions, config, rules, runs, now, ranges, variables, log=log)
+        blocks_after = backfill_recorded_history(prom, recording_groups, end - days * DAY, now, log=log)
+        log("    dashboard queries, as Grafana sends them")
+        queries = [(f"{q.panel_key}[{q.ref}]", q.expr, q.instant) for q in panel_queries(definitions, OPERATIONS_DASHBOARD)]
+        measured["queries"] = time_panel_queries(prom, queries, parse_duration(config.scrape_interval), now, runs, ranges, variables)
     finally:
         prom.stop()
         if keep is None:
@@ -311,7 +322,7 @@ def run_scale(definitions, config, pools: int, days: int, step: int, runs: int, 
     return {"pools": pools, "campaigns": topology.campaigns, "providers": topology.providers,
             "series_total": history.series, "samples": samples, "backfill_s": round(backfill_s), "predicted": predicted,
             "budget": {name: b.formula for name, b in budget(definitions.contract, topology).items()},
-            "recorded": recorded, "blocks_after_recording_backfill": blocks_after if recorded else None, **measured}
+            "ranges": list(ranges), "variables": variables, "blocks_after_recording_backfill": blocks_after, **measured}
 
 
 # ------------------------------------------------------------------ report
@@ -331,13 +342,17 @@ def _ms(cell: dict) -> str:
 
 def report(results: dict) -> str:
     scales = results["scales"]
+    ranges = scales[-1].get("ranges", list(RANGES))
     m = results["machine"]
+    variables = ", ".join(f"${k} = {'All' if v == '.*' else v}" for k, v in scales[-1].get("variables", {}).items())
     lines = [f"Machine: `nproc` {m['nproc']}, {m['memory_gib']} GiB memory, Prometheus {m['prometheus']} (Debian). "
              f"History: {results['days']} days at {results['step']}s resolution per series (the stack scrapes every "
-             f"{results['scrape_interval']}), backfilled with promtool in 18h blocks. Times are medians of {results['runs']} "
-             "runs after a warm-up: **exec** is Prometheus's own execTotalTime (stats=all), **wall** is request to last "
-             "byte over loopback (JSON encoding included). Range queries use Grafana's step for a 1,100-point panel "
-             "(24h: 1m, 7d: 10m) and its $__rate_interval (24h: 2m, 7d: 10m30s); variables are All.", ""]
+             f"{results['scrape_interval']}), backfilled with promtool in 18h blocks; the recording rules' history "
+             "backfilled with `promtool tsdb create-blocks-from rules` and Prometheus restarted on it and left to compact. "
+             f"Times are medians of {results['runs']} runs after a warm-up: **exec** is Prometheus's own execTotalTime "
+             "(stats=all), **wall** is request to last byte over loopback (JSON encoding included). Range queries use "
+             "Grafana's step for a 1,100-point panel (24h: 1m, 7d: 10m) and its $__rate_interval (24h: 2m, 7d: 10m30s); "
+             f"instant panels are one query at now; variables as Grafana sets them on load ({variables}).", ""]
     header = "| | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |"
     sep = "|---|" + "---|" * len(scales)
     lines += ["**Size**", "", header, sep]
@@ -348,42 +363,33 @@ def report(results: dict) -> str:
     lines += ["", "**Rule groups**: evaluationTime from /api/v1/rules, ms (median of the evaluations seen)", "", header, sep]
     for group in sorted(scales[-1]["rules"]):
         lines.append(f"| {group} | " + " | ".join(f"{s['rules'].get(group, {}).get('ms', '-')}" for s in scales) + " |")
-    lines += ["", "**Alert expressions** (instant query at now, exec / wall ms)", "", header, sep]
+    lines += ["", "**Rule expressions** (instant query at now, exec / wall ms)", "", header, sep]
     for name in scales[-1]["rule_exprs"]:
         lines.append(f"| {name} | " + " | ".join(_ms(s["rule_exprs"][name]) for s in scales if name in s["rule_exprs"]) + " |")
-    lines += ["", "**Operations dashboard queries, 24h** (exec / wall ms; ⚠ = exec over "
-              f"{TARGET_MS:g} ms at the largest scale)", "",
-              "| panel query | " + " | ".join(f"{s['pools']} pools" for s in scales) + " | series returned | exec growth, last two scales |",
-              "|---|" + "---|" * (len(scales) + 2)]
-    for i, row in enumerate(scales[-1]["queries"]):
-        cells = [_ms(s["queries"][i]["24h"]) for s in scales]
-        growth = ""
-        if len(scales) >= 2:
-            a, b = scales[-2]["queries"][i]["24h"]["exec_ms"], scales[-1]["queries"][i]["24h"]["exec_ms"]
-            growth = f"×{b / a:.1f}" if a else ""
-        mark = " ⚠" if scales[-1]["queries"][i]["24h"]["exec_ms"] > TARGET_MS else ""
-        series = " → ".join(str(s["queries"][i]["24h"]["series"]) for s in scales)
-        lines.append(f"| `{row['query']}`{mark} | " + " | ".join(cells) + f" | {series} | {growth} |")
-    lines += ["", "**Operations dashboard queries, 7d** (exec / wall ms)", "",
-              "| panel query | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |", sep]
-    for i, row in enumerate(scales[-1]["queries"]):
-        lines.append(f"| `{row['query']}` | " + " | ".join(_ms(s["queries"][i]["7d"]) for s in scales) + " |")
-    if any(s.get("recorded") for s in scales):
-        blocks = ", ".join(f"{s['pools']} pools: {s.get('blocks_after_recording_backfill', '?')}" for s in scales)
-        lines += ["", "**Recording rules, before → after** (exec / wall ms; the recorded history backfilled with "
-                  "`promtool tsdb create-blocks-from rules`, Prometheus restarted on it and left to compact; "
-                  f"TSDB blocks loaded when timed: {blocks})", "",
-                  "| panel query → recorded series | scope | " + " | ".join(f"{s['pools']} pools, 24h" for s in scales)
-                  + " | " + " | ".join(f"{s['pools']} pools, 7d" for s in scales) + " |",
-                  "|---|---|" + "---|" * (2 * len(scales))]
-        for i, row in enumerate(scales[-1]["recorded"]):
-            cells = []
-            for span in ("24h", "7d"):
-                for s in scales:
-                    r = s["recorded"][i]
-                    cells.append(f"{_ms(r['before'][span])} → {_ms(r[span])}")
-            scope = "All campaigns only" if row["scope"] == "all_campaigns" else "any"
-            lines.append(f"| `{row['query']}` | {scope} | " + " | ".join(cells) + " |")
+    for span in ranges:
+        lines += ["", f"**Operations dashboard queries, {span}** (exec / wall ms; ⚠ = wall over {TARGET_MS:g} ms at the "
+                  "largest scale; instant panels: one query at now)", "",
+                  "| panel query | " + " | ".join(f"{s['pools']} pools" for s in scales) + " | series returned | wall growth, last two scales |",
+                  "|---|" + "---|" * (len(scales) + 2)]
+        for i, row in enumerate(scales[-1]["queries"]):
+            cells = [_ms(s["queries"][i][span]) for s in scales]
+            growth = ""
+            if len(scales) >= 2:
+                a, b = scales[-2]["queries"][i][span]["wall_ms"], scales[-1]["queries"][i][span]["wall_ms"]
+                growth = f"×{b / a:.1f}" if a else ""
+            mark = " ⚠" if scales[-1]["queries"][i][span]["wall_ms"] > TARGET_MS else ""
+            kind = " (instant)" if row.get("instant") else ""
+            series = " → ".join(str(s["queries"][i][span]["series"]) for s in scales)
+            lines.append(f"| `{row['query']}`{kind}{mark} | " + " | ".join(cells) + f" | {series} | {growth} |")
+    if any(s.get("raw") for s in scales):
+        lines += ["", "**Recorded series, before → after** (exec / wall ms: the same answer from the raw metrics → the "
+                  "panel's query on the recorded series)", "",
+                  "| panel query | " + " | ".join(f"{s['pools']} pools, {span}" for span in ranges for s in scales) + " |",
+                  "|---|" + "---|" * (len(ranges) * len(scales))]
+        after = [{row["query"]: row for row in s["queries"]} for s in scales]
+        for key in scales[-1]["raw"]:
+            cells = [f"{_ms(s['raw'][key][span])} → {_ms(after[j][key][span])}" for span in ranges for j, s in enumerate(scales)]
+            lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
     lines += ["", "**Series per metric** (the cardinality budget from the contract; ✓ = Prometheus holds exactly that many)", "",
               "| metric | budget | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |", "|---|---|" + "---|" * len(scales)]
     for name, formula in scales[-1]["budget"].items():
@@ -412,19 +418,16 @@ def cmd_bench(args) -> int:
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)
     definitions, config = load(args)
-    recording_groups, recording_queries = [], {}
-    if not args.no_recording_rules:
-        recording_groups = recording.prometheus_groups(definitions)
-        recording_queries = recording.bench_queries(definitions)
+    recording_groups = recording.prometheus_groups(definitions)  # the dashboard reads recorded series
     results = {"machine": machine(), "days": args.days, "step": args.step, "runs": args.runs,
                "scrape_interval": config.scrape_interval, "scales": []}
     print(f"reward-obs bench: {results['machine']}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="reward-obs-bench-", dir=args.workdir) as work:
         for pools in args.scales:
             results["scales"].append(run_scale(definitions, config, pools, args.days, args.step, args.runs, Path(work),
-                                               recording_groups, recording_queries, log=log, keep=args.keep))
+                                               recording_groups, log=log, keep=args.keep))
             (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     text = report(results)
     (args.out / "RESULTS.md").write_text("# Scale benchmark results\n\nWritten by `reward-obs bench` (`make bench`).\n\n" + text,
@@ -438,11 +441,11 @@ def register(sub) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scales", type=lambda s: [int(x) for x in s.split(",")], default=list(SCALES),
                    help="comma-separated pool counts (default 10,100,1000)")
-    p.add_argument("--days", type=int, default=7, help="days of history to backfill")
+    p.add_argument("--days", type=int, default=7, help="days of history to backfill (at least 2: a panel compares with a day ago; "
+                   "ranges longer than the history are not timed)")
     p.add_argument("--step", type=int, default=60, help="seconds between backfilled samples")
     p.add_argument("--runs", type=int, default=5, help="timed runs per query (after one warm-up)")
     p.add_argument("--out", type=Path, default=Path("bench"), help="where results.json and RESULTS.md go")
     p.add_argument("--workdir", help="parent of the temporary TSDB directories (default: system temp)")
-    p.add_argument("--no-recording-rules", action="store_true", help="skip the recording rules and their before/after")
     p.add_argument("--keep", type=Path, help="move each scale's Prometheus directory (TSDB and rules) here instead of deleting it")
     p.set_defaults(handler=cmd_bench)

@@ -23,11 +23,12 @@ class PanelQuery:
     panel_key: str
     ref: str
     expr: str  # with Grafana variables
+    instant: bool = False  # the panel asks for the latest value only (one evaluation)
 
 
 def panel_queries(definitions: Definitions, dashboard_uid: str | None = None) -> list[PanelQuery]:
     """Every PromQL panel query (panels on another data source, such as logs, are left out)."""
-    return [PanelQuery(d.uid, p.id, p.key, chr(ord("A") + i), q.expr)
+    return [PanelQuery(d.uid, p.id, p.key, chr(ord("A") + i), q.expr, p.instant)
             for d in definitions.dashboards if dashboard_uid in (None, d.uid)
             for p in d.panels if getattr(p, "datasource", "prometheus") == "prometheus"
             for i, q in enumerate(p.queries)]
@@ -49,6 +50,25 @@ def grafana_interval(range_seconds: float, scrape_seconds: float, max_points: in
 def rate_interval(interval_seconds: float, scrape_seconds: float) -> int:
     """$__rate_interval = max($__interval + scrape interval, 4 * scrape interval)."""
     return int(max(interval_seconds + scrape_seconds, 4 * scrape_seconds))
+
+
+def default_variables(definitions: Definitions, dashboard_uid: str, query) -> dict[str, str]:
+    """The values Grafana gives a dashboard's variables on load: All (.*) for a multi-value
+    variable, the first sorted value for a single-select one. `query(expr)` runs an
+    instant PromQL query (a real Prometheus) and returns its result list."""
+    values = {}
+    for v in definitions.dashboard(dashboard_uid).variables:
+        if "query" not in v:
+            continue
+        if v.get("include_all", True):
+            values[v["name"]] = ".*"
+            continue
+        metric, _, label = v["query"][len("label_values("):-1].rpartition(",")
+        found = sorted(r["metric"].get(label.strip(), "") for r in query(f"group by ({label.strip()}) ({metric.strip()})"))
+        if not found:
+            raise RuntimeError(f"variable ${v['name']}: {v['query']} has no value in this Prometheus")
+        values[v["name"]] = found[0]
+    return values
 
 
 def substitute(expr: str, interval_seconds: int, rate_interval_seconds: int, variables: dict[str, str] | None = None) -> str:

@@ -50,7 +50,7 @@ class AlertRule:
     def is_promql(self) -> bool:
         return self.datasource == "prometheus"
 
-    def resolved(self, override: dict | None = None) -> "ResolvedAlert":
+    def resolved(self, override: dict | None = None) -> ResolvedAlert:
         """The rule with its parameters and per-stack overrides filled in."""
         override = override or {}
         params = {**self.params, **override.get("params", {})}
@@ -158,7 +158,7 @@ class Route:
     group_interval: str | None = None
     repeat_interval: str | None = None
     continue_: bool = False
-    routes: tuple["Route", ...] = ()
+    routes: tuple[Route, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -294,20 +294,24 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
     if not dashboards and not any(p.file.startswith("dashboards") for p in problems.problems):
         problems.add("dashboards", "(directory)", "no dashboard definitions found")
 
+    from . import recording  # late import: recording reads definitions' loaders
+
+    recording_rules = recording.load(root, problems)
     if contract is not None:
-        _check_dashboards(root, dashboards, contract, problems)
+        # Panels may read recorded series (the fleet-wide panels do); alerts read raw metrics.
+        _check_dashboards(root, dashboards, recording.with_recorded_series(contract, recording_rules), problems)
         _check_alerts(root, alerts, dashboards, contract, problems)
+        recording.check(recording_rules, contract, dashboards, problems)
     if routing is not None:
         _check_routing(routing, problems)
     definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing)
     if contract is not None:
-        from .runbooks import runbook_problems  # late import: runbooks reads Definitions
+        from .runbooks import (
+            runbook_problems,  # late import: runbooks reads Definitions
+        )
 
         for file, where, message in runbook_problems(root, definitions):
             problems.add(file, where, message)
-        from .recording import problems_for  # recording rules are checked like alert queries
-
-        problems_for(root, contract, dashboards, problems)
     problems.raise_if_any()
     return definitions
 

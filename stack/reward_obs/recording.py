@@ -1,10 +1,13 @@
 """Recording rules as data (recording_rules/*.yaml, schemas/recording_rule.schema.json).
 
-Checked like alert queries: the expression may use only contract metrics and labels,
-the recorded series keeps only contract labels, the name follows level:metric:operations,
-and every replacement query it `serves` names a real panel query and reads only
-contract metrics or recorded series. Built into a Prometheus rule group (the rendered
-recording rule file) and into Grafana-managed recording rules (the Pulumi component).
+Dashboard panels that would aggregate thousands of series at every step read a recorded
+series instead (README, "Scale benchmark"). Checked like alert queries: the expression
+may use only contract metrics and labels, the recorded series keeps only contract
+labels, the name follows level:metric:operations, and every panel query it `serves`
+exists and reads the recorded series; `raw` is the same answer computed from the raw
+metrics (the bench times both, the live test proves they agree). Built into a Prometheus
+rule group (the rendered recording rule file) and into Grafana-managed recording rules
+(the Pulumi component), as the stack's `recordingRules` says.
 """
 from __future__ import annotations
 
@@ -24,9 +27,8 @@ PROMETHEUS_RECORDING_FILE = "prometheus/reward-recording.rules.yaml"
 
 @dataclass(frozen=True)
 class Serves:
-    panel: str  # dashboard_uid/panel_key[REF]
-    expr: str
-    scope: str = "any"
+    panel: str  # dashboard_uid/panel_key[REF]: a panel query that reads the recorded series
+    raw: str  # the same answer from raw metrics: what the panel would cost without the rule
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def load(root: Path, problems) -> list[RecordingRule]:
             rules.append(RecordingRule(
                 file=file, group=data["group"], interval=canonical(data["interval"]), record=r["record"],
                 expr=" ".join(r["expr"].split()), labels=tuple(r["labels"]), why=" ".join(r["why"].split()),
-                serves=tuple(Serves(s["panel"], " ".join(s["expr"].split()), s.get("scope", "any")) for s in r.get("serves", ())),
+                serves=tuple(Serves(s["panel"], " ".join(s["raw"].split())) for s in r.get("serves", ())),
             ))
     return rules
 
@@ -71,7 +73,6 @@ def check(rules: list[RecordingRule], contract: MetricsContract, dashboards, pro
     from .dashboard_queries import panel_queries
 
     names: dict[str, str] = {}
-    extended = with_recorded_series(contract, rules)
     queries = {f"{q.dashboard}/{q.panel_key}[{q.ref}]": q for q in panel_queries(_Dashboards(dashboards))}
     for i, r in enumerate(rules):
         where = f"rules[{r.record}]"
@@ -92,10 +93,36 @@ def check(rules: list[RecordingRule], contract: MetricsContract, dashboards, pro
         if kept is not None and set(kept) != set(r.labels):
             problems.add(r.file, f"{where}.labels", f"the expression keeps {sorted(kept)}, not {sorted(r.labels)}")
         for j, s in enumerate(r.serves):
-            if s.panel not in queries:
+            query = queries.get(s.panel)
+            if query is None:
                 problems.add(r.file, f"{where}.serves[{j}].panel", f"no PromQL panel query {s.panel}")
-            for message in promql.catalog_problems(promql.without_grafana_variables(s.expr), extended):
-                problems.add(r.file, f"{where}.serves[{j}].expr", message)
+            elif r.record not in _metrics_read(query.expr):
+                problems.add(r.file, f"{where}.serves[{j}].panel", f"{s.panel} does not read {r.record}")
+            for message in promql.catalog_problems(promql.without_grafana_variables(s.raw), contract):
+                problems.add(r.file, f"{where}.serves[{j}].raw", message)
+
+
+def raw_selectors(expr: str, rules: list[RecordingRule]) -> list[promql.Selector]:
+    """The raw-metric selectors a query reads, seeing through recorded series: a selector
+    of a recorded series stands for its rule's selectors, each with the query's matchers
+    added (they match labels the rule keeps, so they narrow the same series)."""
+    by_name = {r.record: r for r in rules}
+    out = []
+    for sel in promql.selectors(promql.parse(promql.without_grafana_variables(expr))):
+        rule = by_name.get(sel.metric)
+        if rule is None:
+            out.append(sel)
+            continue
+        out += [dataclasses.replace(inner, matchers=tuple(dict.fromkeys(inner.matchers + sel.matchers)))
+                for inner in raw_selectors(rule.expr, rules)]
+    return out
+
+
+def _metrics_read(expr: str) -> set[str]:
+    try:
+        return {sel.metric for sel in promql.selectors(promql.parse(promql.without_grafana_variables(expr)))}
+    except ValueError:
+        return set()  # the dashboard check reports the parse error
 
 
 class _Dashboards:
@@ -163,13 +190,11 @@ def grafana_recording_groups(definitions, config) -> list[dict]:
             for (name, interval), rules in sorted(groups.items())]
 
 
-def bench_queries(definitions) -> dict[str, dict]:
-    """Replacement panel queries for the bench: key -> {expr, replaces, scope}."""
-    out = {}
-    for r in load_checked(definitions):
-        for s in r.serves:
-            out[f"{s.panel.split('/', 1)[1]} → {r.record}"] = {"expr": s.expr, "replaces": s.panel.split("/", 1)[1], "scope": s.scope}
-    return out
+def raw_queries(definitions) -> dict[str, dict]:
+    """The raw-metric equivalent of every panel query served by a recorded series:
+    "panel_key[REF]" -> {raw, record} (the bench's "before", the live test's cross-check)."""
+    return {s.panel.split("/", 1)[1]: {"raw": s.raw, "record": r.record}
+            for r in load_checked(definitions) for s in r.serves}
 
 
 # ------------------------------------------------------------------ command

@@ -127,7 +127,7 @@ def _variables(dashboard: Dashboard, config: StackConfig) -> list[dict]:
             variables.append({"name": v["name"], "label": v["label"], "type": "textbox", "query": default,
                               "current": {"text": default, "value": default}, "hide": 0})
             continue
-        variables.append({
+        variable = {
             "name": v["name"],
             "label": v["label"],
             "type": "query",
@@ -141,7 +141,12 @@ def _variables(dashboard: Dashboard, config: StackConfig) -> list[dict]:
             "refresh": 2,
             "sort": 1,
             "hide": 0,
-        })
+        }
+        if not v.get("include_all", True):
+            # Single value; empty `current` makes Grafana select the first (sorted) value on load.
+            variable.update(includeAll=False, multi=False, current={})
+            del variable["allValue"]
+        variables.append(variable)
     return variables
 
 
