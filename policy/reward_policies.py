@@ -25,9 +25,17 @@ PROD_ENVIRONMENTS = ("prod", "production")
 Report = Callable[[str], None]
 
 
+def is_recording_rule(rule: dict) -> bool:
+    """A Grafana-managed recording rule (`record` set): it writes a series and never
+    fires, so it has no annotations, severity or route (Grafana clears them)."""
+    return bool(rule.get("record"))
+
+
 def rule_metadata(props: dict, report: Report) -> None:
     """Every alert rule has runbook_url and summary annotations and severity and team labels."""
     for rule in props.get("rules") or []:
+        if is_recording_rule(rule):
+            continue
         name = rule.get("name", "?")
         annotations = rule.get("annotations") or {}
         labels = rule.get("labels") or {}
@@ -80,7 +88,7 @@ def unpaused_rules_without_route(resources: list[tuple[str, dict]], report: Repo
             continue
         for rule in props.get("rules") or []:
             labels = rule.get("labels") or {}
-            if rule.get("isPaused") or labels.get("environment") not in PROD_ENVIRONMENTS:
+            if is_recording_rule(rule) or rule.get("isPaused") or labels.get("environment") not in PROD_ENVIRONMENTS:
                 continue
             settings = rule.get("notificationSettings") or {}
             if settings.get("contactPoint"):

@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 
+import pytest
 from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 from reward_obs.builders import alerts as alert_builders
 from reward_obs.builders import dashboards as dashboard_builders
 from reward_obs.builders import notifications as notification_builders
-from reward_obs.component import rule_args
+from reward_obs.builders import grafana_recording
+from reward_obs.component import recording_rule_args, rule_args
 from reward_obs.config import load_config, read_stack_file
 from reward_obs.durations import format_duration, parse_duration
 
@@ -25,17 +27,27 @@ def grafana_duration(text: str) -> str:
     return format_duration(parse_duration(text))
 
 
+# What Grafana clears on a recording rule (ngalert ClearRecordingRuleIgnoredFields).
+RECORDING_CLEARED = ("condition", "for", "keepFiringFor", "noDataState", "execErrState", "notification_settings",
+                     "missing_series_evals_to_resolve")
+
+
 def normalise_rule(rule: dict) -> dict:
     """What Grafana's provisioning API returns for a rule it was given."""
     out = copy.deepcopy(rule)
-    out["for"] = grafana_duration(out["for"])
+    if "record" in out:  # a recording rule: Grafana drops what only an alert uses
+        for key in RECORDING_CLEARED:
+            out.pop(key, None)
+    else:
+        out["for"] = grafana_duration(out["for"])
     for query in out["data"]:
         for key, value in GRAFANA_MODEL_DEFAULTS.items():
             query["model"].setdefault(key, value)
         query["model"]["refId"] = query["refId"]
         query["relativeTimeRange"] = {k: int(v) for k, v in query["relativeTimeRange"].items()}
-    out["annotations"] = dict(sorted(out["annotations"].items()))
-    out["labels"] = dict(sorted(out["labels"].items()))
+    for key in ("annotations", "labels"):  # a recording rule may have neither
+        if key in out:
+            out[key] = dict(sorted(out[key].items()))
     return out
 
 
@@ -69,6 +81,34 @@ def test_normaliser_detects_a_non_canonical_rule(definitions, config):
     assert normalise_rule(rule) != rule
 
 
+def test_recording_rules_are_already_in_grafanas_stored_form(definitions, config):
+    groups = grafana_recording.grafana_recording_groups(definitions, config)
+    assert groups
+    for group in groups:
+        assert grafana_duration(group["interval"]) == group["interval"]
+        for rule in group["rules"]:
+            assert normalise_rule(rule) == rule, rule["title"]
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda r: r.update(condition="A"),  # the provider refuses it next to `record`; Grafana clears it
+    lambda r: r.update({"for": "0s"}),
+    lambda r: r["data"][0]["model"].pop("maxDataPoints"),  # Grafana fills it in
+])
+def test_normaliser_detects_a_non_canonical_recording_rule(definitions, config, spoil):
+    rule = copy.deepcopy(grafana_recording.grafana_recording_groups(definitions, config)[0]["rules"][0])
+    spoil(rule)
+    assert normalise_rule(rule) != rule
+
+
+@pytest.mark.parametrize("field", ["condition", "for", "noDataState", "execErrState"])
+def test_recording_rule_args_refuse_what_grafana_clears(definitions, config, field):
+    rule = copy.deepcopy(grafana_recording.grafana_recording_groups(definitions, config)[0]["rules"][0])
+    rule[field] = "A"
+    with pytest.raises(ValueError, match=field):
+        recording_rule_args(rule)
+
+
 def test_dashboards_are_already_in_grafanas_stored_form(definitions, config):
     for dashboard in definitions.dashboards:
         board = dashboard_builders.dashboard_json(dashboard, config)
@@ -83,10 +123,13 @@ def test_policy_durations_are_canonical(definitions):
 def pulumi_inputs(definitions, config) -> dict:
     """Everything the component hands to the provider, in comparable form."""
     groups = alert_builders.grafana_rule_groups(definitions, config)
+    recording = grafana_recording.grafana_recording_groups(definitions, config)
     return {
         "rules": {r["uid"]: (g["name"], json.dumps([json.loads(d.model) for d in rule_args(r).datas], sort_keys=True))
                   for g in groups for r in g["rules"]},
         "groups": groups,
+        "recording": {r["uid"]: (g["name"], r["record"], json.dumps([json.loads(d.model) for d in recording_rule_args(r).datas], sort_keys=True))
+                      for g in recording for r in g["rules"]},
         "dashboards": {d.uid: json.dumps(dashboard_builders.dashboard_json(d, config), sort_keys=True) for d in definitions.dashboards},
         "contact_points": notification_builders.contact_points(definitions, config),
         "policy": notification_builders.policy_tree(definitions),

@@ -30,6 +30,11 @@ GOOD_RULE = {"name": "RewardPoolLow", "annotations": {"runbook_url": "https://r/
              "notificationSettings": {"contactPoint": "rewards-telegram"}}
 
 
+# A Grafana-managed recording rule as the engine sends it: no annotations, severity or route.
+RECORDING_RULE = {"name": "currency:reward_pool_remaining:sum", "isPaused": False, "labels": {"environment": "prod"},
+                  "record": {"metric": "currency:reward_pool_remaining:sum", "from": "A", "targetDatasourceUid": "prometheus"}}
+
+
 def test_rule_metadata_passes_a_complete_rule():
     assert violations(rp.rule_metadata, {"rules": [GOOD_RULE]}) == []
 
@@ -39,6 +44,17 @@ def test_rule_metadata_fails_without(part, key):
     rule = {**GOOD_RULE, part: {k: v for k, v in GOOD_RULE[part].items() if k != key}}
     [message] = violations(rp.rule_metadata, {"rules": [rule]})
     assert key in message and "RewardPoolLow" in message
+
+
+def test_recording_rules_need_no_alert_metadata_or_route_but_alerts_next_to_them_do():
+    assert violations(rp.rule_metadata, {"rules": [RECORDING_RULE]}) == []
+    found: list[str] = []
+    rp.unpaused_rules_without_route([(rp.RULE_GROUP, {"rules": [RECORDING_RULE]})], found.append)
+    assert found == []
+    bare_alert = {k: v for k, v in RECORDING_RULE.items() if k != "record"}
+    assert violations(rp.rule_metadata, {"rules": [RECORDING_RULE, bare_alert]}) != []
+    rp.unpaused_rules_without_route([(rp.RULE_GROUP, {"rules": [RECORDING_RULE, bare_alert]})], found.append)
+    assert len(found) == 1
 
 
 def test_dashboard_must_be_in_a_folder():
@@ -95,6 +111,8 @@ def test_the_programs_resources_pass_every_policy(stack):
     result = run_program(values, SECRETS, stack=stack.split(".")[1])
     assert result["error"] is None
     resources = [(r["type"], r["inputs"]) for r in result["resources"]]
+    recording = [rule for kind, props in resources if kind == rp.RULE_GROUP for rule in props["rules"] if rp.is_recording_rule(rule)]
+    assert bool(recording) is (values["recordingRules"] == "grafana")  # prod provisions them: the policies see them
     found: list[str] = []
     for kind, props in resources:
         if kind == rp.RULE_GROUP:

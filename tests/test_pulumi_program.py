@@ -54,8 +54,14 @@ def test_dashboard_shows_all_signals_in_the_folder(program):
 
 
 def pulumi_rules(program) -> dict[str, dict]:
+    """The alert rules (recording rules, which carry `record`, are not alerts)."""
     return {rule["name"]: {**rule, "group": group["inputs"]["name"]}
-            for group in resources(program, ":RuleGroup") for rule in group["inputs"]["rules"]}
+            for group in resources(program, ":RuleGroup") for rule in group["inputs"]["rules"] if not rule.get("record")}
+
+
+def recording_groups(program) -> list[dict]:
+    """RuleGroup resources holding Grafana-managed recording rules."""
+    return [g for g in resources(program, ":RuleGroup") if any(r.get("record") for r in g["inputs"]["rules"])]
 
 
 def test_every_required_alert_is_registered_with_its_runbook(program):
@@ -157,5 +163,89 @@ def test_malformed_config_registers_nothing():
 
 
 def test_rewards_live_unpauses_every_rule():
-    result = run_program({**stack_values(), "rewardsLive": True}, SECRETS)
+    result = run_program({**stack_values(), "rewardsLive": True, "recordingRules": "grafana"}, SECRETS)
     assert all(rule["isPaused"] is False for rule in pulumi_rules(result).values())
+    recording = [r for g in recording_groups(result) for r in g["inputs"]["rules"]]
+    assert recording and all(rule["isPaused"] is False for rule in recording)
+
+
+# ------------------------------------------------------------------ recordingRules
+
+
+def grafana_stack_file(tmp_path):
+    """The example stack with recordingRules: grafana, as a file render can read."""
+    data = yaml.safe_load(STACK_FILE.read_text())
+    data["config"]["reward-observability:recordingRules"] = "grafana"
+    path = tmp_path / "Pulumi.grafana.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def grafana_program():
+    result = run_program({**stack_values(), "recordingRules": "grafana"}, SECRETS)
+    assert result["error"] is None, result["error"]
+    return result
+
+
+def test_prometheus_mode_creates_no_recording_rule(program):
+    assert stack_values()["recordingRules"] == "prometheus"
+    assert recording_groups(program) == []
+    assert all(not r.get("record") for g in resources(program, ":RuleGroup") for r in g["inputs"]["rules"])
+
+
+def test_grafana_mode_registers_the_rendered_recording_rules(grafana_program, tmp_path):
+    """Pulumi and file provisioning send the same groups; their series are those of the
+    Prometheus rule file the other mode renders."""
+    assert run_cli("--stack-config", str(grafana_stack_file(tmp_path)), "render", "--out", str(tmp_path / "g")).returncode == 0
+    assert run_cli("render", "--out", str(tmp_path / "p")).returncode == 0
+    rendered = yaml.safe_load((tmp_path / "g/grafana/provisioning/alerting/recording-rules.yaml").read_text())
+    groups = {g["inputs"]["name"]: g for g in recording_groups(grafana_program)}
+    assert set(groups) == {g["name"] for g in rendered["groups"]} and groups
+    for file_group in rendered["groups"]:
+        group = groups[file_group["name"]]
+        assert group["name"].startswith("recording-rule-group-")
+        assert group["inputs"]["folderUid"] == "rewards" and group["inputs"]["intervalSeconds"] == 60
+        rules = group["inputs"]["rules"]
+        assert [r["uid"] for r in rules] == [r["uid"] for r in file_group["rules"]]
+        for rule, file_rule in zip(rules, file_group["rules"]):
+            assert rule["name"] == file_rule["title"]
+            assert rule["record"] == file_rule["record"]
+            assert [json.loads(d["model"]) for d in rule["datas"]] == [d["model"] for d in file_rule["data"]]
+            assert [d["datasourceUid"] for d in rule["datas"]] == [d["datasourceUid"] for d in file_rule["data"]]
+            assert rule["isPaused"] is file_rule["isPaused"] is True  # paused until rewardsLive, like the alerts
+    prometheus = yaml.safe_load((tmp_path / "p/prometheus/reward-recording.rules.yaml").read_text())
+    recorded = {r["record"]["metric"]: json.loads(r["datas"][0]["model"])["expr"]
+                for g in groups.values() for r in g["inputs"]["rules"]}
+    assert recorded == {r["record"]: r["expr"] for g in prometheus["groups"] for r in g["rules"]}
+    assert {r["record"]["targetDatasourceUid"] for g in groups.values() for r in g["inputs"]["rules"]} == {
+        stack_values()["prometheusDatasourceUid"]}
+
+
+def test_grafana_recording_rules_send_nothing_grafana_clears(grafana_program):
+    """condition/for/noDataState/execErrState next to `record`: the provider refuses them,
+    Grafana clears them (a perpetual diff); annotations and routes mean nothing there."""
+    rules = [r for g in recording_groups(grafana_program) for r in g["inputs"]["rules"]]
+    assert rules
+    for rule in rules:
+        assert set(rule) <= {"uid", "name", "datas", "record", "isPaused", "labels"}, rule["name"]
+        assert rule["record"]["from"] == rule["datas"][0]["refId"]
+
+
+def test_grafana_mode_keeps_the_alert_rules(program, grafana_program):
+    by_name = lambda run: {(r["type"], r["name"]): r["inputs"] for r in run["resources"]}  # noqa: E731
+    alerts, with_recording = by_name(program), by_name(grafana_program)
+    assert {k: v for k, v in with_recording.items() if not k[1].startswith("recording-rule-group-")} == alerts
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "Pulumi.test.yaml:reward-observability:recordingRules: is required: choose one of prometheus, grafana"),
+    ("both", "Pulumi.test.yaml:reward-observability:recordingRules: 'both' is not one of ['prometheus', 'grafana']"),
+])
+def test_recording_rules_choice_is_required_and_checked(value, message):
+    values = {k: v for k, v in stack_values().items() if k != "recordingRules"}
+    if value is not None:
+        values["recordingRules"] = value
+    result = run_program(values, SECRETS)
+    assert message in result["error"]
+    assert result["resources"] == []

@@ -137,6 +137,9 @@ def test_wrong_definition_leaves_an_earlier_render_untouched(repo_copy, tmp_path
         (lambda c: c.update({"reward-observability:rewardsLive": "yes"}), "reward-observability:rewardsLive: 'yes' is not of type 'boolean'"),
         (lambda c: c.update({"reward-observability:telegramBotToken": "123:abc"}), "reward-observability:telegramBotToken: is a secret"),
         (lambda c: c.pop("reward-observability:telegramChatId"), "reward-observability:telegramChatId: is required: contact point rewards-telegram"),
+        (lambda c: c.pop("reward-observability:recordingRules"), "reward-observability:recordingRules: is required: choose one of prometheus, grafana"),
+        (lambda c: c.update({"reward-observability:recordingRules": "both"}),
+         "reward-observability:recordingRules: 'both' is not one of ['prometheus', 'grafana']"),
     ],
 )
 def test_bad_stack_config_fails_naming_the_key(repo_copy, tmp_path, edit, message):
@@ -156,3 +159,60 @@ def test_recording_rule_file_passes_promtool(out):
     assert result.returncode == 0, result.stdout + result.stderr
     records = [r["record"] for g in yaml.safe_load((out / "prometheus/reward-recording.rules.yaml").read_text())["groups"] for r in g["rules"]]
     assert records and all(":" in r for r in records)  # level:metric:operation naming
+
+
+# ------------------------------------------------------------------ recordingRules
+
+GRAFANA_RECORDING = "grafana/provisioning/alerting/recording-rules.yaml"
+PROMETHEUS_RECORDING = "prometheus/reward-recording.rules.yaml"
+
+
+def _stack_with(tmp_path: Path, mode: str) -> Path:
+    from conftest import STACK_FILE
+
+    path = tmp_path / f"Pulumi.{mode}.yaml"
+    data = yaml.safe_load(STACK_FILE.read_text())
+    data["config"]["reward-observability:recordingRules"] = mode
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("mode, written, not_written", [
+    ("prometheus", PROMETHEUS_RECORDING, GRAFANA_RECORDING),
+    ("grafana", GRAFANA_RECORDING, PROMETHEUS_RECORDING),
+])
+def test_render_writes_the_recording_rules_for_exactly_one_evaluator(tmp_path, mode, written, not_written):
+    """Both files loaded would put two writers on every recorded series."""
+    out = tmp_path / "out"
+    result = run_cli("--stack-config", str(_stack_with(tmp_path, mode)), "render", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert set(tree(out)) == EXPECTED_FILES - {PROMETHEUS_RECORDING} | {written}
+    assert f"evaluated by {mode.capitalize()}" in result.stdout
+
+
+def test_switching_mode_removes_the_other_recording_file(tmp_path):
+    out = tmp_path / "out"
+    assert run_cli("--stack-config", str(_stack_with(tmp_path, "prometheus")), "render", "--out", str(out)).returncode == 0
+    assert run_cli("--stack-config", str(_stack_with(tmp_path, "grafana")), "render", "--out", str(out)).returncode == 0
+    assert (out / GRAFANA_RECORDING).exists() and not (out / PROMETHEUS_RECORDING).exists()
+
+
+def test_grafana_recording_file_is_the_file_provisioning_form_of_the_prometheus_rules(tmp_path, definitions):
+    from reward_obs import recording
+
+    out = tmp_path / "out"
+    assert run_cli("--stack-config", str(_stack_with(tmp_path, "grafana")), "render", "--out", str(out)).returncode == 0
+    provisioning = yaml.safe_load((out / GRAFANA_RECORDING).read_text())
+    assert provisioning["apiVersion"] == 1
+    rules = [r for g in provisioning["groups"] for r in g["rules"]]
+    assert all(g["folder"] == "Rewards" and g["orgId"] == 1 for g in provisioning["groups"])
+    # Grafana's file provisioning reads `record` (metric, from, targetDatasourceUid) and
+    # needs no condition with it; nothing an alert-only field would add.
+    for rule in rules:
+        assert set(rule) == {"uid", "title", "record", "data", "isPaused"}, rule["title"]
+        assert rule["record"]["metric"] == rule["title"] and rule["record"]["from"] == rule["data"][0]["refId"]
+        assert rule["record"]["targetDatasourceUid"] == "prometheus"
+    recorded = {r["record"]["metric"]: r["data"][0]["model"]["expr"] for r in rules}
+    assert recorded == {r["record"]: r["expr"] for g in recording.prometheus_groups(definitions) for r in g["rules"]}
+    alert_groups = {g["name"] for g in yaml.safe_load((out / "grafana/provisioning/alerting/rules.yaml").read_text())["groups"]}
+    assert alert_groups.isdisjoint(g["name"] for g in provisioning["groups"])

@@ -1,5 +1,5 @@
-"""The example stacks, the explicit notification-policy choice, and that changing one
-alert touches only its rule group."""
+"""The example stacks, the explicit notification-policy and recording-rules choices, and
+that changing one alert touches only its rule group."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,6 +43,32 @@ def test_notification_policy_choice_is_required(repo_copy, tmp_path):
     assert "reward-observability:notificationPolicy: is required" in result.stderr
 
 
+@pytest.mark.parametrize("stack, mode", [("Pulumi.selfhost.yaml", "prometheus"), ("Pulumi.prod.yaml", "grafana")])
+def test_example_stacks_choose_where_recording_rules_are_evaluated(stack, mode, tmp_path):
+    """selfhost: its own Prometheus loads the rule file; prod: Grafana records into the
+    shared Prometheus. Each render carries exactly the one recording file of its mode."""
+    assert read_stack_file(ROOT / stack)["recordingRules"] == mode
+    out = render(tmp_path, stack)
+    assert (out / "prometheus/reward-recording.rules.yaml").exists() is (mode == "prometheus")
+    assert (out / "grafana/provisioning/alerting/recording-rules.yaml").exists() is (mode == "grafana")
+    result = run_program(read_stack_file(ROOT / stack), SECRETS, stack=stack.split(".")[1])
+    assert result["error"] is None, result["error"]
+    recording = [r for r in result["resources"] if r["type"].endswith(":RuleGroup")
+                 and any(rule.get("record") for rule in r["inputs"]["rules"])]
+    assert bool(recording) is (mode == "grafana")
+
+
+def test_recording_rules_choice_is_required(repo_copy, tmp_path):
+    stack = repo_copy / "Pulumi.selfhost.yaml"
+    data = yaml.safe_load(stack.read_text())
+    del data["config"]["reward-observability:recordingRules"]
+    stack.write_text(yaml.safe_dump(data))
+    result = run_cli("--root", str(repo_copy), "--stack-config", str(stack), "render", "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert f"{stack}:reward-observability:recordingRules: is required: choose one of prometheus, grafana" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_rule_level_routing_leaves_the_policy_tree_alone(tmp_path):
     out = render(tmp_path, "Pulumi.prod.yaml")
     assert not (out / "grafana/provisioning/alerting/policies.yaml").exists()
@@ -68,7 +94,8 @@ def test_rule_level_stack_registers_no_notification_policy():
     result = run_program(read_stack_file(ROOT / "Pulumi.prod.yaml"), SECRETS, stack="prod")
     assert result["error"] is None, result["error"]
     assert not [r for r in result["resources"] if r["type"].endswith(":NotificationPolicy")]
-    rules = [rule for r in result["resources"] if r["type"].endswith(":RuleGroup") for rule in r["inputs"]["rules"]]
+    rules = [rule for r in result["resources"] if r["type"].endswith(":RuleGroup") for rule in r["inputs"]["rules"]
+             if not rule.get("record")]  # recording rules never notify
     assert len(rules) == len(REQUIRED_ALERTS) + len(LOG_ALERTS)
     assert all(rule["notificationSettings"]["contactPoint"] in ("rewards-oncall-webhook", "rewards-telegram") for rule in rules)
 

@@ -12,6 +12,7 @@ import pulumiverse_grafana as grafana
 
 from .builders import alerts as alert_builders
 from .builders import dashboards as dashboard_builders
+from .builders import grafana_recording
 from .builders import notifications as notification_builders
 from .builders.ids import FOLDER_TITLE, FOLDER_UID, resource_name
 from .builders.runbook_dashboard import RUNBOOK_DASHBOARD_UID, runbook_dashboard_json
@@ -27,22 +28,26 @@ _CONTACT_POINT_ARGS = {
 }
 
 
+def _datas(data: list[dict]) -> list[grafana.alerting.RuleGroupRuleDataArgs]:
+    return [
+        grafana.alerting.RuleGroupRuleDataArgs(
+            ref_id=d["refId"],
+            datasource_uid=d["datasourceUid"],
+            model=json.dumps(d["model"], sort_keys=True),
+            relative_time_range=grafana.alerting.RuleGroupRuleDataRelativeTimeRangeArgs(
+                from_=d["relativeTimeRange"]["from"], to=d["relativeTimeRange"]["to"]),
+        )
+        for d in data
+    ]
+
+
 def rule_args(rule: dict) -> grafana.alerting.RuleGroupRuleArgs:
     """A provisioning-shaped rule as provider arguments (model JSON with sorted keys)."""
     return grafana.alerting.RuleGroupRuleArgs(
         uid=rule["uid"],
         name=rule["title"],
         condition=rule["condition"],
-        datas=[
-            grafana.alerting.RuleGroupRuleDataArgs(
-                ref_id=d["refId"],
-                datasource_uid=d["datasourceUid"],
-                model=json.dumps(d["model"], sort_keys=True),
-                relative_time_range=grafana.alerting.RuleGroupRuleDataRelativeTimeRangeArgs(
-                    from_=d["relativeTimeRange"]["from"], to=d["relativeTimeRange"]["to"]),
-            )
-            for d in rule["data"]
-        ],
+        datas=_datas(rule["data"]),
         for_=rule["for"],
         no_data_state=rule["noDataState"],
         exec_err_state=rule["execErrState"],
@@ -50,6 +55,29 @@ def rule_args(rule: dict) -> grafana.alerting.RuleGroupRuleArgs:
         labels=rule["labels"],
         is_paused=rule["isPaused"],
         notification_settings=_notification_settings(rule.get("notification_settings")),
+    )
+
+
+def recording_rule_args(rule: dict) -> grafana.alerting.RuleGroupRuleArgs:
+    """A provisioning-shaped Grafana-managed recording rule as provider arguments.
+
+    Only uid, name, data, record, isPaused (and labels, if any): no condition, for,
+    no_data_state, exec_err_state, annotations or notification settings. Grafana clears
+    those on a recording rule, and the provider refuses them next to `record`
+    (`conflicting fields "record" and "for"`), so sending them fails or diffs forever.
+    """
+    ignored = sorted(k for k in grafana_recording.IGNORED_BY_RECORDING_RULES if k in rule)
+    if ignored:
+        raise ValueError(f"recording rule {rule['title']}: {', '.join(ignored)} cannot go with `record`")
+    record = rule["record"]
+    return grafana.alerting.RuleGroupRuleArgs(
+        uid=rule["uid"],
+        name=rule["title"],
+        datas=_datas(rule["data"]),
+        record=grafana.alerting.RuleGroupRuleRecordArgs(
+            metric=record["metric"], from_=record["from"], target_datasource_uid=record["targetDatasourceUid"]),
+        labels=rule.get("labels") or None,
+        is_paused=rule["isPaused"],
     )
 
 
@@ -94,7 +122,8 @@ def child_policy(node: dict) -> grafana.alerting.NotificationPolicyPolicyArgs:
 
 
 class RewardObservability(pulumi.ComponentResource):
-    """Folder, dashboards, message templates, contact points, policy and rule groups."""
+    """Folder, dashboards, message templates, contact points, policy, rule groups and,
+    when Grafana evaluates them, the recording rule groups."""
 
     def __init__(self, name: str, definitions: Definitions, config: StackConfig,
                  secrets: dict[str, pulumi.Input[str]], opts: pulumi.ResourceOptions | None = None):
@@ -138,6 +167,16 @@ class RewardObservability(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=routing))
             for g in alert_builders.grafana_rule_groups(definitions, config)
         }
+        # recordingRules: grafana. Grafana evaluates the recording rules and writes the
+        # series to the Prometheus data source; with "prometheus", Prometheus loads the
+        # rendered rule file and nothing is created here (one evaluator, never two).
+        self.recording_rule_groups = {
+            g["name"]: grafana.alerting.RuleGroup(
+                resource_name("recording-rule-group", g["name"]), name=g["name"], folder_uid=self.folder.uid,
+                org_id=org_id, interval_seconds=parse_duration(g["interval"]),
+                rules=[recording_rule_args(r) for r in g["rules"]], opts=child)
+            for g in grafana_recording.grafana_recording_groups(definitions, config)
+        } if config.grafana_records else {}
         self.folder_uid = self.folder.uid
         self.dashboard_urls = {uid: f"{config.grafana_url}/d/{uid}" for uid in self.dashboards}
         self.alert_names = sorted(a.name for a in definitions.alerts)

@@ -48,10 +48,20 @@ class StackConfig:
     # one per org; managing it replaces whatever else is there). "rule-level": the tree
     # is left alone and each rule routes itself to its contact point.
     notification_policy: str = "owned"
+    # Where the recording rules (recording_rules/*.yaml) are evaluated; exactly one place
+    # writes the recorded series the dashboards read. "prometheus": the Prometheus server
+    # loads the rendered rule file. "grafana": Grafana-managed recording rules write them
+    # to the Prometheus data source by remote write.
+    recording_rules: str = "prometheus"
 
     @property
     def owns_policy_tree(self) -> bool:
         return self.notification_policy == "owned"
+
+    @property
+    def grafana_records(self) -> bool:
+        """True when Grafana, not Prometheus, evaluates the recording rules."""
+        return self.recording_rules == "grafana"
 
     def value(self, key: str):
         """A non-secret config value by its stack-config key (camelCase)."""
@@ -94,6 +104,9 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
             missing = next(k for k in error.validator_value if k not in error.instance)
             path.append(missing)
             message = "is required"
+            choices = _schema()["properties"].get(missing, {}).get("enum") if not path[:-1] else None
+            if choices:  # an explicit choice: say what the choices are
+                message += f": choose one of {', '.join(choices)} (schemas/stack_config.schema.json says what each means)"
         else:
             message = error.message
         problems.add(source, _key(".".join(path)), message)
@@ -140,6 +153,7 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
         alert_overrides=overrides,
         runbook_links=plain.get("runbookLinks", "repository"),
         notification_policy=plain["notificationPolicy"],
+        recording_rules=plain["recordingRules"],
     )
 
 

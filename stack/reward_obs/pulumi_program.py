@@ -50,10 +50,11 @@ def main() -> None:
     try:
         definitions = load_definitions()
         config, secrets = read_config(definitions)
+        files = render_files(definitions, config)
     except DefinitionError as exc:
         # Raised before any resource is registered: nothing is created or changed.
         raise pulumi.RunError(f"reward-observability: {len(exc.problems)} problem(s):\n{exc}") from None
-    report = lint(definitions, config, render_files(definitions, config))
+    report = lint(definitions, config, files)
     if not report.ok:
         raise pulumi.RunError(f"reward-observability: lint failed, nothing registered:\n{format_report(report)}")
     stack = RewardObservability("rewards", definitions, config, secrets)

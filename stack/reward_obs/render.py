@@ -11,6 +11,7 @@ import yaml
 
 from .builders import alerts as alert_builders
 from .builders import dashboards as dashboard_builders
+from .builders import grafana_recording
 from .builders import notifications as notification_builders
 from .builders.ids import FOLDER_TITLE, FOLDER_UID
 from .builders.runbook_dashboard import RUNBOOK_DASHBOARD_UID, runbook_dashboard_json, runbook_url
@@ -22,6 +23,7 @@ from .definitions import Definitions
 OWNED_DIRS = ("grafana", "prometheus")
 PROMETHEUS_RULE_FILE = "prometheus/reward-alerts.rules.yaml"
 PROMETHEUS_RECORDING_FILE = "prometheus/reward-recording.rules.yaml"
+GRAFANA_RECORDING_FILE = "grafana/provisioning/alerting/recording-rules.yaml"
 DASHBOARDS_PATH = "/etc/grafana/dashboards/rewards"
 
 
@@ -53,6 +55,8 @@ def escape_env(text: str) -> str:
 
 
 def _provisioning_rule(rule: dict) -> dict:
+    if "labels" not in rule:  # recording rules may have none
+        return rule
     return {**rule, "labels": {k: escape_env(v) for k, v in rule["labels"].items()}}
 
 
@@ -125,12 +129,31 @@ def render_files(definitions: Definitions, config: StackConfig) -> dict[str, str
         "templates": [{"orgId": config.org_id, **t} for t in notification_builders.templates(definitions)],
     })
     files[PROMETHEUS_RULE_FILE] = dump_yaml(alert_builders.prometheus_rule_file(definitions, config))
-    recording = recording_rules.prometheus_rule_file(definitions)
-    if recording is not None:
-        # Recording rules that keep the big dashboard panels fast (measured by `reward-obs
-        # bench`); load this file into Prometheus next to the alert file.
-        files[PROMETHEUS_RECORDING_FILE] = dump_yaml(recording)
+    files.update(recording_files(definitions, config))
     return dict(sorted(files.items()))
+
+
+def recording_files(definitions: Definitions, config: StackConfig) -> dict[str, str]:
+    """The recording rules the dashboards read, for the one evaluator the stack names
+    (`recordingRules`). Exactly one file, never both: Prometheus evaluating the rule file
+    and Grafana writing the same series by remote write would put two writers on every
+    recorded series (interleaved samples, out-of-order rejections), so in `grafana` mode
+    the Prometheus rule file is not written, and in `prometheus` mode no Grafana
+    recording rule is provisioned. Nothing when no recording rule is defined."""
+    if config.grafana_records:
+        groups = grafana_recording.grafana_recording_groups(definitions, config)
+        if not groups:
+            return {}
+        # The same groups the Pulumi component registers, in Grafana's file-provisioning form.
+        return {GRAFANA_RECORDING_FILE: dump_yaml({
+            "apiVersion": 1,
+            "groups": [{**g, "rules": [_provisioning_rule(r) for r in g["rules"]]} for g in groups],
+        })}
+    recording = recording_rules.prometheus_rule_file(definitions)
+    if recording is None:
+        return {}
+    # Load this file into Prometheus next to the alert file.
+    return {PROMETHEUS_RECORDING_FILE: dump_yaml(recording)}
 
 
 def write_files(files: dict[str, str], out: Path) -> None:
@@ -157,6 +180,11 @@ def summary(definitions: Definitions, config: StackConfig, files: dict[str, str]
     lines = [f"Rendered {len(files)} files for environment {config.environment!r}"
              f" (rules {'live' if config.rewards_live else 'paused: rewardsLive is false'}):"]
     lines += [f"  {rel}" for rel in files]
+    if PROMETHEUS_RECORDING_FILE in files:
+        lines.append(f"Recording rules: evaluated by Prometheus (recordingRules: prometheus); load {PROMETHEUS_RECORDING_FILE}")
+    elif GRAFANA_RECORDING_FILE in files:
+        lines.append("Recording rules: evaluated by Grafana (recordingRules: grafana), written to data source "
+                     f"{config.prometheus_datasource_uid!r} by remote write; needs Grafana's recording rules enabled")
     lines.append("Alerts:")
     for alert in alert_builders.resolved_alerts(definitions, config):
         url = runbook_url(definitions, config, alert.rule.runbook_file, alert.rule.runbook_anchor)
