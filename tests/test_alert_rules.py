@@ -11,7 +11,7 @@ from conftest import ROOT, run_cli
 from rendered import dashboard, grafana_rules, panels, prometheus_rules
 from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS
 
-from reward_obs import promql
+from reward_obs import promql, recording
 from reward_obs.config import load_config, read_stack_file
 from reward_obs.runbook_index import headings
 
@@ -85,7 +85,8 @@ def test_removed_runbook_heading_is_caught(repo_copy, tmp_path, out):
     assert runbook_link_problems(out, repo_copy) == ["RewardPayoutProviderOutage: payout-provider-retry.md has no heading #rewardpayoutprovideroutage"]
 
 
-def test_each_alert_links_to_a_panel_that_shows_its_metrics(out):
+def test_each_alert_links_to_a_panel_that_shows_its_metrics(out, definitions):
+    rules = recording.load_checked(definitions)
     board = dashboard(out, OPERATIONS_DASHBOARD_UID)
     by_id = {p["id"]: p for p in panels(board)}
     for name, rule in grafana_rules(out).items():
@@ -97,8 +98,8 @@ def test_each_alert_links_to_a_panel_that_shows_its_metrics(out):
         if name in LOG_ALERTS:
             continue  # log-based: checked in test_trace.py
         alert_metrics = {s.metric for s in promql.selectors(promql.parse(rule["data"][0]["model"]["expr"]))}
-        panel_metrics = {s.metric for t in panel["targets"]
-                         for s in promql.selectors(promql.parse(promql.without_grafana_variables(t["expr"])))}
+        # A panel reading a recorded series shows the metrics its rule reads.
+        panel_metrics = {s.metric for t in panel["targets"] for s in recording.raw_selectors(t["expr"], rules)}
         assert alert_metrics & panel_metrics, f"{name} links to {panel['title']!r}, which shows none of {alert_metrics}"
 
 

@@ -213,7 +213,8 @@ def test_grafana_mode_registers_the_rendered_recording_rules(grafana_program, tm
             assert rule["record"] == file_rule["record"]
             assert [json.loads(d["model"]) for d in rule["datas"]] == [d["model"] for d in file_rule["data"]]
             assert [d["datasourceUid"] for d in rule["datas"]] == [d["datasourceUid"] for d in file_rule["data"]]
-            assert rule["isPaused"] is file_rule["isPaused"] is True  # paused until rewardsLive, like the alerts
+            # Not paused before rewardsLive, unlike the alerts: they page nobody and the dashboard reads them.
+            assert rule["isPaused"] is file_rule["isPaused"] is False
     prometheus = yaml.safe_load((tmp_path / "p/prometheus/reward-recording.rules.yaml").read_text())
     recorded = {r["record"]["metric"]: json.loads(r["datas"][0]["model"])["expr"]
                 for g in groups.values() for r in g["inputs"]["rules"]}

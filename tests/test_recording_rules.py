@@ -40,9 +40,11 @@ def test_recording_rules_load_and_serve_real_panel_queries(definitions):
 
 
 def test_rendered_recording_rules_pass_promtool(definitions, config, tmp_path):
-    files = recording.recording_files(definitions, config)
+    from reward_obs.render import PROMETHEUS_RECORDING_FILE, render_files
+
+    assert config.recording_rules == "prometheus"
     path = tmp_path / "rules.yaml"
-    path.write_text(files["recording/reward-recording.rules.yaml"])
+    path.write_text(render_files(definitions, config)[PROMETHEUS_RECORDING_FILE])
     result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(recording.load_checked(definitions))} rules found" in result.stdout

@@ -14,9 +14,9 @@ import jsonschema
 import yaml
 
 from . import promql
-from .logql import event_fields, logql_problems
 from .definitions import REPO_ROOT, Definitions
 from .errors import ProblemCollector
+from .logql import event_fields, logql_problems
 
 NAMESPACE = "reward-observability"
 

@@ -1,12 +1,11 @@
 """Subcommands that run the stack against real servers: `simulate`, `bench`,
-`alertmanager-config` and `recording-rules` (one entry in cli.COMMAND_MODULES registers them all)."""
+and `alertmanager-config` (one entry in cli.COMMAND_MODULES registers them all)."""
 from __future__ import annotations
 
 
 def register(sub) -> None:
-    from . import alertmanager_cli, bench, recording, simulator
+    from . import alertmanager_cli, bench, simulator
 
     simulator.register(sub)
-    recording.register(sub)
     alertmanager_cli.register(sub)
     bench.register(sub)

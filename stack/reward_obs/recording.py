@@ -166,7 +166,9 @@ def prometheus_rule_file(definitions) -> dict | None:
 def grafana_recording_groups(definitions, config) -> list[dict]:
     """The same rules as Grafana-managed recording rules (provisioning shape): Grafana
     evaluates query A and writes the result as `record` to the Prometheus data source
-    (which must accept remote write)."""
+    (which must accept remote write). Never paused, unlike the alert rules before
+    `rewardsLive`: a recording rule cannot page anyone, and the dashboard reads it."""
+    from .builders.alerts import INTERVAL_MS, MAX_DATA_POINTS
     from .builders.ids import PROMETHEUS_DATASOURCE_TYPE, kebab
 
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -182,9 +184,10 @@ def grafana_recording_groups(definitions, config) -> list[dict]:
                 "relativeTimeRange": {"from": 600, "to": 0},
                 "datasourceUid": config.prometheus_datasource_uid,
                 "model": {"refId": "A", "expr": r.expr, "instant": True, "range": False,
-                          "datasource": {"type": PROMETHEUS_DATASOURCE_TYPE, "uid": config.prometheus_datasource_uid}},
+                          "datasource": {"type": PROMETHEUS_DATASOURCE_TYPE, "uid": config.prometheus_datasource_uid},
+                          "intervalMs": INTERVAL_MS, "maxDataPoints": MAX_DATA_POINTS},
             }],
-            "isPaused": not config.rewards_live,
+            "isPaused": False,
         })
     return [{"orgId": config.org_id, "name": name, "interval": interval, "rules": rules}
             for (name, interval), rules in sorted(groups.items())]
@@ -195,50 +198,3 @@ def raw_queries(definitions) -> dict[str, dict]:
     "panel_key[REF]" -> {raw, record} (the bench's "before", the live test's cross-check)."""
     return {s.panel.split("/", 1)[1]: {"raw": s.raw, "record": r.record}
             for r in load_checked(definitions) for s in r.serves}
-
-
-# ------------------------------------------------------------------ command
-
-RECORDING_DIR = "recording"  # outside render's owned grafana/ and prometheus/ subtrees
-
-
-def recording_files(definitions, config) -> dict[str, str]:
-    """Relative path -> text: the Prometheus recording rule file and the same rules as
-    Grafana-managed recording rules (provisioning file). Empty when no rule is defined."""
-    from .builders.ids import FOLDER_TITLE
-    from .render import dump_yaml
-
-    prom = prometheus_rule_file(definitions)
-    if prom is None:
-        return {}
-    groups = [{**g, "folder": FOLDER_TITLE} for g in grafana_recording_groups(definitions, config)]
-    return {f"{RECORDING_DIR}/reward-recording.rules.yaml": dump_yaml(prom),
-            f"{RECORDING_DIR}/grafana-recording-rules.yaml": dump_yaml({"apiVersion": 1, "groups": groups})}
-
-
-def cmd_recording_rules(args) -> int:
-    import subprocess
-    import sys
-
-    from .cli import load
-    from .servers import binary
-
-    definitions, config = load(args)
-    files = recording_files(definitions, config)
-    for rel, text in files.items():
-        path = args.out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        print(path)
-    prom_file = args.out / RECORDING_DIR / "reward-recording.rules.yaml"
-    if files:
-        result = subprocess.run([binary("promtool"), "check", "rules", str(prom_file)], capture_output=True, text=True)
-        sys.stdout.write(result.stdout)
-        return result.returncode
-    return 0
-
-
-def register(sub) -> None:
-    p = sub.add_parser("recording-rules", help="write the recording rules (Prometheus rule file and Grafana provisioning) to OUT/recording/")
-    p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(handler=cmd_recording_rules)

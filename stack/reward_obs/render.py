@@ -9,13 +9,17 @@ from pathlib import Path
 
 import yaml
 
+from . import recording as recording_rules
 from .builders import alerts as alert_builders
 from .builders import dashboards as dashboard_builders
 from .builders import grafana_recording
 from .builders import notifications as notification_builders
 from .builders.ids import FOLDER_TITLE, FOLDER_UID
-from .builders.runbook_dashboard import RUNBOOK_DASHBOARD_UID, runbook_dashboard_json, runbook_url
-from . import recording as recording_rules
+from .builders.runbook_dashboard import (
+    RUNBOOK_DASHBOARD_UID,
+    runbook_dashboard_json,
+    runbook_url,
+)
 from .config import StackConfig, secret_env_var
 from .definitions import Definitions
 

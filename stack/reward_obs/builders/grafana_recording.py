@@ -4,8 +4,6 @@
 is the one place that turns its output into what both deploy paths send (the Pulumi
 component's RuleGroup resources and render's file-provisioning form), so the two cannot
 drift apart and neither drifts from what Grafana stores:
-- the query model carries the fields Grafana fills in (intervalMs, maxDataPoints), as the
-  alert rules do;
 - a recording rule carries none of the fields Grafana clears on one (condition, for,
   noDataState, execErrState, ...): sent anyway they come back empty, a perpetual diff,
   and the Terraform provider under pulumiverse-grafana refuses them next to `record`.
@@ -42,11 +40,7 @@ def grafana_recording_groups(definitions: Definitions, config: StackConfig) -> l
             if ignored:
                 raise ValueError(f"recording rule {rule['title']} carries {', '.join(ignored)}, which Grafana "
                                  "clears on a recording rule and the provider refuses next to `record`")
-            rule = copy.deepcopy(rule)
-            for query in rule["data"]:
-                query["model"].setdefault("intervalMs", alert_builders.INTERVAL_MS)
-                query["model"].setdefault("maxDataPoints", alert_builders.MAX_DATA_POINTS)
-            rules.append(rule)
+            rules.append(copy.deepcopy(rule))
         groups.append({"orgId": group["orgId"], "name": group["name"], "folder": FOLDER_TITLE,
                        "interval": group["interval"], "rules": rules})
     return groups
