@@ -32,7 +32,7 @@ def base(repo_copy, tmp_path) -> Path:
 
 
 def test_identical_renders_have_no_diff(repo_copy, base, tmp_path):
-    assert diff(base, render(repo_copy, tmp_path / "head")).strip() == "No change to alerts, dashboards or routing."
+    assert diff(base, render(repo_copy, tmp_path / "head")).strip() == "No change to alerts, recording rules, dashboards or routing."
 
 
 def test_alert_changes_are_named(repo_copy, base, tmp_path):
@@ -46,6 +46,18 @@ def test_alert_changes_are_named(repo_copy, base, tmp_path):
     assert "    +sum by (provider) (rate(reward_payout_webhooks_total{result=~\"invalid_signature|failed\"}[10m]))" in out
     assert "- **removed** `RewardDuplicatePayoutAttempt` (critical)" in out
     assert "RewardClaimVolumeAbnormal" not in out
+
+
+def test_recording_rule_changes_are_named(repo_copy, base, tmp_path):
+    edit(repo_copy / "recording_rules/reward-dashboard.yaml",
+         lambda d: d["rules"][-1].update(expr="sum (rate(reward_claim_requests_total[10m]))"))
+    out = diff(base, render(repo_copy, tmp_path / "head"))
+    assert "### Recording rules\n- **changed** `all:reward_claim_requests:rate5m`: query changed" in out
+    assert "    +sum (rate(reward_claim_requests_total[10m]))" in out
+    stack = repo_copy / "Pulumi.selfhost.yaml"
+    edit(stack, lambda d: d["config"].update({"reward-observability:recordingRules": "grafana"}))
+    out = diff(base, render(repo_copy, tmp_path / "grafana", stack))
+    assert "- **changed** `currency:reward_pool_paid:sum`: evaluated by Prometheus → Grafana" in out
 
 
 def test_added_alert_is_listed(repo_copy, tmp_path):

@@ -13,6 +13,9 @@ CONTACT_POINTS = "grafana/provisioning/alerting/contact-points.yaml"
 POLICIES = "grafana/provisioning/alerting/policies.yaml"
 TEMPLATES = "grafana/provisioning/alerting/templates.yaml"
 DASHBOARDS = "grafana/dashboards"
+# The recording rules live in exactly one of these, as the stack's recordingRules says.
+PROMETHEUS_RECORDING = "prometheus/reward-recording.rules.yaml"
+GRAFANA_RECORDING = "grafana/provisioning/alerting/recording-rules.yaml"
 # Contact point settings that hold credentials: their values are never printed.
 SECRET_SETTINGS = {"bottoken", "url", "password", "token", "authorization_credentials", "basicAuthPassword", "apiKey", "secret"}
 _OPS = {"gt": ">", "lt": "<", "gte": ">=", "lte": "<="}
@@ -63,6 +66,18 @@ def panels(root: Path) -> dict[tuple[str, int], dict]:
                 "thresholds": panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps"),
                 "content": panel.get("options", {}).get("content"),
             }
+    return out
+
+
+def recorded_series(root: Path) -> dict[str, dict]:
+    """Recorded series name -> its expression and which server evaluates it."""
+    out = {}
+    for group in (_yaml(root, PROMETHEUS_RECORDING) or {}).get("groups", []):
+        for rule in group["rules"]:
+            out[rule["record"]] = {"expr": rule["expr"], "by": "Prometheus"}
+    for group in (_yaml(root, GRAFANA_RECORDING) or {}).get("groups", []):
+        for rule in group["rules"]:
+            out[rule["record"]["metric"]] = {"expr": rule["data"][0]["model"].get("expr", ""), "by": "Grafana"}
     return out
 
 
@@ -137,6 +152,20 @@ def diff(base: Path, head: Path) -> str:
     if lines:
         sections.append("### Dashboard panels\n" + "\n".join(lines))
 
+    old_r, new_r = recorded_series(base), recorded_series(head)
+    lines = [f"- **added** `{name}` (evaluated by {new_r[name]['by']})" for name in sorted(set(new_r) - set(old_r))]
+    lines += [f"- **removed** `{name}`: a panel that reads it shows no data" for name in sorted(set(old_r) - set(new_r))]
+    for name in sorted(set(old_r) & set(new_r)):
+        o, n = old_r[name], new_r[name]
+        changes = ([f"evaluated by {o['by']} → {n['by']}"] if o["by"] != n["by"] else []) + (
+            ["query changed"] if o["expr"] != n["expr"] else [])
+        if changes:
+            lines.append(f"- **changed** `{name}`: " + "; ".join(changes))
+            if o["expr"] != n["expr"]:
+                lines += _query_diff(o["expr"], n["expr"])
+    if lines:
+        sections.append("### Recording rules\n" + "\n".join(lines))
+
     old_c, new_c = contact_points(base), contact_points(head)
     lines = []
     for name in sorted(set(new_c) - set(old_c)):
@@ -161,7 +190,7 @@ def diff(base: Path, head: Path) -> str:
         sections.append("### Routing and contact points\n" + "\n".join(lines))
 
     if not sections:
-        return "No change to alerts, dashboards or routing."
+        return "No change to alerts, recording rules, dashboards or routing."
     return "\n\n".join(sections)
 
 
