@@ -94,7 +94,12 @@ def test_each_alert_links_to_a_panel_that_shows_its_metrics(out, definitions):
         assert notes["__dashboardUid__"] == OPERATIONS_DASHBOARD_UID, name
         panel = by_id.get(int(notes["__panelId__"]))
         assert panel is not None, f"{name} links to panel {notes['__panelId__']}, which does not exist"
-        assert notes["dashboard_url"].endswith(f"/d/{OPERATIONS_DASHBOARD_UID}?viewPanel={panel['id']}"), name
+        base, _, selected = notes["dashboard_url"].partition("&")
+        assert base.endswith(f"/d/{OPERATIONS_DASHBOARD_UID}?viewPanel={panel['id']}"), name
+        if "$campaign" in str(panel["targets"]):  # a one-campaign panel opens on the campaign that fired
+            assert selected == "var-campaign={{ $labels.campaign_id }}", name
+        else:
+            assert selected == "", name
         if name in LOG_ALERTS:
             continue  # log-based: checked in test_trace.py
         alert_metrics = {s.metric for s in promql.selectors(promql.parse(rule["data"][0]["model"]["expr"]))}

@@ -271,6 +271,10 @@ def test_each_fault_fires_its_alert_and_pages_the_right_receiver(stack):
     paged = {a["labels"]["alertname"] for a in stack.receiver.alerts("/oncall")}
     assert all(severity[name] == "critical" for name in paged), paged
     assert stack.receiver.alerts("/email") == []
+    # A one-campaign panel link opens on the campaign that fired (Prometheus expanded it).
+    exhausted = next(a for a in stack.receiver.alerts("/oncall") if a["labels"]["alertname"] == "RewardPoolExhausted")
+    assert exhausted["annotations"]["dashboard_url"].endswith(
+        f"/d/reward-operations?viewPanel=23&var-campaign={exhausted['labels']['campaign_id']}")
 
 
 def test_events_tell_the_same_story_as_the_metrics(stack):

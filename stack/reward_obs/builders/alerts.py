@@ -36,14 +36,36 @@ def labels(alert: ResolvedAlert, config: StackConfig) -> dict:
     return {**alert.rule.labels, "severity": alert.rule.severity, "team": TEAM, "environment": config.environment}
 
 
+def dashboard_url(alert: ResolvedAlert, definitions: Definitions, config: StackConfig) -> str:
+    """The alert's panel. When the panel shows one value of a single-select variable (one
+    campaign) and the alert's result carries that variable's label, the link selects the
+    alerting value (`&var-campaign={{ $labels.campaign_id }}`), so it opens on the
+    campaign that fired, not on the first one."""
+    from .. import promql
+
+    rule = alert.rule
+    dashboard = definitions.dashboard(rule.dashboard_uid)
+    panel = dashboard.panel(rule.panel_key)
+    url = config.panel_url(rule.dashboard_uid, panel.id)
+    if not rule.is_promql:
+        return url
+    result_labels = promql.output_labels(promql.parse(alert.expr), definitions.contract)
+    for v in dashboard.variables:
+        if v.get("include_all", True) or "query" not in v or not any(f"${v['name']}" in q.expr for q in panel.queries):
+            continue
+        label = v["query"][len("label_values("):-1].rpartition(",")[2].strip()
+        if label in result_labels:
+            url += f"&var-{v['name']}={{{{ $labels.{label} }}}}"
+    return url
+
+
 def annotations(alert: ResolvedAlert, definitions: Definitions, config: StackConfig) -> dict:
     rule = alert.rule
-    panel = definitions.dashboard(rule.dashboard_uid).panel(rule.panel_key)
     return {
         "summary": alert.summary,
         "description": alert.description,
         "runbook_url": runbook_url(definitions, config, rule.runbook_file, rule.runbook_anchor),
-        "dashboard_url": config.panel_url(rule.dashboard_uid, panel.id),
+        "dashboard_url": dashboard_url(alert, definitions, config),
     }
 
 
