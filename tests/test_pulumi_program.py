@@ -138,6 +138,7 @@ def test_stack_outputs(program):
     assert outputs["folder_uid"] == "rewards"
     assert outputs["dashboard_urls"][OPERATIONS_DASHBOARD_UID].endswith(f"/d/{OPERATIONS_DASHBOARD_UID}")
     assert outputs["alert_names"] == sorted(set(REQUIRED_ALERTS) | set(LOG_ALERTS))
+    assert outputs["recording_rules_evaluated_by"] == "prometheus"
 
 
 def test_two_runs_register_identical_inputs(program):
@@ -237,6 +238,7 @@ def test_grafana_mode_keeps_the_alert_rules(program, grafana_program):
     by_name = lambda run: {(r["type"], r["name"]): r["inputs"] for r in run["resources"]}  # noqa: E731
     alerts, with_recording = by_name(program), by_name(grafana_program)
     assert {k: v for k, v in with_recording.items() if not k[1].startswith("recording-rule-group-")} == alerts
+    assert grafana_program["outputs"]["recording_rules_evaluated_by"] == "grafana"
 
 
 @pytest.mark.parametrize("value, message", [

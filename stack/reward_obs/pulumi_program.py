@@ -62,3 +62,6 @@ def main() -> None:
     pulumi.export("dashboard_urls", stack.dashboard_urls)
     pulumi.export("alert_names", stack.alert_names)
     pulumi.export("rules_paused", not config.rewards_live)
+    # Which server writes the recorded series the dashboard reads: with "prometheus", load
+    # the rendered rule file there, or the fleet-wide panels stay empty.
+    pulumi.export("recording_rules_evaluated_by", config.recording_rules)
