@@ -287,6 +287,41 @@ def check_policy_intervals(ctx) -> list[Finding]:
     return findings
 
 
+# Labels whose values grow with the reward system: a series per pool, a series per campaign.
+# (Providers stop at the contract's six types.)
+FLEET_LABELS = ("pool_id", "campaign_id")
+
+
+def check_panel_scale(ctx) -> list[Finding]:
+    """A range panel evaluates its query at every step (1,440 over 24h). One that reads a
+    per-pool or per-campaign metric across every pool or campaign costs Prometheus time
+    linear in the fleet at each step (README, "Scale benchmark": 150-450 ms per 24h panel
+    at 1,000 pools, seconds over 7d), and draws one line per pool. Such a panel must read a
+    recording rule that keeps few series, select one campaign or pool with `=`, or be an
+    instant panel (one evaluation)."""
+    from . import recording
+
+    contract = recording.with_recorded_series(ctx.definitions.contract, recording.load_checked(ctx.definitions))
+    findings = []
+    for d in ctx.definitions.dashboards:
+        for r_index, row in enumerate(d.rows):
+            for p_index, panel in enumerate(row.panels):
+                if panel.datasource != "prometheus" or panel.instant:
+                    continue
+                for q_index, query in enumerate(panel.queries):
+                    for sel in promql.selectors(promql.parse(promql.without_grafana_variables(query.expr))):
+                        metric = contract.series_metric(sel.metric or "")
+                        fleet = [label for label in FLEET_LABELS if metric is not None and label in metric.labels]
+                        narrowed = any(label in fleet and op == "=" for label, op, _ in sel.matchers)
+                        if fleet and not narrowed:
+                            findings.append(Finding(
+                                d.file, f"rows[{r_index}].panels[{p_index}].queries[{q_index}].expr", "panel-scale",
+                                f"reads {sel.metric} for every {fleet[0].removesuffix('_id')} at every step of the range; "
+                                "read a recording rule that keeps few series, select one with "
+                                f'{fleet[-1]}="$variable", or make the panel instant'))
+    return findings
+
+
 def route(tree: dict, labels: dict[str, str]) -> list[str]:
     """Contact points an alert with these labels reaches (Alertmanager/Grafana semantics)."""
     return [r["contact_point"] for r in notification_builders.route_settings(tree, labels)]
@@ -429,6 +464,7 @@ def lint(definitions: Definitions, config: StackConfig, files: dict[str, str] | 
     findings += check_group_interval(ctx)
     findings += check_policy_intervals(ctx)
     findings += check_datasource_alerts_routed(ctx)
+    findings += check_panel_scale(ctx)
     if files is not None:
         findings += check_rendered_labels(files)
     telegram, notes = check_telegram_message(ctx)
