@@ -258,7 +258,8 @@ events:
   - {at: 10m, metric: reward_pool_remaining, labels: {pool_id: summer-cup-ton}, rate: 5}
   - {at: 10m, metric: reward_provider_up, labels: {provider: ton_wallet}, value: 0, stale: true}
   - {at: 90s, metric: up, value: 0}
-  - {at: 10m, metric: reward_provider_errors_total, labels: {provider: ton_wallet, error_code: boom}, create: true, rate: 1}
+  - {at: 10m, metric: reward_provider_errors_total, labels: {provider: ton_wallet, error_code: timeout}, create: true, rate: 1}
+  - {at: 10m, metric: reward_provider_errors_total, labels: {provider: ton_wallet, operation: quote, error_code: boom}, create: true, rate: 1}
 fault: {start: 20m, alert: RewardNoSuchAlert, within: 50m}
 silent: [RewardPoolLow]
 """
@@ -279,6 +280,7 @@ def test_bad_scenario_files_are_refused_naming_file_and_field(definitions, tmp_p
         "scenarios/bad-events.yaml:events[2]: needs exactly one action",
         "scenarios/bad-events.yaml:events[3].at: '90s' is not a whole number of minutes",
         "scenarios/bad-events.yaml:events[4].labels: create needs every label of reward_provider_errors_total; missing: operation",
+        "scenarios/bad-events.yaml:events[5].labels.error_code: 'boom' is not a value of error_code on reward_provider_errors_total",
         "scenarios/bad-events.yaml:fault.alert: 'RewardNoSuchAlert' is not a defined alert",
         "scenarios/bad-events.yaml:fault.within: start + within (20m + 50m) is past the end of the run (1h)",
         "scenarios/bad-events.yaml:silent: RewardPayoutWebhookFailing is neither under test, under may_fire nor silent",

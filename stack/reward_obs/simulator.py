@@ -55,9 +55,9 @@ SCENARIOS = (HEALTHY, *FAULTS)
 
 FORBIDDEN_SOURCE = "entry_fee"  # PvP entry fees are match fees and never fund a pool
 CURRENCIES = ("TON", "USDT", "STARS_GIFT")
-# The simulator's fixed vocabulary of stable internal error codes (the contract leaves
-# error_code open; docs/cardinality budget caps it).
-ERROR_CODES = ("timeout", "rate_limited", "upstream_unavailable", "invalid_request", "insufficient_funds")
+# Failed provider calls draw their error_code from the contract's list; a dead provider
+# answers with this one.
+DOWN_ERROR_CODE = "provider_unavailable"
 DURATION_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 STAGES = ("match_settlement", "reward_allocation", "claim", "payout", "admin_audit")
 
@@ -279,7 +279,8 @@ class Simulator:
             "reward_payout_webhooks_total": {(p, r): 0.0 for p in self.providers for r in values("reward_payout_webhooks_total", "result")},
             "reward_provider_requests_total": {(p, op): 0.0 for p in self.providers for op in values("reward_provider_requests_total", "operation")},
             "reward_provider_errors_total": {(p, op, e): 0.0 for p in self.providers
-                                             for op in values("reward_provider_errors_total", "operation") for e in ERROR_CODES},
+                                             for op in values("reward_provider_errors_total", "operation")
+                                             for e in values("reward_provider_errors_total", "error_code")},
         }
         self.histogram = {p: [0] * len(DURATION_BUCKETS) for p in self.providers}  # per-bucket (not cumulative)
         self.histogram_count = {p: 0 for p in self.providers}
@@ -424,7 +425,8 @@ class Simulator:
                     requests[op] += 1
                     failed = rng.random() < fail_share
                     if failed:
-                        code = ERROR_CODES[0 if down else rng.randrange(len(ERROR_CODES))]
+                        codes = self.contract.label_values("reward_provider_errors_total", "error_code")
+                        code = DOWN_ERROR_CODE if down else codes[rng.randrange(len(codes))]
                         c["reward_provider_errors_total"][(provider, op, code)] += 1
                     if events is not None:
                         events.emit("payout", "provider_error" if failed else "provider_request", ts(),
