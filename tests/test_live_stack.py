@@ -227,7 +227,7 @@ def test_recorded_series_equal_their_raw_queries(stack):
         at = min(float(prom.query(f"max(timestamp({name}))")[0]["value"][1]) for name in records)
         for key, q in raw.items():
             recorded = as_map(prom.query(substitute(panels[key], SCRAPE, SCRAPE), at))
-            direct = as_map(prom.query(q["raw"], at))
+            direct = as_map(prom.query(substitute(q["raw"], SCRAPE, SCRAPE), at))
             if not recorded or set(recorded) != set(direct) or any(
                     abs(recorded[k] - direct[k]) > 1e-9 * max(1.0, abs(direct[k])) for k in direct):
                 mismatches.append(f"{key}: recorded {recorded} vs raw {direct}")
