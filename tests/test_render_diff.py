@@ -50,7 +50,8 @@ def test_alert_changes_are_named(repo_copy, base, tmp_path):
 
 def test_recording_rule_changes_are_named(repo_copy, base, tmp_path):
     edit(repo_copy / "recording_rules/reward-dashboard.yaml",
-         lambda d: d["rules"][-1].update(expr="sum (rate(reward_claim_requests_total[10m]))"))
+         lambda d: next(r for r in d["rules"] if r["record"] == "all:reward_claim_requests:rate5m").update(
+             expr="sum (rate(reward_claim_requests_total[10m]))"))
     out = diff(base, render(repo_copy, tmp_path / "head"))
     assert "### Recording rules\n- **changed** `all:reward_claim_requests:rate5m`: query changed" in out
     assert "    +sum (rate(reward_claim_requests_total[10m]))" in out
