@@ -51,7 +51,8 @@ def dashboard_url(alert: ResolvedAlert, definitions: Definitions, config: StackC
         return url
     result_labels = promql.output_labels(promql.parse(alert.expr), definitions.contract)
     for v in dashboard.variables:
-        if v.get("include_all", True) or "query" not in v or not any(f"${v['name']}" in q.expr for q in panel.queries):
+        uses = re.compile(rf"\$\{{?{re.escape(v['name'])}\b")
+        if v.get("include_all", True) or "query" not in v or not any(uses.search(q.expr) for q in panel.queries):
             continue
         label = v["query"][len("label_values("):-1].rpartition(",")[2].strip()
         if label in result_labels:
