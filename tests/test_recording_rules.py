@@ -10,6 +10,8 @@ import yaml
 from conftest import ROOT, run_cli
 
 from reward_obs import recording
+from reward_obs.builders import grafana_recording
+from reward_obs.dashboard_queries import panel_queries
 from reward_obs.errors import DefinitionError
 
 RULES = ROOT / "recording_rules" / "reward-dashboard.yaml"
@@ -36,7 +38,7 @@ def test_recording_rules_load_and_serve_real_panel_queries(definitions):
     rules = recording.load_checked(definitions)
     assert rules and all(r.serves for r in rules)
     assert {s.panel for r in rules for s in r.serves} <= {
-        f"{q.dashboard}/{q.panel_key}[{q.ref}]" for q in __import__("reward_obs.dashboard_queries", fromlist=["x"]).panel_queries(definitions)}
+        f"{q.dashboard}/{q.panel_key}[{q.ref}]" for q in panel_queries(definitions)}
 
 
 def test_rendered_recording_rules_pass_promtool(definitions, config, tmp_path):
@@ -52,7 +54,7 @@ def test_rendered_recording_rules_pass_promtool(definitions, config, tmp_path):
 
 def test_grafana_recording_rules_write_the_same_series(definitions, config):
     prom = {r["record"]: r["expr"] for g in recording.prometheus_groups(definitions) for r in g["rules"]}
-    grafana = [r for g in recording.grafana_recording_groups(definitions, config) for r in g["rules"]]
+    grafana = [r for g in grafana_recording.grafana_recording_groups(definitions, config) for r in g["rules"]]
     assert {r["record"]["metric"]: r["data"][0]["model"]["expr"] for r in grafana} == prom
     assert all(len(r["uid"]) <= 40 for r in grafana) and len({r["uid"] for r in grafana}) == len(grafana)
     assert all(r["record"]["targetDatasourceUid"] == config.prometheus_datasource_uid for r in grafana)

@@ -12,7 +12,6 @@ rule group (the rendered recording rule file) and into Grafana-managed recording
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,36 +160,6 @@ def prometheus_groups(definitions) -> list[dict]:
 def prometheus_rule_file(definitions) -> dict | None:
     groups = prometheus_groups(definitions)
     return {"groups": groups} if groups else None
-
-
-def grafana_recording_groups(definitions, config) -> list[dict]:
-    """The same rules as Grafana-managed recording rules (provisioning shape): Grafana
-    evaluates query A and writes the result as `record` to the Prometheus data source
-    (which must accept remote write). Never paused, unlike the alert rules before
-    `rewardsLive`: a recording rule cannot page anyone, and the dashboard reads it."""
-    from .builders.alerts import INTERVAL_MS, MAX_DATA_POINTS
-    from .builders.ids import PROMETHEUS_DATASOURCE_TYPE, kebab
-
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in load_checked(definitions):
-        slug = kebab(r.record.replace(":", "-").replace("_", "-"))
-        uid = f"rec-{slug[:27].strip('-')}-{zlib.crc32(r.record.encode()):08x}"  # <= 40 characters, unique per name
-        groups.setdefault((r.group, r.interval), []).append({
-            "uid": uid,
-            "title": r.record,
-            "record": {"metric": r.record, "from": "A", "targetDatasourceUid": config.prometheus_datasource_uid},
-            "data": [{
-                "refId": "A",
-                "relativeTimeRange": {"from": 600, "to": 0},
-                "datasourceUid": config.prometheus_datasource_uid,
-                "model": {"refId": "A", "expr": r.expr, "instant": True, "range": False,
-                          "datasource": {"type": PROMETHEUS_DATASOURCE_TYPE, "uid": config.prometheus_datasource_uid},
-                          "intervalMs": INTERVAL_MS, "maxDataPoints": MAX_DATA_POINTS},
-            }],
-            "isPaused": False,
-        })
-    return [{"orgId": config.org_id, "name": name, "interval": interval, "rules": rules}
-            for (name, interval), rules in sorted(groups.items())]
 
 
 def raw_queries(definitions) -> dict[str, dict]:

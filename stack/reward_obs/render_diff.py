@@ -74,10 +74,10 @@ def recorded_series(root: Path) -> dict[str, dict]:
     out = {}
     for group in (_yaml(root, PROMETHEUS_RECORDING) or {}).get("groups", []):
         for rule in group["rules"]:
-            out[rule["record"]] = {"expr": rule["expr"], "by": "Prometheus"}
+            out[rule["record"]] = {"expr": rule["expr"], "evaluated by": "Prometheus"}
     for group in (_yaml(root, GRAFANA_RECORDING) or {}).get("groups", []):
         for rule in group["rules"]:
-            out[rule["record"]["metric"]] = {"expr": rule["data"][0]["model"].get("expr", ""), "by": "Grafana"}
+            out[rule["record"]["metric"]] = {"expr": rule["data"][0]["model"].get("expr", ""), "evaluated by": "Grafana"}
     return out
 
 
@@ -114,6 +114,19 @@ def _query_diff(old: str, new: str) -> list[str]:
     return ["    ```diff", *[f"    {l}" for l in body], "    ```"]
 
 
+def _changed(name: str, old: dict, new: dict, keys: tuple[str, ...], query_key: str) -> list[str]:
+    """The "changed" line of one alert or recorded series (fields old → new, and whether
+    the query changed) and the query's diff; nothing when it did not change."""
+    changes = [f"{key} {_value(key, old[key])} → {_value(key, new[key])}" for key in keys if old[key] != new[key]]
+    query_changed = old[query_key] != new[query_key]
+    if query_changed:
+        changes.append("query changed")
+    if not changes:
+        return []
+    return [f"- **changed** `{name}`: " + "; ".join(changes),
+            *(_query_diff(old[query_key], new[query_key]) if query_changed else [])]
+
+
 def diff(base: Path, head: Path) -> str:
     sections: list[str] = []
 
@@ -125,17 +138,8 @@ def diff(base: Path, head: Path) -> str:
     for name in sorted(set(old) - set(new)):
         lines.append(f"- **removed** `{name}` ({old[name]['severity']})")
     for name in sorted(set(old) & set(new)):
-        changes = []
-        for key in ("threshold", "for", "severity", "labels", "runbook", "summary", "no data", "on error", "paused", "group", "routing"):
-            if old[name][key] != new[name][key]:
-                changes.append(f"{key} {_value(key, old[name][key])} → {_value(key, new[name][key])}")
-        query_changed = old[name]["query"] != new[name]["query"]
-        if query_changed:
-            changes.append("query changed")
-        if changes:
-            lines.append(f"- **changed** `{name}`: " + "; ".join(changes))
-            if query_changed:
-                lines += _query_diff(old[name]["query"], new[name]["query"])
+        lines += _changed(name, old[name], new[name], ("threshold", "for", "severity", "labels", "runbook", "summary",
+                                                       "no data", "on error", "paused", "group", "routing"), "query")
     if lines:
         sections.append("### Alerts\n" + "\n".join(lines))
 
@@ -153,16 +157,10 @@ def diff(base: Path, head: Path) -> str:
         sections.append("### Dashboard panels\n" + "\n".join(lines))
 
     old_r, new_r = recorded_series(base), recorded_series(head)
-    lines = [f"- **added** `{name}` (evaluated by {new_r[name]['by']})" for name in sorted(set(new_r) - set(old_r))]
+    lines = [f"- **added** `{name}` (evaluated by {new_r[name]['evaluated by']})" for name in sorted(set(new_r) - set(old_r))]
     lines += [f"- **removed** `{name}`: a panel that reads it shows no data" for name in sorted(set(old_r) - set(new_r))]
     for name in sorted(set(old_r) & set(new_r)):
-        o, n = old_r[name], new_r[name]
-        changes = ([f"evaluated by {o['by']} → {n['by']}"] if o["by"] != n["by"] else []) + (
-            ["query changed"] if o["expr"] != n["expr"] else [])
-        if changes:
-            lines.append(f"- **changed** `{name}`: " + "; ".join(changes))
-            if o["expr"] != n["expr"]:
-                lines += _query_diff(o["expr"], n["expr"])
+        lines += _changed(name, old_r[name], new_r[name], ("evaluated by",), "expr")
     if lines:
         sections.append("### Recording rules\n" + "\n".join(lines))
 

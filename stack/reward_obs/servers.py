@@ -183,12 +183,11 @@ def backfill(openmetrics_file: Path, data_dir: Path, max_block_duration: str | N
     return result.stdout
 
 
-def backfill_recording_rules(prom: Prometheus, groups: list[dict], start: float, end: float, eval_interval: str = "60s") -> Path:
+def backfill_recording_rules(prom: Prometheus, groups: list[dict], start: float, end: float, eval_interval: str = "60s") -> None:
     """Give recording rules their history, as one does when adding them to a running
     Prometheus: `promtool tsdb create-blocks-from rules` evaluates the groups over
     [start, end] against `prom`, then `prom` restarts with the new blocks in its data
-    directory (Prometheus 2.39+ queries overlapping blocks and compacts them later).
-    Returns the rule file promtool evaluated."""
+    directory (Prometheus 2.39+ queries overlapping blocks and compacts them later)."""
     import yaml
 
     rule_path = prom.workdir / "recording-backfill.yaml"
@@ -204,4 +203,3 @@ def backfill_recording_rules(prom: Prometheus, groups: list[dict], start: float,
         block.rename(prom.data_dir / block.name)
     out_dir.rmdir()
     prom.start(timeout=600)
-    return rule_path
