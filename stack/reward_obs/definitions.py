@@ -2,6 +2,7 @@
 return typed objects. Nothing downstream runs unless everything here is clean."""
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class AlertRule:
     exec_err_state: str
     lint_exceptions: dict
     datasource: str = "prometheus"  # or "loki": a log-based rule, evaluated by Grafana only
+    slo: str = ""  # generated from slos/<slo>.yaml (slo.py), not written in alert_rules/
 
     @property
     def is_promql(self) -> bool:
@@ -182,6 +184,14 @@ class Definitions:
     alerts: tuple[AlertRule, ...]
     dashboards: tuple[Dashboard, ...]
     routing: Routing
+    slos: tuple = ()  # slo.SLO, from slos/*.yaml
+
+    @functools.cached_property
+    def series_contract(self) -> MetricsContract:
+        """The contract plus every recorded series: what an alert or a panel may read."""
+        from . import recording
+
+        return recording.with_recorded_series(self.contract, recording.load_checked(self))
 
     def dashboard(self, uid: str) -> Dashboard | None:
         return next((d for d in self.dashboards if d.uid == uid), None)
@@ -284,6 +294,10 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         data = _validated(root, path, "alert_rule.schema.json", problems)
         if data is not None:
             alerts.append(_alert(_rel(root, path), data))
+    from . import slo as slo_rules  # late import: slo reads this module's loaders
+
+    slos = slo_rules.load(root, contract, problems)
+    alerts += slo_rules.alert_rules(slos)
 
     routing_file = root / "notifications" / "routing.yaml"
     routing_data = _validated(root, routing_file, "notifications.schema.json", problems)
@@ -296,15 +310,17 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
 
     from . import recording  # late import: recording reads definitions' loaders
 
-    recording_rules = recording.load(root, problems)
+    recording_rules = recording.load(root, problems) + slo_rules.recording_rules(slos)
     if contract is not None:
-        # Panels may read recorded series (the fleet-wide panels do); alerts read raw metrics.
-        _check_dashboards(root, dashboards, recording.with_recorded_series(contract, recording_rules), problems)
-        _check_alerts(root, alerts, dashboards, contract, problems)
+        # Panels may read recorded series (the fleet-wide panels do); alerts read raw
+        # metrics, but for the SLO burn-rate alerts, which read the recorded error ratios.
+        series_contract = recording.with_recorded_series(contract, recording_rules)
+        _check_dashboards(root, dashboards, series_contract, problems)
+        _check_alerts(root, alerts, dashboards, series_contract, problems)
         recording.check(recording_rules, contract, dashboards, problems)
     if routing is not None:
         _check_routing(routing, problems)
-    definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing)
+    definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing, tuple(slos))
     if contract is not None:
         from .runbooks import (
             runbook_problems,  # late import: runbooks reads Definitions
@@ -468,7 +484,7 @@ def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboar
 
     uids: dict[str, str] = {}
     for a in alerts:
-        if Path(a.file).stem != a.name:
+        if Path(a.file).stem != a.name and not a.slo:
             problems.add(a.file, "name", f"the file must be named {a.name}.yaml, after the alert it defines")
         if a.name in names:
             problems.add(a.file, "name", f"duplicate alert {a.name!r} (also in {names[a.name]})")
