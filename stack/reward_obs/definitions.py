@@ -310,7 +310,7 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
 
     from . import recording  # late import: recording reads definitions' loaders
 
-    recording_rules = recording.load(root, problems) + slo_rules.recording_rules(slos)
+    recording_rules = recording.load(root, problems) + slo_rules.recording_rules(slos, dashboards)
     if contract is not None:
         # Panels may read recorded series (the fleet-wide panels do); alerts read raw
         # metrics, but for the SLO burn-rate alerts, which read the recorded error ratios.

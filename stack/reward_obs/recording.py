@@ -138,7 +138,7 @@ def load_checked(definitions) -> list[RecordingRule]:
     from .slo import recording_rules as slo_recording_rules
 
     problems = ProblemCollector()
-    rules = load(definitions.root, problems) + slo_recording_rules(definitions.slos)
+    rules = load(definitions.root, problems) + slo_recording_rules(definitions.slos, definitions.dashboards)
     check(rules, definitions.contract, definitions.dashboards, problems)
     problems.raise_if_any()
     return rules

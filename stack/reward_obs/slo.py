@@ -169,25 +169,46 @@ def _number(value: float) -> str:
     return repr(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def recording_rules(slos) -> list:
-    """Error ratio of every SLO over every burn window, and over the 30-day period."""
-    from .recording import RecordingRule
+def recording_rules(slos, dashboards=()) -> list:
+    """Error ratio of every SLO over every burn window, and over the 30-day period.
 
+    The period ratio is computed from the raw counters (occurrences over 30 days, the
+    budgeting method the SLO names), every 5 minutes. `dashboards`: the panel queries
+    that read a generated series are named as the rule's `serves`, with the raw query they
+    stand for (the recorded name replaced by its expression), like any recording rule."""
+    from .recording import RecordingRule, Serves
+
+    reads = _panel_reads(dashboards)
     out = []
     for s in slos:
-        for w in WINDOWS:
+        for w, group, interval in [(w, RECORDING_GROUP, RECORDING_INTERVAL) for w in WINDOWS] + [(PERIOD, PERIOD_GROUP, PERIOD_INTERVAL)]:
+            record = s.record(w)
+            expr = f"({s.query('bad', w)}) / ({s.query('total', w)} > 0)"
+            purpose = (f"read by the burn-rate alerts ({s.page_alert}, {s.ticket_alert})" if w != PERIOD
+                       else "over the SLO period, for the error budget remaining panel")
             out.append(RecordingRule(
-                file=s.file, group=RECORDING_GROUP, interval=RECORDING_INTERVAL, record=s.record(w),
-                expr=f"({s.query('bad', w)}) / ({s.query('total', w)} > 0)", labels=s.labels,
-                why=f"{s.display_name}: share of bad events over {w}, read by the burn-rate alerts "
-                    f"({s.page_alert}, {s.ticket_alert}). Absent while there are no events.",
-                serves=()))
-        out.append(RecordingRule(
-            file=s.file, group=PERIOD_GROUP, interval=PERIOD_INTERVAL, record=s.record(PERIOD),
-            expr=f"avg_over_time({s.record(WINDOWS[0])}[{PERIOD}])", labels=s.labels,
-            why=f"{s.display_name}: error ratio over the SLO period (the mean of the {WINDOWS[0]} ratio, as Sloth "
-                "records it), for the error budget remaining panel.",
-            serves=()))
+                file=s.file, group=group, interval=interval, record=record, expr=expr, labels=s.labels,
+                why=f"{s.display_name}: share of bad events over {w}, {purpose}. Absent while there are no events.",
+                serves=tuple(Serves(panel, _whole_name(record).sub(f"({expr})", query)) for panel, query in reads
+                             if _whole_name(record).search(query))))
+    return out
+
+
+def _whole_name(record: str):
+    import re
+
+    return re.compile(rf"(?<![A-Za-z0-9_:]){re.escape(record)}(?![A-Za-z0-9_:])")
+
+
+def _panel_reads(dashboards) -> list[tuple[str, str]]:
+    """(dashboard_uid/panel_key[REF], expr) of every PromQL panel query."""
+    out = []
+    for d in dashboards:
+        for p in d.panels:
+            if p.datasource != "prometheus":
+                continue
+            for i, q in enumerate(p.queries):
+                out.append((f"{d.uid}/{p.key}[{chr(ord('A') + i)}]", q.expr))
     return out
 
 
