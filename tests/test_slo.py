@@ -31,8 +31,8 @@ RECORDING_CASES = {
             '(sum by (provider) (rate(reward_payouts_total{result="failed"}[5m]))) / (sum by (provider) (rate(reward_payouts_total[5m])) > 0)',
         "provider:reward_slo_payout_success_errors:ratio_rate3d":
             '(sum by (provider) (rate(reward_payouts_total{result="failed"}[3d]))) / (sum by (provider) (rate(reward_payouts_total[3d])) > 0)',
-        "provider:reward_slo_payout_success_errors:ratio_rate30d":
-            '(sum by (provider) (rate(reward_payouts_total{result="failed"}[30d]))) / (sum by (provider) (rate(reward_payouts_total[30d])) > 0)',
+        "provider:reward_slo_payout_success_budget:remaining30d":
+            '1 - (sum by (provider) (rate(reward_payouts_total{result="failed"}[30d]))) / (sum by (provider) (rate(reward_payouts_total[30d])) > 0) / 0.001',
     }),
     "fleet-wide": (_slo(name="fleet", labels=(), bad="sum(rate(a_total[$window]))", total="sum(rate(b_total[$window]))"), {
         "all:reward_slo_fleet_errors:ratio_rate1h": "(sum(rate(a_total[1h]))) / (sum(rate(b_total[1h])) > 0)",
@@ -51,12 +51,13 @@ def test_recording_rules(case):
     model, expected = RECORDING_CASES[case]
     rules = {r.record: r for r in slo_rules.recording_rules([model])}
     # Seven burn windows and the 30-day period, one rule each.
-    windows = [r.record.rsplit("ratio_rate", 1)[1] for r in rules.values()]
+    windows = [re.split("ratio_rate|remaining", r.record)[1] for r in rules.values()]
     assert windows == ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"]
     for record, expr in expected.items():
         assert rules[record].expr == expr
         assert rules[record].labels == model.labels
     assert {r.group for r in rules.values() if not r.record.endswith("30d")} == {"reward-slo-burn"}
+    assert rules[next(r for r in rules if r.endswith("30d"))].group == "reward-slo-period"
     assert rules[next(r for r in rules if r.endswith("30d"))].interval == "5m"
 
 
@@ -201,7 +202,7 @@ def test_a_wrong_slo_is_reported_by_file_and_field(repo_copy, case):
 
 def test_a_wrong_slo_writes_nothing(repo_copy, tmp_path):
     path = repo_copy / "slos" / "webhook-processing.yaml"
-    path.write_text(path.read_text().replace("target: 0.995", "target: 2"))
+    path.write_text(path.read_text().replace("target: 0.985", "target: 2"))
     result = run_cli("--root", str(repo_copy), "render", "--out", str(tmp_path / "out"))
     assert result.returncode == 1 and "slos/webhook-processing.yaml:spec.objectives[0].target" in result.stderr
     assert not (tmp_path / "out" / "prometheus").exists()

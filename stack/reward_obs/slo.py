@@ -93,6 +93,11 @@ class SLO:
         level = "_".join(self.labels) or "all"
         return f"{level}:reward_slo_{self.name.replace('-', '_')}_errors:ratio_rate{window}"
 
+    def budget_record(self) -> str:
+        """The share of the error budget left over the SLO period (1 = untouched, < 0 = missed)."""
+        level = "_".join(self.labels) or "all"
+        return f"{level}:reward_slo_{self.name.replace('-', '_')}_budget:remaining{PERIOD}"
+
     def query(self, which: str, window: str) -> str:
         return (self.bad if which == "bad" else self.total).replace("$window", window)
 
@@ -181,14 +186,16 @@ def recording_rules(slos, dashboards=()) -> list:
     reads = _panel_reads(dashboards)
     out = []
     for s in slos:
-        for w, group, interval in [(w, RECORDING_GROUP, RECORDING_INTERVAL) for w in WINDOWS] + [(PERIOD, PERIOD_GROUP, PERIOD_INTERVAL)]:
-            record = s.record(w)
-            expr = f"({s.query('bad', w)}) / ({s.query('total', w)} > 0)"
-            purpose = (f"read by the burn-rate alerts ({s.page_alert}, {s.ticket_alert})" if w != PERIOD
-                       else "over the SLO period, for the error budget remaining panel")
+        ratio = lambda w: f"({s.query('bad', w)}) / ({s.query('total', w)} > 0)"  # noqa: E731
+        rules = [(s.record(w), ratio(w), RECORDING_GROUP, RECORDING_INTERVAL,
+                  f"share of bad events over {w}, read by the burn-rate alerts ({s.page_alert}, {s.ticket_alert}). "
+                  "Absent while there are no events.") for w in WINDOWS]
+        rules.append((s.budget_record(), f"1 - {ratio(PERIOD)} / {_number(s.budget)}", PERIOD_GROUP, PERIOD_INTERVAL,
+                      f"share of the error budget left over {PERIOD} (objective {s.objective:g}), for the error budget panel."))
+        for record, expr, group, interval, purpose in rules:
             out.append(RecordingRule(
                 file=s.file, group=group, interval=interval, record=record, expr=expr, labels=s.labels,
-                why=f"{s.display_name}: share of bad events over {w}, {purpose}. Absent while there are no events.",
+                why=f"{s.display_name}: {purpose}",
                 serves=tuple(Serves(panel, _whole_name(record).sub(f"({expr})", query)) for panel, query in reads
                              if _whole_name(record).search(query))))
     return out

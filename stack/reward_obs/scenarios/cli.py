@@ -29,6 +29,15 @@ def cmd_scenarios(args) -> int:
         rule_file = out / PROMETHEUS_RULE_FILE
         rule_file.parent.mkdir(parents=True, exist_ok=True)
         rule_file.write_text(render_files(definitions, config)[PROMETHEUS_RULE_FILE], encoding="utf-8")
+        # promtool evaluates the recording rules the SLO alerts read, whichever evaluator
+        # the stack names for production (runner loads this file next to the alerts).
+        from .. import recording
+        from ..render import dump_yaml
+        from .promtool_file import RECORDING_FILE
+
+        recorded = recording.prometheus_rule_file(definitions)
+        if recorded is not None:
+            (rule_file.parent / RECORDING_FILE).write_text(dump_yaml(recorded), encoding="utf-8")
     if (out / "promtool").exists():
         shutil.rmtree(out / "promtool")
     try:

@@ -80,11 +80,19 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Resolve:
+    labels: dict  # added to the fault's labels
+    within: int  # minutes after fault.end
+
+
+@dataclass(frozen=True)
 class Fault:
     start: int  # minute
     alert: str
     labels: dict
     within: int  # minutes
+    end: int | None = None  # minute: first sample without the fault
+    resolves: tuple[Resolve, ...] = ()
 
     @property
     def deadline(self) -> int:
@@ -221,14 +229,26 @@ def _scenario(rel: str, path: Path, data: dict, text: str, definitions: Definiti
             from .. import promql
 
             try:
-                out = promql.output_labels(promql.parse(rule.resolved().expr), definitions.contract)
+                out = promql.output_labels(promql.parse(rule.resolved().expr), definitions.series_contract)
             except Exception:  # noqa: BLE001 - a label check must not hide the real problem
                 out = None
             for label in f.get("labels", {}):
                 if out is not None and label not in out:
                     problems.add(rel, f"fault.labels.{label}", f"{f['alert']} has no label {label!r} (its alerts carry: {', '.join(sorted(out)) or 'none'})")
+        end = _minutes(f["end"], problems, rel, "fault.end") if "end" in f else None
+        if end is not None and start is not None and end <= start:
+            problems.add(rel, "fault.end", "must be after fault.start")
+        resolves = []
+        for i, r in enumerate(f.get("resolves", ())):
+            r_within = _minutes(r["within"], problems, rel, f"fault.resolves[{i}].within")
+            if end is None:
+                problems.add(rel, f"fault.resolves[{i}]", "needs fault.end: a reset is measured from the end of the fault")
+            elif None not in (r_within, duration) and end + r_within > duration:
+                problems.add(rel, f"fault.resolves[{i}].within", f"end + within ({f['end']} + {r['within']}) is past the end of the run ({data['duration']})")
+            if r_within is not None:
+                resolves.append(Resolve(dict(r.get("labels", {})), r_within))
         if None not in (start, within):
-            fault = Fault(start, f["alert"], dict(f.get("labels", {})), within)
+            fault = Fault(start, f["alert"], dict(f.get("labels", {})), within, end, tuple(resolves))
 
     may_fire = tuple(data.get("may_fire", ()))
     for i, name in enumerate(may_fire):

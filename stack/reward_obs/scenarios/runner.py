@@ -169,6 +169,20 @@ class ScenarioResult:
             return None
         return self.first_firing - f.start
 
+    def resets(self) -> list[tuple[dict, int]]:
+        """(labels beyond the fault's, minutes) for every firing of the alert under test with
+        the fault's labels: how long after the fault's end it stopped firing (its first
+        evaluation not firing; 0 if it stopped before the fault ended). Needs fault.end."""
+        f = self.scenario.fault
+        if f is None or f.end is None:
+            return []
+        out = []
+        for x in self.firings:
+            if x.alert == f.alert and _subset(f.labels, x.labels) and x.last is not None:
+                extra = {k: v for k, v in x.labels.items() if k not in f.labels}
+                out.append((extra, max(0, x.last + 1 - f.end)))
+        return sorted(out, key=lambda item: sorted(item[0].items()))
+
     def false_firings(self) -> list[Firing]:
         """Firings of alerts that had to stay silent, of the alert under test with other
         labels, or of the alert under test before its fault started."""
@@ -444,6 +458,16 @@ def _explain(result: ScenarioResult) -> None:
             result.problems.append(f"{f.alert} fired at {_t(result.first_firing)}, before the fault started at {_t(f.start)}")
         elif result.first_firing > f.deadline:
             result.problems.append(f"{f.alert} first fired {_t(result.latency)} after the fault, later than {_t(f.within)}")
+    if f is not None and f.end is not None:
+        resets = result.resets()
+        for r in f.resolves:
+            mine = [(labels, m) for labels, m in resets if _subset(r.labels, labels)]
+            if not mine:
+                result.problems.append(f"{f.alert}{_fmt({**f.labels, **r.labels})} never fired, so its reset cannot be measured")
+            for labels, minutes in mine:
+                if minutes > r.within:
+                    result.problems.append(f"{f.alert}{_fmt({**f.labels, **labels})} kept firing {_t(minutes)} after the fault ended "
+                                           f"(bound {_t(r.within)})")
     for x in result.false_firings():
         when = f"first at {_t(x.first)}" if x.first is not None else "at some evaluation"
         result.problems.append(f"false firing: {x.alert}{_fmt(x.labels)} fired {when} for {x.minutes} evaluation(s)")
