@@ -21,7 +21,7 @@ def _slo(**kw) -> slo_rules.SLO:
                 objective=0.999, bad='sum by (provider) (rate(reward_payouts_total{result="failed"}[$window]))',
                 total='sum by (provider) (rate(reward_payouts_total[$window]))', labels=("provider",),
                 alert_prefix="RewardX", runbook_file="payout-slos.md", dashboard_uid="reward-operations",
-                panel_key="payout_success", min_bad_events=3)
+                panel_key="payout_success", min_bad_events=3, min_bad_events_ticket=10)
     return slo_rules.SLO(**{**base, **kw})
 
 
@@ -89,10 +89,27 @@ unless on ()
 all:reward_slo_fleet_errors:ratio_rate6h / 0.005 <= 1
 )"""
 
+TICKET_TEN = """(
+label_replace(provider:reward_slo_payout_success_errors:ratio_rate1d, "long_window", "1d", "", "") / 0.001 > 3
+unless on (provider)
+provider:reward_slo_payout_success_errors:ratio_rate2h / 0.001 <= 3
+and on (provider)
+(sum by (provider) (rate(reward_payouts_total{result="failed"}[1d]))) * 86400 >= 10
+)
+or
+(
+label_replace(provider:reward_slo_payout_success_errors:ratio_rate3d, "long_window", "3d", "", "") / 0.001 > 1
+unless on (provider)
+provider:reward_slo_payout_success_errors:ratio_rate6h / 0.001 <= 1
+and on (provider)
+(sum by (provider) (rate(reward_payouts_total{result="failed"}[3d]))) * 259200 >= 10
+)"""
+
 ALERT_CASES = {
+    "ticket, per provider, at least 10 failures": (_slo(), "RewardXSlowBurn", "warning", TICKET_TEN),
     "page, per provider, at least 3 failures": (_slo(), "RewardXBurn", "critical", PAGE),
     "ticket, fleet-wide, 99.5%, no minimum": (
-        _slo(name="fleet", labels=(), objective=0.995, min_bad_events=0, bad="sum(rate(a_total[$window]))",
+        _slo(name="fleet", labels=(), objective=0.995, min_bad_events=0, min_bad_events_ticket=0, bad="sum(rate(a_total[$window]))",
              total="sum(rate(b_total[$window]))"), "RewardXSlowBurn", "warning", TICKET_FLEET_NO_MINIMUM),
 }
 

@@ -21,8 +21,9 @@ the alert. Each firing tier is its own alert instance, labelled `long_window`.
 
 Low traffic, explicitly: no minimum-volume guard (it would silence a low-traffic
 provider failing every payout). Instead a tier needs at least `min-bad-events` bad
-events in its long window: one failed payout out of three in an hour is not a page, and
-a total failure still pages at any volume once that many payouts have failed.
+events in its long window (`min-bad-events-ticket` for the ticket tiers): one failed
+payout out of three in an hour is not a page, and a total failure still pages at any
+volume once that many payouts have failed.
 """
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ class SLO:
     runbook_file: str
     dashboard_uid: str
     panel_key: str
-    min_bad_events: int
+    min_bad_events: int  # page tiers
+    min_bad_events_ticket: int = 0  # ticket tiers
 
     @property
     def budget(self) -> float:
@@ -139,6 +141,7 @@ def _model(file: str, data: dict) -> SLO:
         total=" ".join(ratio["total"]["metricSource"]["spec"]["query"].split()),
         labels=(), alert_prefix=notes["alert-prefix"], runbook_file=notes["runbook"],
         dashboard_uid=dashboard_uid, panel_key=panel_key, min_bad_events=int(notes["min-bad-events"]),
+        min_bad_events_ticket=int(notes["min-bad-events-ticket"]),
     )
 
 
@@ -226,9 +229,10 @@ def tier_expr(s: SLO, tier: Tier) -> str:
     expr = (f'label_replace({s.record(tier.long)}, "{WINDOW_LABEL}", "{tier.long}", "", "") / {budget} > {factor}\n'
             f"unless {on}\n"
             f"{s.record(tier.short)} / {budget} <= {factor}")
-    if s.min_bad_events:
+    minimum = s.min_bad_events if tier.severity == "critical" else s.min_bad_events_ticket
+    if minimum:
         expr += (f"\nand {on}\n"
-                 f"({s.query('bad', tier.long)}) * {parse_duration(tier.long)} >= {s.min_bad_events}")
+                 f"({s.query('bad', tier.long)}) * {parse_duration(tier.long)} >= {minimum}")
     return expr
 
 

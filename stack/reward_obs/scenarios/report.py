@@ -173,7 +173,7 @@ def markdown(report: dict) -> str:
         if f is None:
             continue
         false = ", ".join(f"{x['alert']}{_labels(x['labels'])}" for x in s["false_firings"]) or "none"
-        allowed = [f"{x['alert']} (allowed)" for x in s["allowed_firings"]]
+        allowed = [f"{name} (allowed)" for name in sorted({x["alert"] for x in s["allowed_firings"]})]
         if allowed:
             false += "; also fired: " + ", ".join(allowed)
         lines.append(f"| {s['name']} | {f['alert']}{_labels(f['labels'])} | {t(f['start_min'])} | {t(f['first_pending_min'])} | "
