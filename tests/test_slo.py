@@ -27,21 +27,30 @@ def _slo(**kw) -> slo_rules.SLO:
 
 RECORDING_CASES = {
     "per provider": (_slo(), {
+        # Raw counters are read at 5m and 1h only.
+        "provider:reward_slo_payout_success_bad:rate5m": 'sum by (provider) (rate(reward_payouts_total{result="failed"}[5m]))',
+        "provider:reward_slo_payout_success_total:rate1h": "sum by (provider) (rate(reward_payouts_total[1h]))",
+        # Longer windows average a recorded rate at its own step.
+        "provider:reward_slo_payout_success_bad:rate30m": "avg_over_time(provider:reward_slo_payout_success_bad:rate5m[30m:5m])",
+        "provider:reward_slo_payout_success_total:rate6h": "avg_over_time(provider:reward_slo_payout_success_total:rate5m[6h:5m])",
+        "provider:reward_slo_payout_success_bad:rate3d": "avg_over_time(provider:reward_slo_payout_success_bad:rate1h[3d:1h])",
         "provider:reward_slo_payout_success_errors:ratio_rate5m":
-            '(sum by (provider) (rate(reward_payouts_total{result="failed"}[5m]))) / (sum by (provider) (rate(reward_payouts_total[5m])) > 0)',
-        "provider:reward_slo_payout_success_errors:ratio_rate3d":
-            '(sum by (provider) (rate(reward_payouts_total{result="failed"}[3d]))) / (sum by (provider) (rate(reward_payouts_total[3d])) > 0)',
+            "provider:reward_slo_payout_success_bad:rate5m / (provider:reward_slo_payout_success_total:rate5m > 0)",
+        "provider:reward_slo_payout_success_errors:ratio_rate1d":
+            "provider:reward_slo_payout_success_bad:rate1d / (provider:reward_slo_payout_success_total:rate1d > 0)",
         "provider:reward_slo_payout_success_budget:remaining30d":
             '1 - (sum by (provider) (rate(reward_payouts_total{result="failed"}[30d]))) / (sum by (provider) (rate(reward_payouts_total[30d])) > 0) / 0.001',
     }),
     "fleet-wide": (_slo(name="fleet", labels=(), bad="sum(rate(a_total[$window]))", total="sum(rate(b_total[$window]))"), {
-        "all:reward_slo_fleet_errors:ratio_rate1h": "(sum(rate(a_total[1h]))) / (sum(rate(b_total[1h])) > 0)",
+        "all:reward_slo_fleet_total:rate1h": "sum(rate(b_total[1h]))",
+        "all:reward_slo_fleet_errors:ratio_rate1h": "all:reward_slo_fleet_bad:rate1h / (all:reward_slo_fleet_total:rate1h > 0)",
     }),
-    "bad as a difference keeps its parentheses": (
+    "bad as a difference": (
         _slo(name="lat", bad="sum(rate(c_count[$window])) - sum(rate(c_bucket{le=\"600\"}[$window]))",
              total="sum(rate(c_count[$window]))", labels=()), {
-            "all:reward_slo_lat_errors:ratio_rate2h":
-                '(sum(rate(c_count[2h])) - sum(rate(c_bucket{le="600"}[2h]))) / (sum(rate(c_count[2h])) > 0)',
+            "all:reward_slo_lat_bad:rate5m": 'sum(rate(c_count[5m])) - sum(rate(c_bucket{le="600"}[5m]))',
+            "all:reward_slo_lat_budget:remaining30d":
+                '1 - (sum(rate(c_count[30d])) - sum(rate(c_bucket{le="600"}[30d]))) / (sum(rate(c_count[30d])) > 0) / 0.001',
         }),
 }
 
@@ -49,16 +58,25 @@ RECORDING_CASES = {
 @pytest.mark.parametrize("case", sorted(RECORDING_CASES))
 def test_recording_rules(case):
     model, expected = RECORDING_CASES[case]
-    rules = {r.record: r for r in slo_rules.recording_rules([model])}
-    # Seven burn windows and the 30-day period, one rule each.
-    windows = [re.split("ratio_rate|remaining", r.record)[1] for r in rules.values()]
-    assert windows == ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"]
+    rules = slo_rules.recording_rules([model])
+    by_name = {r.record: r for r in rules}
     for record, expr in expected.items():
-        assert rules[record].expr == expr
-        assert rules[record].labels == model.labels
-    assert {r.group for r in rules.values() if not r.record.endswith("30d")} == {"reward-slo-burn"}
-    assert rules[next(r for r in rules if r.endswith("30d"))].group == "reward-slo-period"
-    assert rules[next(r for r in rules if r.endswith("30d"))].interval == "5m"
+        assert by_name[record].expr == expr
+        assert by_name[record].labels == model.labels
+    # Bad and total rates and a ratio for each of the seven windows, and the period.
+    level = "_".join(model.labels) or "all"
+    slug = model.name.replace("-", "_")
+    windows = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"]
+    assert sorted(by_name) == sorted([f"{level}:reward_slo_{slug}_{k}:rate{w}" for k in ("bad", "total") for w in windows]
+                                     + [f"{level}:reward_slo_{slug}_errors:ratio_rate{w}" for w in windows]
+                                     + [f"{level}:reward_slo_{slug}_budget:remaining30d"])
+    # A group evaluates its rules in order: every rule comes after the rules it reads.
+    order = [r.record for r in rules]
+    for i, r in enumerate(rules):
+        for other in order[i + 1:]:
+            assert other + "[" not in r.expr and other + " " not in r.expr + " ", (r.record, other)
+    assert {r.group for r in rules if not r.record.endswith("30d")} == {"reward-slo-burn"}
+    assert [(r.group, r.interval) for r in rules if r.record.endswith("30d")] == [("reward-slo-period", "5m")]
 
 
 PAGE = """(
@@ -66,7 +84,7 @@ label_replace(provider:reward_slo_payout_success_errors:ratio_rate1h, "long_wind
 unless on (provider)
 provider:reward_slo_payout_success_errors:ratio_rate5m / 0.001 <= 14.4
 and on (provider)
-(sum by (provider) (rate(reward_payouts_total{result="failed"}[1h]))) * 3600 >= 3
+provider:reward_slo_payout_success_bad:rate1h * 3600 >= 3
 )
 or
 (
@@ -74,7 +92,7 @@ label_replace(provider:reward_slo_payout_success_errors:ratio_rate6h, "long_wind
 unless on (provider)
 provider:reward_slo_payout_success_errors:ratio_rate30m / 0.001 <= 6
 and on (provider)
-(sum by (provider) (rate(reward_payouts_total{result="failed"}[6h]))) * 21600 >= 3
+provider:reward_slo_payout_success_bad:rate6h * 21600 >= 3
 )"""
 
 TICKET_FLEET_NO_MINIMUM = """(
@@ -94,7 +112,7 @@ label_replace(provider:reward_slo_payout_success_errors:ratio_rate1d, "long_wind
 unless on (provider)
 provider:reward_slo_payout_success_errors:ratio_rate2h / 0.001 <= 3
 and on (provider)
-(sum by (provider) (rate(reward_payouts_total{result="failed"}[1d]))) * 86400 >= 10
+provider:reward_slo_payout_success_bad:rate1d * 86400 >= 10
 )
 or
 (
@@ -102,7 +120,7 @@ label_replace(provider:reward_slo_payout_success_errors:ratio_rate3d, "long_wind
 unless on (provider)
 provider:reward_slo_payout_success_errors:ratio_rate6h / 0.001 <= 1
 and on (provider)
-(sum by (provider) (rate(reward_payouts_total{result="failed"}[3d]))) * 259200 >= 10
+provider:reward_slo_payout_success_bad:rate3d * 259200 >= 10
 )"""
 
 ALERT_CASES = {
@@ -138,7 +156,7 @@ def test_panels_reading_a_generated_series_are_served_with_the_raw_query():
     rules = {r.record: r for r in slo_rules.recording_rules([_slo()], [board])}
     assert [(x.panel, x.raw) for x in rules["provider:reward_slo_payout_success_errors:ratio_rate5m"].serves] == [(
         "ops/success[A]",
-        '1 - ((sum by (provider) (rate(reward_payouts_total{result="failed"}[5m]))) / (sum by (provider) (rate(reward_payouts_total[5m])) > 0))')]
+        '1 - ((sum by (provider) (rate(reward_payouts_total{result="failed"}[5m]))) / ((sum by (provider) (rate(reward_payouts_total[5m]))) > 0))')]
     assert rules["provider:reward_slo_payout_success_errors:ratio_rate1h"].serves == ()
 
 

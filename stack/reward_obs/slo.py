@@ -58,6 +58,9 @@ TICKET_TIERS = (Tier("warning", "1d", "2h", 3), Tier("warning", "3d", "6h", 1))
 TIERS = PAGE_TIERS + TICKET_TIERS
 # Every window a tier reads, shortest first.
 WINDOWS = tuple(sorted({w for t in TIERS for w in (t.long, t.short)}, key=parse_duration))
+# Windows whose rate is read from the raw counters; each other window averages one of them.
+BASE_WINDOWS = ("5m", "1h")
+DERIVED_FROM = {"30m": "5m", "2h": "5m", "6h": "5m", "1d": "1h", "3d": "1h"}
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,11 @@ class SLO:
         """The recorded error ratio over `window`: level:metric:operations."""
         level = "_".join(self.labels) or "all"
         return f"{level}:reward_slo_{self.name.replace('-', '_')}_errors:ratio_rate{window}"
+
+    def rate_record(self, which: str, window: str) -> str:
+        """The recorded rate of bad or total events over `window`."""
+        level = "_".join(self.labels) or "all"
+        return f"{level}:reward_slo_{self.name.replace('-', '_')}_{which}:rate{window}"
 
     def budget_record(self) -> str:
         """The share of the error budget left over the SLO period (1 = untouched, < 0 = missed)."""
@@ -178,30 +186,60 @@ def _number(value: float) -> str:
 
 
 def recording_rules(slos, dashboards=()) -> list:
-    """Error ratio of every SLO over every burn window, and over the 30-day period.
+    """Rates and error ratio of every SLO over every burn window, and the error budget
+    left over the 30-day period.
 
-    The period ratio is computed from the raw counters (occurrences over 30 days, the
-    budgeting method the SLO names), every 5 minutes. `dashboards`: the panel queries
-    that read a generated series are named as the rule's `serves`, with the raw query they
-    stand for (the recorded name replaced by its expression), like any recording rule."""
+    Only the 5m and 1h rates read the raw counters. Longer windows average the recorded
+    rates at their own step (30m, 2h, 6h from the 5m rate every 5 minutes; 1d, 3d from the
+    1h rate every hour): a 3-day window is 72 recorded points per series instead of
+    thousands of raw samples per counter, every minute (GitLab's metrics catalog and Pyrra
+    aggregate long windows from shorter recorded ones for the same reason). The mean of
+    back-to-back rates is the rate over their union; the window lags by at most its step,
+    which only the 6h page pair (5 minutes) and the ticket pairs (an hour) see.
+
+    The period is computed from the raw counters (occurrences over 30 days, the budgeting
+    method the SLO names), every 5 minutes. `dashboards`: the panel queries that read a
+    generated series are named as the rule's `serves`, with the raw query they stand for
+    (recorded names replaced by their expressions until only raw metrics are left)."""
     from .recording import RecordingRule, Serves
 
     reads = _panel_reads(dashboards)
     out = []
     for s in slos:
-        ratio = lambda w: f"({s.query('bad', w)}) / ({s.query('total', w)} > 0)"  # noqa: E731
-        rules = [(s.record(w), ratio(w), RECORDING_GROUP, RECORDING_INTERVAL,
-                  f"share of bad events over {w}, read by the burn-rate alerts ({s.page_alert}, {s.ticket_alert}). "
-                  "Absent while there are no events.") for w in WINDOWS]
-        rules.append((s.budget_record(), f"1 - {ratio(PERIOD)} / {_number(s.budget)}", PERIOD_GROUP, PERIOD_INTERVAL,
+        why = f"read by the burn-rate alerts ({s.page_alert}, {s.ticket_alert})"
+        rules = []
+        for which in ("bad", "total"):
+            for w in WINDOWS:
+                base = DERIVED_FROM.get(w)
+                expr = s.query(which, w) if base is None else f"avg_over_time({s.rate_record(which, base)}[{w}:{base}])"
+                rules.append((s.rate_record(which, w), expr, RECORDING_GROUP, RECORDING_INTERVAL,
+                              f"{which} events per second over {w}, {why}"
+                              + ("" if base is None else f"; the mean of the recorded {base} rate every {base}")))
+        rules.sort(key=lambda r: r[0] not in {s.rate_record(x, b) for x in ("bad", "total") for b in BASE_WINDOWS})
+        for w in WINDOWS:
+            rules.append((s.record(w), f"{s.rate_record('bad', w)} / ({s.rate_record('total', w)} > 0)",
+                          RECORDING_GROUP, RECORDING_INTERVAL,
+                          f"share of bad events over {w}, {why}. Absent while there are no events."))
+        ratio = f"({s.query('bad', PERIOD)}) / ({s.query('total', PERIOD)} > 0)"
+        rules.append((s.budget_record(), f"1 - {ratio} / {_number(s.budget)}", PERIOD_GROUP, PERIOD_INTERVAL,
                       f"share of the error budget left over {PERIOD} (objective {s.objective:g}), for the error budget panel."))
+        exprs = {record: expr for record, expr, *_ in rules}
         for record, expr, group, interval, purpose in rules:
             out.append(RecordingRule(
                 file=s.file, group=group, interval=interval, record=record, expr=expr, labels=s.labels,
                 why=f"{s.display_name}: {purpose}",
-                serves=tuple(Serves(panel, _whole_name(record).sub(f"({expr})", query)) for panel, query in reads
-                             if _whole_name(record).search(query))))
+                serves=tuple(Serves(panel, _raw(query, exprs)) for panel, query in reads if _whole_name(record).search(query))))
     return out
+
+
+def _raw(query: str, exprs: dict[str, str]) -> str:
+    """The query with every recorded name replaced by its expression, until none is left."""
+    while True:
+        before = query
+        for record, expr in exprs.items():
+            query = _whole_name(record).sub(lambda _m, e=expr: f"({e})", query)
+        if query == before:
+            return query
 
 
 def _whole_name(record: str):
@@ -232,7 +270,7 @@ def tier_expr(s: SLO, tier: Tier) -> str:
     minimum = s.min_bad_events if tier.severity == "critical" else s.min_bad_events_ticket
     if minimum:
         expr += (f"\nand {on}\n"
-                 f"({s.query('bad', tier.long)}) * {parse_duration(tier.long)} >= {minimum}")
+                 f"{s.rate_record('bad', tier.long)} * {parse_duration(tier.long)} >= {minimum}")
     return expr
 
 

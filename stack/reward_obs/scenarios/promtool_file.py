@@ -60,11 +60,23 @@ def input_series_block(generated: Generated) -> str:
 RECORDING_FILE = Path(PROMETHEUS_RECORDING_FILE).name  # written by render next to the alert rule file
 
 
-def rule_files(rule_file: Path) -> tuple[Path, ...]:
-    """The alert rule file and, when render wrote it next to it, the recording rule file
-    (the SLO burn-rate alerts read its recorded error ratios)."""
+def alert_recording_file(rule_file: Path, workdir: Path) -> Path | None:
+    """The recording groups an alert reads (the SLO burn-rate ratios), taken from the
+    recording rule file render wrote next to the alert file, written to workdir; None if
+    there is none. Groups only dashboards read are left out: promtool evaluates every group
+    every minute, and a 30-day budget window each minute of a week costs minutes for nothing."""
     sibling = Path(rule_file).parent / RECORDING_FILE
-    return (Path(rule_file),) + ((sibling,) if sibling.is_file() and sibling != Path(rule_file) else ())
+    if not sibling.is_file() or sibling == Path(rule_file):
+        return None
+    alerts = Path(rule_file).read_text(encoding="utf-8")
+    data = yaml.safe_load(sibling.read_text(encoding="utf-8")) or {}
+    groups = [g for g in data.get("groups", []) if any(r.get("record", "\0") in alerts for r in g.get("rules", []))]
+    if not groups:
+        return None
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    out = Path(workdir) / "recording-read-by-alerts.rules.yaml"
+    out.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
+    return out
 
 
 def eval_order(paths) -> list[str]:
@@ -81,7 +93,7 @@ def eval_order(paths) -> list[str]:
 
 
 def test_file(rule_file: Path, series_block: str, assertions: list[Assertion], extra_rule_files: tuple = ()) -> str:
-    paths = (*rule_files(rule_file), *extra_rule_files)
+    paths = (rule_file, *extra_rule_files)
     files = "".join(f"- {json.dumps(str(Path(p).resolve()))}\n" for p in paths)
     order = "".join(f"- {json.dumps(name)}\n" for name in eval_order(paths))
     head = (

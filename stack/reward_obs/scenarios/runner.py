@@ -252,7 +252,7 @@ class Measurement:
 
 
 def measure(scenario: Scenario, rule_file: Path, rules: dict[str, Rule], contract: MetricsContract, workdir: Path,
-            headroom: bool = False) -> Measurement:
+            headroom: bool = False, recording: tuple = ()) -> Measurement:
     """One promtool run whose every assertion fails on purpose and so prints its result.
 
     headroom: also the extreme value of every alert's expression over the run (one more
@@ -262,11 +262,11 @@ def measure(scenario: Scenario, rule_file: Path, rules: dict[str, Rule], contrac
     workdir.mkdir(parents=True, exist_ok=True)
     out = Measurement()
     measures = pf.measure_assertions(scenario, rules, plot_window(scenario), headroom)
-    extra = ()
+    extra = tuple(recording)
     if headroom:
         recording_file = workdir / "measure-values.rules.yaml"
         recording_file.write_text(pf.recording_rules(rules), encoding="utf-8")
-        extra = (recording_file,)
+        extra += (recording_file,)
     measure_file = workdir / "measure.yaml"
     measure_file.write_text(pf.test_file(rule_file, block, [a for _, a in measures], extra), encoding="utf-8")
     out.file = str(measure_file)
@@ -325,13 +325,13 @@ def first_firing_of(scenario: Scenario, m: Measurement) -> tuple[int | None, int
 
 
 def verify(scenario: Scenario, rule_file: Path, contract: MetricsContract, workdir: Path,
-           first_firing: int | None) -> tuple[bool, str, str]:
+           first_firing: int | None, recording: tuple = ()) -> tuple[bool, str, str]:
     """The verdict: promtool's exit status on the scenario's assertions. (passed, output, file)"""
     _, block = generated(scenario, contract)
     workdir.mkdir(parents=True, exist_ok=True)
     verify_file = workdir / "verify.yaml"
     assertions = pf.verify_assertions(scenario, first_firing, set(read_rules(rule_file)))
-    verify_file.write_text(pf.test_file(rule_file, block, assertions), encoding="utf-8")
+    verify_file.write_text(pf.test_file(rule_file, block, assertions, tuple(recording)), encoding="utf-8")
     code, output = run_promtool(verify_file)
     return code == 0, output, str(verify_file)
 
@@ -388,11 +388,13 @@ def run_scenario(scenario: Scenario, rule_file: Path, rules: dict[str, Rule], co
     """One scenario, sequentially: measure (always for a fault), then verify."""
     started = time.monotonic()
     workdir = Path(workdir) / scenario.name
+    recording = tuple(p for p in (pf.alert_recording_file(rule_file, workdir),) if p)
     m = None
     if scenario.fault or measure_silent:
-        m = measure(scenario, rule_file, rules, contract, workdir, headroom and scenario.fault is None)
+        m = measure(scenario, rule_file, rules, contract, workdir, headroom and scenario.fault is None, recording)
     first = first_firing_of(scenario, m)[0] if scenario.fault else None
-    return assemble(scenario, rules, m, verify(scenario, rule_file, contract, workdir, first), time.monotonic() - started)
+    return assemble(scenario, rules, m, verify(scenario, rule_file, contract, workdir, first, recording),
+                    time.monotonic() - started)
 
 
 def run_suite(scenarios: list[Scenario], rule_file: Path, contract: MetricsContract, workdir: Path, jobs: int = 2,
@@ -406,6 +408,7 @@ def run_suite(scenarios: list[Scenario], rule_file: Path, contract: MetricsContr
     rules = read_rules(rule_file)
     promtool_binary()
     workdir = Path(workdir)
+    recording = tuple(p for p in (pf.alert_recording_file(rule_file, workdir),) if p)
     for s in scenarios:
         if s.fault is not None and s.fault.alert not in rules:
             raise ValueError(f"{s.file}: {s.fault.alert} is not in the rule file {rule_file}")
@@ -415,14 +418,15 @@ def run_suite(scenarios: list[Scenario], rule_file: Path, contract: MetricsContr
             wd = workdir / s.name
             if s.fault is not None:
                 def chain(s=s, wd=wd):
-                    m = measure(s, rule_file, rules, contract, wd)
-                    return m, verify(s, rule_file, contract, wd, first_firing_of(s, m)[0])
+                    m = measure(s, rule_file, rules, contract, wd, recording=recording)
+                    return m, verify(s, rule_file, contract, wd, first_firing_of(s, m)[0], recording)
                 tasks.append((3 * s.duration, s.name, "chain", chain))
             else:
-                tasks.append((s.duration, s.name, "verify", lambda s=s, wd=wd: verify(s, rule_file, contract, wd, None)))
+                tasks.append((s.duration, s.name, "verify",
+                              lambda s=s, wd=wd: verify(s, rule_file, contract, wd, None, recording)))
                 if measure_silent:
                     tasks.append(((3 if headroom else 1) * s.duration, s.name, "measure",
-                                  lambda s=s, wd=wd: measure(s, rule_file, rules, contract, wd, headroom)))
+                                  lambda s=s, wd=wd: measure(s, rule_file, rules, contract, wd, headroom, recording)))
         futures = {(name, kind): pool.submit(_timed, fn) for _, name, kind, fn in sorted(tasks, key=lambda t: -t[0])}
         results = []
         for s in scenarios:
