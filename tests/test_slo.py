@@ -31,13 +31,16 @@ RECORDING_CASES = {
         "provider:reward_slo_payout_success_bad:rate5m": 'sum by (provider) (rate(reward_payouts_total{result="failed"}[5m]))',
         "provider:reward_slo_payout_success_total:rate1h": "sum by (provider) (rate(reward_payouts_total[1h]))",
         # Longer windows average a recorded rate at its own step.
-        "provider:reward_slo_payout_success_bad:rate30m": "avg_over_time(provider:reward_slo_payout_success_bad:rate5m[30m:5m])",
-        "provider:reward_slo_payout_success_total:rate6h": "avg_over_time(provider:reward_slo_payout_success_total:rate5m[6h:5m])",
-        "provider:reward_slo_payout_success_bad:rate3d": "avg_over_time(provider:reward_slo_payout_success_bad:rate1h[3d:1h])",
+        "provider:reward_slo_payout_success_errors:ratio_rate30m":
+            "avg_over_time(provider:reward_slo_payout_success_bad:rate5m[30m:5m])"
+            " / (avg_over_time(provider:reward_slo_payout_success_total:rate5m[30m:5m]) > 0)",
+        "provider:reward_slo_payout_success_errors:ratio_rate3d":
+            "avg_over_time(provider:reward_slo_payout_success_bad:rate1h[3d:1h])"
+            " / (avg_over_time(provider:reward_slo_payout_success_total:rate1h[3d:1h]) > 0)",
         "provider:reward_slo_payout_success_errors:ratio_rate5m":
             "provider:reward_slo_payout_success_bad:rate5m / (provider:reward_slo_payout_success_total:rate5m > 0)",
-        "provider:reward_slo_payout_success_errors:ratio_rate1d":
-            "provider:reward_slo_payout_success_bad:rate1d / (provider:reward_slo_payout_success_total:rate1d > 0)",
+        "provider:reward_slo_payout_success_errors:ratio_rate1h":
+            "provider:reward_slo_payout_success_bad:rate1h / (provider:reward_slo_payout_success_total:rate1h > 0)",
         "provider:reward_slo_payout_success_budget:remaining30d":
             '1 - (sum by (provider) (rate(reward_payouts_total{result="failed"}[30d]))) / (sum by (provider) (rate(reward_payouts_total[30d])) > 0) / 0.001',
     }),
@@ -63,11 +66,11 @@ def test_recording_rules(case):
     for record, expr in expected.items():
         assert by_name[record].expr == expr
         assert by_name[record].labels == model.labels
-    # Bad and total rates and a ratio for each of the seven windows, and the period.
+    # Bad and total rates over 5m and 1h, a ratio for each of the seven windows, and the period.
     level = "_".join(model.labels) or "all"
     slug = model.name.replace("-", "_")
     windows = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"]
-    assert sorted(by_name) == sorted([f"{level}:reward_slo_{slug}_{k}:rate{w}" for k in ("bad", "total") for w in windows]
+    assert sorted(by_name) == sorted([f"{level}:reward_slo_{slug}_{k}:rate{w}" for k in ("bad", "total") for w in ("5m", "1h")]
                                      + [f"{level}:reward_slo_{slug}_errors:ratio_rate{w}" for w in windows]
                                      + [f"{level}:reward_slo_{slug}_budget:remaining30d"])
     # A group evaluates its rules in order: every rule comes after the rules it reads.
@@ -92,7 +95,7 @@ label_replace(provider:reward_slo_payout_success_errors:ratio_rate6h, "long_wind
 unless on (provider)
 provider:reward_slo_payout_success_errors:ratio_rate30m / 0.001 <= 6
 and on (provider)
-provider:reward_slo_payout_success_bad:rate6h * 21600 >= 3
+avg_over_time(provider:reward_slo_payout_success_bad:rate5m[6h:5m]) * 21600 >= 3
 )"""
 
 TICKET_FLEET_NO_MINIMUM = """(
@@ -112,7 +115,7 @@ label_replace(provider:reward_slo_payout_success_errors:ratio_rate1d, "long_wind
 unless on (provider)
 provider:reward_slo_payout_success_errors:ratio_rate2h / 0.001 <= 3
 and on (provider)
-provider:reward_slo_payout_success_bad:rate1d * 86400 >= 10
+avg_over_time(provider:reward_slo_payout_success_bad:rate1h[1d:1h]) * 86400 >= 10
 )
 or
 (
@@ -120,7 +123,7 @@ label_replace(provider:reward_slo_payout_success_errors:ratio_rate3d, "long_wind
 unless on (provider)
 provider:reward_slo_payout_success_errors:ratio_rate6h / 0.001 <= 1
 and on (provider)
-provider:reward_slo_payout_success_bad:rate3d * 259200 >= 10
+avg_over_time(provider:reward_slo_payout_success_bad:rate1h[3d:1h]) * 259200 >= 10
 )"""
 
 ALERT_CASES = {

@@ -99,7 +99,7 @@ class SLO:
         return f"{level}:reward_slo_{self.name.replace('-', '_')}_errors:ratio_rate{window}"
 
     def rate_record(self, which: str, window: str) -> str:
-        """The recorded rate of bad or total events over `window`."""
+        """The recorded rate of bad or total events over a base window (5m, 1h)."""
         level = "_".join(self.labels) or "all"
         return f"{level}:reward_slo_{self.name.replace('-', '_')}_{which}:rate{window}"
 
@@ -207,18 +207,11 @@ def recording_rules(slos, dashboards=()) -> list:
     out = []
     for s in slos:
         why = f"read by the burn-rate alerts ({s.page_alert}, {s.ticket_alert})"
-        rules = []
-        for which in ("bad", "total"):
-            for w in WINDOWS:
-                base = DERIVED_FROM.get(w)
-                expr = s.query(which, w) if base is None else f"avg_over_time({s.rate_record(which, base)}[{w}:{base}])"
-                rules.append((s.rate_record(which, w), expr, RECORDING_GROUP, RECORDING_INTERVAL,
-                              f"{which} events per second over {w}, {why}"
-                              + ("" if base is None else f"; the mean of the recorded {base} rate every {base}")))
-        rules.sort(key=lambda r: r[0] not in {s.rate_record(x, b) for x in ("bad", "total") for b in BASE_WINDOWS})
+        rules = [(s.rate_record(which, w), s.query(which, w), RECORDING_GROUP, RECORDING_INTERVAL,
+                  f"{which} events per second over {w}, {why}; longer windows average it")
+                 for w in BASE_WINDOWS for which in ("bad", "total")]
         for w in WINDOWS:
-            rules.append((s.record(w), f"{s.rate_record('bad', w)} / ({s.rate_record('total', w)} > 0)",
-                          RECORDING_GROUP, RECORDING_INTERVAL,
+            rules.append((s.record(w), f"{_mean_rate(s, 'bad', w)} / ({_mean_rate(s, 'total', w)} > 0)", RECORDING_GROUP, RECORDING_INTERVAL,
                           f"share of bad events over {w}, {why}. Absent while there are no events."))
         ratio = f"({s.query('bad', PERIOD)}) / ({s.query('total', PERIOD)} > 0)"
         rules.append((s.budget_record(), f"1 - {ratio} / {_number(s.budget)}", PERIOD_GROUP, PERIOD_INTERVAL,
@@ -230,6 +223,14 @@ def recording_rules(slos, dashboards=()) -> list:
                 why=f"{s.display_name}: {purpose}",
                 serves=tuple(Serves(panel, _raw(query, exprs)) for panel, query in reads if _whole_name(record).search(query))))
     return out
+
+
+def _mean_rate(s: SLO, which: str, window: str) -> str:
+    """The rate over `window`: the mean of the recorded base rate at its own step."""
+    if window in BASE_WINDOWS:
+        return s.rate_record(which, window)
+    base = DERIVED_FROM[window]
+    return f"avg_over_time({s.rate_record(which, base)}[{window}:{base}])"
 
 
 def _raw(query: str, exprs: dict[str, str]) -> str:
@@ -270,7 +271,7 @@ def tier_expr(s: SLO, tier: Tier) -> str:
     minimum = s.min_bad_events if tier.severity == "critical" else s.min_bad_events_ticket
     if minimum:
         expr += (f"\nand {on}\n"
-                 f"{s.rate_record('bad', tier.long)} * {parse_duration(tier.long)} >= {minimum}")
+                 f"{_mean_rate(s, 'bad', tier.long)} * {parse_duration(tier.long)} >= {minimum}")
     return expr
 
 
