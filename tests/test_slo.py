@@ -95,7 +95,7 @@ label_replace(provider:reward_slo_payout_success_errors:ratio_rate6h, "long_wind
 unless on (provider)
 provider:reward_slo_payout_success_errors:ratio_rate30m / 0.001 <= 6
 and on (provider)
-avg_over_time(provider:reward_slo_payout_success_bad:rate5m[6h:5m]) * 21600 >= 3
+sum_over_time(provider:reward_slo_payout_success_bad:rate5m[6h:5m]) * 300 >= 3
 )"""
 
 TICKET_FLEET_NO_MINIMUM = """(
@@ -115,7 +115,7 @@ label_replace(provider:reward_slo_payout_success_errors:ratio_rate1d, "long_wind
 unless on (provider)
 provider:reward_slo_payout_success_errors:ratio_rate2h / 0.001 <= 3
 and on (provider)
-avg_over_time(provider:reward_slo_payout_success_bad:rate1h[1d:1h]) * 86400 >= 10
+sum_over_time(provider:reward_slo_payout_success_bad:rate1h[1d:1h]) * 3600 >= 10
 )
 or
 (
@@ -123,7 +123,7 @@ label_replace(provider:reward_slo_payout_success_errors:ratio_rate3d, "long_wind
 unless on (provider)
 provider:reward_slo_payout_success_errors:ratio_rate6h / 0.001 <= 1
 and on (provider)
-avg_over_time(provider:reward_slo_payout_success_bad:rate1h[3d:1h]) * 259200 >= 10
+sum_over_time(provider:reward_slo_payout_success_bad:rate1h[3d:1h]) * 3600 >= 10
 )"""
 
 ALERT_CASES = {

@@ -233,6 +233,17 @@ def _mean_rate(s: SLO, which: str, window: str) -> str:
     return f"avg_over_time({s.rate_record(which, base)}[{window}:{base}])"
 
 
+def _bad_events(s: SLO, window: str) -> str:
+    """Bad events counted in the window, over the data it holds: a base rate times its
+    window (`rate` divides by the whole window, however little of it has data), or the sum
+    of the recorded base rates times their step. Never a mean rate times the window, which
+    would count one early failure as many in a window that is mostly empty."""
+    if window in BASE_WINDOWS:
+        return f"{s.rate_record('bad', window)} * {parse_duration(window)}"
+    base = DERIVED_FROM[window]
+    return f"sum_over_time({s.rate_record('bad', base)}[{window}:{base}]) * {parse_duration(base)}"
+
+
 def _raw(query: str, exprs: dict[str, str]) -> str:
     """The query with every recorded name replaced by its expression, until none is left."""
     while True:
@@ -270,8 +281,7 @@ def tier_expr(s: SLO, tier: Tier) -> str:
             f"{s.record(tier.short)} / {budget} <= {factor}")
     minimum = s.min_bad_events if tier.severity == "critical" else s.min_bad_events_ticket
     if minimum:
-        expr += (f"\nand {on}\n"
-                 f"{_mean_rate(s, 'bad', tier.long)} * {parse_duration(tier.long)} >= {minimum}")
+        expr += f"\nand {on}\n{_bad_events(s, tier.long)} >= {minimum}"
     return expr
 
 
