@@ -28,7 +28,7 @@ from . import promtool_file as pf
 from .generator import Generated, generate
 from .model import Scenario
 
-PROMTOOL_TIMEOUT = 600
+PROMTOOL_TIMEOUT = 1800  # the healthy week evaluates 55 SLO recording rules every minute of 7 days
 # Labels every ALERTS series of a rule carries; dropped when showing what fired.
 _ALERT_META = {"alertname", "alertstate", "__name__"}
 
