@@ -14,6 +14,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
+from reward_obs.secret_scan import secret_findings
+
 GITHUB = ROOT / ".github"
 WORKFLOW = GITHUB / "workflows/preview.yml"
 BIN = Path(sys.executable).parent  # the linters are wheels in the test extras of pyproject.toml
@@ -201,6 +203,12 @@ def test_workflow_holds_no_secret_values():
     for line in text.splitlines():
         if "secrets." in line:
             assert "${{ secrets." in line, line
+
+
+def test_the_secret_scan_passes_a_commit_pin_and_still_flags_the_same_hex_alone():
+    assert secret_findings(WORKFLOW.read_text()) == []
+    sha = re.search(r"@([0-9a-f]{40}) #", WORKFLOW.read_text())[1]
+    assert secret_findings(f"value {sha}") == ["line 1: looks like a long hex string"]
 
 
 def test_make_render_honours_out(tmp_path):

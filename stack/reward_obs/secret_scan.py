@@ -10,7 +10,8 @@ SECRET_PATTERNS = {
     "assigned secret": re.compile(r"(?i)\b(api[_-]?key|secret|token|password|passwd|bearer)\b\s*[:=]\s*['\"]?[A-Za-z0-9+/_\-]{12,}"),
     "AWS access key": re.compile(r"\bAKIA[0-9A-Z]{16}\b"),
     "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-    "long hex string": re.compile(r"\b[0-9a-f]{40,}\b"),
+    # Not after `@`: `uses: owner/repo@<commit SHA>` pins a public git object, not a secret.
+    "long hex string": re.compile(r"(?<!@)\b[0-9a-f]{40,}\b"),
 }
 
 
