@@ -8,6 +8,7 @@ import json
 
 import pytest
 from conftest import ROOT
+from go_durations import grafana_stores
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,14 +18,14 @@ from reward_obs.builders import notifications as notification_builders
 from reward_obs.builders import grafana_recording
 from reward_obs.component import recording_rule_args, rule_args
 from reward_obs.config import load_config, read_stack_file
-from reward_obs.durations import format_duration, parse_duration
 
 GRAFANA_MODEL_DEFAULTS = {"intervalMs": 1000, "maxDataPoints": 43200}
 
 
 def grafana_duration(text: str) -> str:
-    """How Grafana prints a duration it parsed (prometheus/common model.Duration)."""
-    return format_duration(parse_duration(text))
+    """How Grafana prints a duration it parsed (prometheus/common model.Duration): the
+    literal Go strings of tests/go_durations.py, never our own formatter."""
+    return grafana_stores(text)
 
 
 # What Grafana clears on a recording rule (ngalert ClearRecordingRuleIgnoredFields).

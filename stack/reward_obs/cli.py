@@ -25,7 +25,7 @@ def load(args):
 
 
 def cmd_validate(args) -> int:
-    from .lint import format_report, lint
+    from .lint import format_report, lint, warnings
 
     definitions, config = load(args)
     files = render_files(definitions, config)
@@ -33,8 +33,11 @@ def cmd_validate(args) -> int:
     if not report.ok:
         print(format_report(report), file=sys.stderr)
         return 1
+    for line in warnings(report):
+        print(line, file=sys.stderr)
+    clean = f"lint clean except {len(report.notes)} skipped check(s), see the warning" if report.notes else "lint clean"
     print(f"OK: {len(definitions.alerts)} alerts, {len(definitions.dashboards)} dashboards, "
-          f"{len(definitions.contract.metrics)} metrics; {len(files)} files would be rendered; lint clean "
+          f"{len(definitions.contract.metrics)} metrics; {len(files)} files would be rendered; {clean} "
           f"({len(report.exceptions)} documented exception(s))")
     return 0
 

@@ -417,9 +417,14 @@ def html_problems(text: str) -> list[str]:
     return parser.errors + [f"<{t}> is never closed" for t in parser.stack]
 
 
+AMTOOL_MISSING = ("check telegram-message skipped: amtool is not on PATH, so the Telegram message for 50 alerts was "
+                  "not rendered nor checked for length and HTML. Install it with `make tools` (Debian package "
+                  "prometheus-alertmanager) or put amtool from an Alertmanager release on PATH")
+
+
 def check_telegram_message(ctx) -> tuple[list[Finding], list[str]]:
     if shutil.which("amtool") is None:
-        return [], ["telegram-message: skipped, amtool (Debian package prometheus-alertmanager) is not installed"]
+        return [], [AMTOOL_MISSING]
     file = ctx.definitions.routing.file
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
@@ -472,13 +477,19 @@ def lint(definitions: Definitions, config: StackConfig, files: dict[str, str] | 
     return LintReport(sorted(set(findings)), exceptions, notes)
 
 
+def warnings(report: LintReport) -> list[str]:
+    """One line per check that did not run (a tool it needs is missing)."""
+    return [f"WARNING: {note}" for note in report.notes]
+
+
 def format_report(report: LintReport) -> str:
     lines = [str(f) for f in report.findings]
     if report.exceptions:
         lines.append("Documented exceptions:")
         lines += [f"  {e.alert}: {e.check}: {e.reason}" for e in report.exceptions]
-    lines += report.notes
-    lines.append(f"{len(report.findings)} error(s), {len(report.exceptions)} documented exception(s)")
+    lines += warnings(report)
+    lines.append(f"{len(report.findings)} error(s), {len(report.exceptions)} documented exception(s)"
+                 + (f", {len(report.notes)} check(s) skipped" if report.notes else ""))
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ from .component import RewardObservability
 from .config import NAMESPACE, StackConfig, key_types, load_config
 from .definitions import Definitions, load_definitions
 from .errors import DefinitionError, Problem
-from .lint import format_report, lint
+from .lint import format_report, lint, warnings
 from .render import render_files
 
 
@@ -57,6 +57,8 @@ def main() -> None:
     report = lint(definitions, config, files)
     if not report.ok:
         raise pulumi.RunError(f"reward-observability: lint failed, nothing registered:\n{format_report(report)}")
+    for line in warnings(report):
+        pulumi.log.warn(f"reward-observability: {line}")
     stack = RewardObservability("rewards", definitions, config, secrets)
     pulumi.export("folder_uid", stack.folder_uid)
     pulumi.export("dashboard_urls", stack.dashboard_urls)

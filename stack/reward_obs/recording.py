@@ -140,12 +140,6 @@ def load_checked(definitions) -> list[RecordingRule]:
     return rules
 
 
-def problems_for(root: Path, contract: MetricsContract, dashboards, problems) -> None:
-    """The hook definitions.load_definitions calls: report every recording rule problem."""
-    rules = load(root, problems)
-    check(rules, contract, dashboards, problems)
-
-
 # ------------------------------------------------------------------ builders
 
 

@@ -369,18 +369,6 @@ def _pending_before(timeline: list[dict], first_firing: int | None, fallback: in
     return m + 1 if m + 1 < first_firing else None
 
 
-def run_scenario(scenario: Scenario, rule_file: Path, rules: dict[str, Rule], contract: MetricsContract, workdir: Path,
-                 measure_silent: bool = True, headroom: bool = False) -> ScenarioResult:
-    """One scenario, sequentially: measure (always for a fault), then verify."""
-    started = time.monotonic()
-    workdir = Path(workdir) / scenario.name
-    m = None
-    if scenario.fault or measure_silent:
-        m = measure(scenario, rule_file, rules, contract, workdir, headroom and scenario.fault is None)
-    first = first_firing_of(scenario, m)[0] if scenario.fault else None
-    return assemble(scenario, rules, m, verify(scenario, rule_file, contract, workdir, first), time.monotonic() - started)
-
-
 def run_suite(scenarios: list[Scenario], rule_file: Path, contract: MetricsContract, workdir: Path, jobs: int = 2,
               measure_silent: bool = True, headroom: bool = True) -> list[ScenarioResult]:
     """Every scenario, `jobs` promtool processes at a time, longest first; results in input order.
