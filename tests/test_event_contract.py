@@ -30,6 +30,7 @@ FIELDS = {
     "schema_version", "event_id", "correlation_id", "causation_id", "stage", "type", "timestamp",
     "campaign_id", "pool_id", "match_id", "claim_status", "provider", "provider_reference", "payout_result",
     "amount", "currency", "admin_action", "reason_code", "actor_role",
+    "receipt_reference",  # the claim receipt reference a player quotes in a dispute (issue 16)
 }
 # Every invalid example and the field its error must name.
 INVALID = {

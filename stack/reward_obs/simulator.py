@@ -126,7 +126,7 @@ class EventSink:
 
     FIELDS = ("schema_version", "event_id", "correlation_id", "causation_id", "stage", "type", "timestamp")
     OPTIONAL = ("campaign_id", "pool_id", "match_id", "provider", "amount", "currency", "claim_status", "payout_result",
-                "admin_action", "reason_code", "actor_role")
+                "admin_action", "reason_code", "actor_role", "receipt_reference")
 
     def __init__(self, stream: IO[str], rng: random.Random):
         self.stream = stream
@@ -154,12 +154,25 @@ class EventSink:
         if amount is not None:
             event["amount"] = f"{amount:.2f}"
         event.update({k: v for k, v in fields.items() if v is not None})
+        if stage == "claim" and "receipt_reference" not in event:
+            event["receipt_reference"] = receipt_reference(event["correlation_id"])
         self.stream.write(json.dumps(event, separators=(",", ":")) + "\n")
         self.count += 1
         return event
 
     def flush(self) -> None:
         self.stream.flush()
+
+
+def receipt_reference(correlation_id: str) -> str:
+    """The claim receipt reference the player sees (RCP-XXXX-XXXX-XXXX). The backend keeps
+    its own mapping to the chain; the simulator derives one from the correlation id."""
+    import hashlib
+
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    n = int.from_bytes(hashlib.sha256(correlation_id.encode()).digest()[:8], "big")
+    chars = "".join(alphabet[(n >> (5 * i)) & 31] for i in range(12))
+    return f"RCP-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
 
 
 CLAIM_STATUS = {"requested": "claim_started", "approved": "claimable", "rejected": "rejected", "held": "eligibility_review"}
@@ -288,6 +301,30 @@ class Simulator:
         self.gauges["reward_campaigns"][("active",)] = float(len(self.campaigns))
         for pool in self.pools:  # every pool starts funded from an allowed source
             self._fund(pool, "sponsor", pool.budget, None, initial=True)
+        self._init_switches()
+
+    # -- operator switches (runbooks/actions.yaml): all on until an operator flips one
+
+    SWITCHES = {  # metric -> the entity it is per
+        "reward_campaign_accrual_enabled": "campaign",
+        "reward_campaign_claims_enabled": "campaign",
+        "reward_campaign_payouts_enabled": "campaign",
+        "reward_provider_enabled": "provider",
+        "reward_provider_payouts_enabled": "provider",
+    }
+
+    def _init_switches(self) -> None:
+        for metric, per in self.SWITCHES.items():
+            if metric in self.contract.metrics:
+                keys = self.campaigns if per == "campaign" else self.providers
+                self.gauges[metric] = {(key,): 1.0 for key in keys}
+
+    def set_switch(self, metric: str, key: str, on: bool) -> None:
+        """What an operator action does to its switch (the simulator does not model the effect)."""
+        with self.lock:
+            if (key,) not in self.gauges[metric]:
+                raise KeyError(f"{metric} has no series for {key!r}")
+            self.gauges[metric][(key,)] = 1.0 if on else 0.0
 
     def _fund(self, pool: _Pool, source: str, amount: float, ts: float | None, initial: bool = False) -> None:
         key = (pool.pool_id, source)
