@@ -51,6 +51,7 @@ INVALID = {
     "season-points-as-currency": "currency",
     "payout-without-provider": "provider",
     "claim-without-claim-status": "claim_status",
+    "claim-without-receipt-reference": "receipt_reference",  # disputes start from it (issue 16)
     "allocation-without-pool": "pool_id",
     "settlement-without-match-id": "match_id",
     "unknown-stage": "stage",

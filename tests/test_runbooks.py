@@ -314,3 +314,32 @@ def test_validate_refuses_unknown_actions_drifted_numbers_and_wrong_logql(repo_c
     result = run_cli("--root", str(repo_copy), "--stack-config", str(repo_copy / "Pulumi.selfhost.yaml"), "validate")
     assert result.returncode == 1
     assert message in result.stderr, result.stderr
+
+
+def test_a_dispute_starts_from_the_players_receipt_reference_and_never_from_personal_data():
+    [section] = sections(ROOT / "runbooks/payout-dispute-handling.md")
+    confirm = section.parts["Confirm"]
+    first_query = confirm.split("```logql\n", 1)[1].split("\n```", 1)[0]
+    assert 'receipt_reference="<receipt_reference>"' in first_query and "{{.correlation_id}}" in first_query
+    for personal in ("account", "telegram_id", "wallet_address", "user_id", "email", "phone"):
+        assert f'{personal}="' not in section.text
+    # The backend requirement is written down in the event contract and its README.
+    import json
+
+    schema = json.loads((ROOT / "contract/reward_event.schema.json").read_text())
+    assert "receipt_reference" in next(r for r in schema["allOf"] if r["if"]["properties"]["stage"]["const"] == "claim")["then"]["required"]
+    assert "Backend requirement: the claim receipt leads to the chain" in (ROOT / "README.md").read_text()
+
+
+def test_every_retry_is_preceded_by_a_status_check_with_each_provider_type(definitions):
+    [check] = [s for s in sections(ROOT / "runbooks/payout-provider-retry.md") if s.anchor == "check-with-the-provider-before-any-retry"]
+    recover = check.parts["Recover"]
+    for provider in definitions.contract.labels["provider"]["values"]:
+        assert f"- `{provider}`:" in recover, provider
+    assert "provider_reference" in check.parts["Meaning"] + check.parts["Stop the bleeding"]
+    assert "](actions.md#check-a-payout-with-the-provider)" in check.parts["Stop the bleeding"]
+    assert _actions()["retry-a-payout"]["requires"] == "check-a-payout-with-the-provider"
+    # The general retry procedure sends every retry through the check.
+    [retry] = [s for s in sections(ROOT / "runbooks/payout-provider-retry.md") if s.anchor == "retry-payouts-after-a-provider-recovers"]
+    step = next(line for line in retry.parts["Recover"].splitlines() if "actions.md#retry-a-payout" in line)
+    assert "#check-with-the-provider-before-any-retry" in step
