@@ -66,6 +66,9 @@ ALLOCATIONS_PER_CAMPAIGN = 0.5
 CLAIM_SHARE = 0.9  # of allocated rewards that players claim
 PROBE_INTERVAL = 15.0
 INITIAL_BUDGET = 20000.0
+# pool_low: the share of the budget the low pool loses per simulated second, down to 1% left.
+LOW_DRAIN_PER_SECOND = 1e-5
+LOW_DRAIN_FLOOR = 0.04
 
 
 def parse_scenario(text: str) -> frozenset[str]:
@@ -370,7 +373,10 @@ class Simulator:
         if exhausted is not None:
             exhausted.paid = exhausted.budget - exhausted.reserved
         if low is not None:
-            low.paid = max(0.0, low.budget * 0.95 - low.reserved)
+            # Low and still draining, as a low pool does: from 5% of its budget toward a
+            # 1% floor (so the pool's forecast and RewardPoolLow see it; it never empties).
+            self._low_drain = min(LOW_DRAIN_FLOOR, getattr(self, "_low_drain", 0.0) + LOW_DRAIN_PER_SECOND * dt)
+            low.paid = max(0.0, low.budget * (0.95 + self._low_drain) - low.reserved)
 
         for ci, campaign in enumerate(self.campaigns):
             pools = self.pools_by_campaign[campaign]
