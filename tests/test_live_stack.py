@@ -296,6 +296,28 @@ def test_every_runbook_query_returns_its_faults_series_while_the_fault_is_on(sta
     assert len(checks) >= 35
 
 
+def test_a_paused_switch_shows_on_the_operator_switches_panel(stack):
+    """An operator pauses a provider and holds a campaign's payouts (runbooks/actions.yaml):
+    the Operator switches panel counts each, as Grafana queries it."""
+    prom, sim = stack.prometheus, stack.sim
+    queries = {q.ref: q for q in panel_queries(stack.definitions, "reward-operations") if q.panel_key == "paused_switches"}
+    legends = [q.legend for p in stack.definitions.dashboard("reward-operations").panels if p.key == "paused_switches" for q in p.queries]
+    count = dict(zip(legends, (queries[ref].expr for ref in sorted(queries))))
+
+    def value(legend: str) -> float:
+        return float(prom.query(count[legend])[0]["value"][1])
+
+    assert value("providers paused") == 0 and value("payouts held (campaigns)") == 0
+    sim.set_switch("reward_provider_enabled", sim.providers[0], False)
+    sim.set_switch("reward_campaign_payouts_enabled", sim.campaigns[0], False)
+    try:
+        wait_for("the paused switches on the panel", lambda: value("providers paused") == 1 and value("payouts held (campaigns)") == 1, 10)
+        assert value("accrual paused (campaigns)") == 0 and value("claims paused (campaigns)") == 0
+    finally:
+        sim.set_switch("reward_provider_enabled", sim.providers[0], True)
+        sim.set_switch("reward_campaign_payouts_enabled", sim.campaigns[0], True)
+
+
 def test_each_fault_fires_its_alert_and_pages_the_right_receiver(stack):
     prom, sim = stack.prometheus, stack.sim
     sim.set_scenario(",".join(FAULTS))
