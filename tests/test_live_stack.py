@@ -40,6 +40,7 @@ from reward_obs.builders.alertmanager import alertmanager_config
 from reward_obs.config import load_config, read_stack_file
 from reward_obs.dashboard_queries import default_variables, panel_queries, rate_interval, substitute
 from reward_obs.render import PROMETHEUS_RULE_FILE, dump_yaml, render_files
+from reward_obs.runbooks import promql_queries
 from reward_obs.servers import LOOPBACK, Alertmanager, Prometheus, backfill, backfill_recording_rules
 from reward_obs.simulator import (FAULTS, METRICS_ABSENT_ALERT, EventSink, Simulator, SimulatorServer, Topology,
                                   write_openmetrics)
@@ -151,14 +152,15 @@ class LiveStack:
         return self
 
     def _backfill_yesterday(self):
-        """Yesterday's claims around this time, from a healthy simulator at the same speed."""
+        """Yesterday's claims and claim decisions around this time, from a healthy simulator at
+    the same speed (the alert and the runbooks compare with `offset 1d`)."""
         yesterday = Simulator(self.definitions.contract, TOPOLOGY, "healthy", seed=11)
         now = time.time()
         path = self.work / "yesterday.om"
         with open(path, "w", encoding="utf-8") as out:
             write_openmetrics(yesterday, out, start=now - 86400 - 120, end=now - 86400 + 240, step=1.0,
                               extra_labels={"job": self.definitions.contract.scrape_job, "instance": self.sim_server.address},
-                              only={"reward_claim_requests_total"}, sim_step=SPEED)
+                              only={"reward_claim_requests_total", "reward_claim_decisions_total"}, sim_step=SPEED)
         backfill(path, self.prometheus.data_dir)
 
     def stop(self):
@@ -239,6 +241,83 @@ def test_recorded_series_equal_their_raw_queries(stack):
         raise AssertionError(f"{exc}: {mismatches}") from None
 
 
+def runbook_queries(definitions) -> list:
+    return [q for path in sorted((definitions.root / "runbooks").glob("*.md")) for q in promql_queries(path)]
+
+
+def test_healthy_runbook_queries_that_should_be_empty_are_empty(stack):
+    """Where a runbook says a query returns nothing when all is well, it does, on the
+    healthy simulator (a query that always returned something would never tell on-call
+    that a fault is gone)."""
+    prom = stack.prometheus
+    empty = [q for q in runbook_queries(stack.definitions) if q.expect_empty]
+    assert len(empty) >= 3
+    not_empty = {str(q): prom.query(q.expr) for q in empty if prom.query(q.expr)}
+    assert not_empty == {}
+
+
+def _fault_series(result: list[dict], target: dict) -> bool:
+    """The result holds the fault's series: one whose labels match the fault's target on
+    every target label the query keeps (an aggregation that drops them must be non-empty)."""
+    if not result:
+        return False
+    kept = set().union(*(r["metric"] for r in result))
+    wanted = {k: v for k, v in target.items() if k in kept}
+    return any(wanted.items() <= r["metric"].items() for r in result)
+
+
+def test_every_runbook_query_returns_its_faults_series_while_the_fault_is_on(stack):
+    """With every fault on (each on its own pool, campaign or provider), each PromQL query
+    of an alert's runbook section returns that alert's fault series; each query of a
+    procedure returns data, but for those the runbook says are empty when all is well."""
+    prom, sim = stack.prometheus, stack.sim
+    sim.set_scenario(",".join(FAULTS))
+    section_fault = {}
+    for fault, alert in FAULTS.items():
+        rule = stack.definitions.alert(alert)
+        section_fault[(rule.runbook_file, rule.runbook_anchor)] = (fault, sim.target(fault))
+    alert_sections = {(a.runbook_file, a.runbook_anchor) for a in stack.definitions.alerts}
+    checks = []
+    for q in runbook_queries(stack.definitions):
+        key = (q.file, q.anchor)
+        if key in section_fault:
+            checks.append((q, section_fault[key][1]))
+        elif key not in alert_sections and not q.expect_empty:
+            checks.append((q, {}))
+    assert {key for key in section_fault} <= {(q.file, q.anchor) for q, _ in checks}
+
+    def failing():
+        return [f"{q} (fault labels {target})" for q, target in checks if not _fault_series(prom.query(q.expr), target)]
+
+    try:
+        wait_for("every runbook query to return its fault's series", lambda: not failing() or None, 45, interval=1.0)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {failing()}") from None
+    assert len(checks) >= 35
+
+
+def test_a_paused_switch_shows_on_the_operator_switches_panel(stack):
+    """An operator pauses a provider and holds a campaign's payouts (runbooks/actions.yaml):
+    the Operator switches panel counts each, as Grafana queries it."""
+    prom, sim = stack.prometheus, stack.sim
+    queries = {q.ref: q for q in panel_queries(stack.definitions, "reward-operations") if q.panel_key == "paused_switches"}
+    legends = [q.legend for p in stack.definitions.dashboard("reward-operations").panels if p.key == "paused_switches" for q in p.queries]
+    count = dict(zip(legends, (queries[ref].expr for ref in sorted(queries))))
+
+    def value(legend: str) -> float:
+        return float(prom.query(count[legend])[0]["value"][1])
+
+    assert value("providers paused") == 0 and value("payouts held (campaigns)") == 0
+    sim.set_switch("reward_provider_enabled", sim.providers[0], False)
+    sim.set_switch("reward_campaign_payouts_enabled", sim.campaigns[0], False)
+    try:
+        wait_for("the paused switches on the panel", lambda: value("providers paused") == 1 and value("payouts held (campaigns)") == 1, 10)
+        assert value("accrual paused (campaigns)") == 0 and value("claims paused (campaigns)") == 0
+    finally:
+        sim.set_switch("reward_provider_enabled", sim.providers[0], True)
+        sim.set_switch("reward_campaign_payouts_enabled", sim.campaigns[0], True)
+
+
 def test_each_fault_fires_its_alert_and_pages_the_right_receiver(stack):
     prom, sim = stack.prometheus, stack.sim
     sim.set_scenario(",".join(FAULTS))
@@ -313,6 +392,18 @@ def test_stopping_the_simulator_fires_the_dead_man_alert_and_pages(stack):
         return [a for a in prom.alerts() if a["labels"]["alertname"] == METRICS_ABSENT_ALERT and a["state"] == "firing"]
 
     wait_for(f"{METRICS_ABSENT_ALERT} to fire", firing, 20)
+    # Its runbook's Confirm queries tell the scrape is down: the target reports 0, and
+    # (the target being still configured) absent() stays empty, as the runbook says.
+    rule = stack.definitions.alert(METRICS_ABSENT_ALERT)
+    confirm = [q for q in promql_queries(stack.definitions.root / "runbooks" / rule.runbook_file)
+               if q.anchor == rule.runbook_anchor and q.part == "Confirm"]
+    assert confirm
+    for q in confirm:
+        result = prom.query(q.expr)
+        if q.expr.startswith("absent("):
+            assert result == [], q
+        else:
+            assert result and all(float(r["value"][1]) == 0 for r in result), (q, result)
     runbook = stack.runbook_urls[METRICS_ABSENT_ALERT]
     wait_for(f"{METRICS_ABSENT_ALERT} to page on-call", lambda: [
         a for a in stack.receiver.alerts("/oncall")

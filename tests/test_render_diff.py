@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli
+from conftest import run_cli, unbind_runbook_numbers
 
 
 def render(root: Path, out: Path, stack: Path | None = None) -> Path:
@@ -40,6 +40,8 @@ def test_alert_changes_are_named(repo_copy, base, tmp_path):
                                                                           "condition": {"op": "<", "threshold": 0.2}}))
     edit(repo_copy / "alert_rules/RewardPayoutWebhookFailing.yaml", lambda d: d["params"].update(window="10m"))
     (repo_copy / "alert_rules/RewardDuplicatePayoutAttempt.yaml").unlink()
+    for name in ("RewardPoolLow", "RewardPayoutWebhookFailing"):  # the runbooks' quotes of the old numbers
+        unbind_runbook_numbers(repo_copy, name)
     out = diff(base, render(repo_copy, tmp_path / "head"))
     assert "- **changed** `RewardPoolLow`: threshold < 0.1 → < 0.2; for 10m → 15m; severity warning → critical" in out
     assert "- **changed** `RewardPayoutWebhookFailing`:" in out and "query changed" in out

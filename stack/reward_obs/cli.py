@@ -62,6 +62,7 @@ def register(sub) -> None:
 # may call `load(args)` for validated definitions and stack config.
 COMMAND_MODULES: list[str] = [
     "reward_obs.runbooks",
+    "reward_obs.operator_actions",
     "reward_obs.lint",
     "reward_obs.render_diff",
     "reward_obs.backtest",

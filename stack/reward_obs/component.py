@@ -141,7 +141,7 @@ class RewardObservability(pulumi.ComponentResource):
         }
         self.dashboards[RUNBOOK_DASHBOARD_UID] = grafana.oss.Dashboard(
             resource_name("dashboard", RUNBOOK_DASHBOARD_UID), folder=self.folder.uid, org_id=org_id, overwrite=True,
-            config_json=dump_json(runbook_dashboard_json(definitions)), opts=child)
+            config_json=dump_json(runbook_dashboard_json(definitions, config)), opts=child)
         self.templates = [
             grafana.alerting.MessageTemplate(resource_name("template", t["name"].replace(".", "-")), name=t["name"],
                                              template=t["template"], org_id=org_id, opts=child)

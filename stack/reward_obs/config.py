@@ -53,6 +53,8 @@ class StackConfig:
     # loads the rendered rule file. "grafana": Grafana-managed recording rules write them
     # to the Prometheus data source by remote write.
     recording_rules: str = "prometheus"
+    # The reward backend's admin API/console (runbooks/actions.yaml calls are made under it).
+    admin_base_url: str = ""
 
     @property
     def owns_policy_tree(self) -> bool:
@@ -154,6 +156,7 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
         runbook_links=plain.get("runbookLinks", "repository"),
         notification_policy=plain["notificationPolicy"],
         recording_rules=plain["recordingRules"],
+        admin_base_url=plain.get("adminBaseUrl", ""),
     )
 
 

@@ -421,9 +421,9 @@ def _check_query(file: str, field: str, expr: str, contract: MetricsContract, pr
 
 
 def _check_dashboards(root: Path, dashboards: list[Dashboard], contract: MetricsContract, problems: ProblemCollector) -> None:
-    from .logql import event_fields, logql_problems
+    from .logql import event_fields, logql_problems, vocabulary
 
-    fields = event_fields(root)
+    fields, vocab = event_fields(root), vocabulary(root)
     seen_uids: dict[str, str] = {}
     for d in dashboards:
         if d.uid in seen_uids:
@@ -455,7 +455,7 @@ def _check_dashboards(root: Path, dashboards: list[Dashboard], contract: Metrics
                             problems.add(d.file, f"{where}.queries[{q_index}].expr", f"uses undefined variable ${used}")
                     field = f"{where}.queries[{q_index}].expr"
                     if p.datasource == "loki":
-                        for message in logql_problems(q.expr, fields):
+                        for message in logql_problems(q.expr, fields, vocab):
                             problems.add(d.file, field, message)
                     else:
                         _check_query(d.file, field, promql.without_grafana_variables(q.expr), contract, problems)
@@ -494,9 +494,9 @@ def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboar
             except ValueError as exc:
                 problems.add(a.file, "condition", str(exc))
         else:
-            from .logql import event_fields, logql_problems
+            from .logql import event_fields, logql_problems, vocabulary
 
-            for message in logql_problems(resolved.expr, event_fields(root)):
+            for message in logql_problems(resolved.expr, event_fields(root), vocabulary(root)):
                 problems.add(a.file, "expr", message)
         unused = set(a.params) - set(_PARAM.findall("\n".join((a.expr, a.summary, a.description))))
         for name in sorted(unused):

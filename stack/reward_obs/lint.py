@@ -347,6 +347,26 @@ def check_datasource_alerts_routed(ctx) -> list[Finding]:
     return findings
 
 
+def check_runbook_numbers(ctx) -> list[Finding]:
+    """The repository copy of the runbooks quotes the definitions' numbers; a stack whose
+    alertOverrides change one must open the Grafana copy, which renders its own."""
+    from .runbook_numbers import overridden_numbers
+
+    config = ctx.config
+    if not config.alert_overrides or config.runbook_links != "repository":
+        return []
+    findings = []
+    for path in sorted((ctx.definitions.root / "runbooks").glob("*.md")):
+        for change in overridden_numbers(ctx.definitions, path, config.alert_overrides):
+            where, _, what = change.partition(": ")
+            file, _, line = where.partition(" ")
+            findings.append(Finding(file, line, "runbook-numbers",
+                                    f"this stack's alertOverrides change a number the runbook quotes ({what}), but its runbook "
+                                    "links open the repository copy, which quotes the defaults; set runbookLinks: grafana "
+                                    "(the Reward runbooks dashboard renders the stack's numbers)"))
+    return findings
+
+
 def check_rendered_labels(files: dict[str, str]) -> list[Finding]:
     """In Grafana's provisioning files a `$` in a label is read as an environment variable."""
     text = files.get("grafana/provisioning/alerting/rules.yaml")
@@ -470,6 +490,7 @@ def lint(definitions: Definitions, config: StackConfig, files: dict[str, str] | 
     findings += check_policy_intervals(ctx)
     findings += check_datasource_alerts_routed(ctx)
     findings += check_panel_scale(ctx)
+    findings += check_runbook_numbers(ctx)
     if files is not None:
         findings += check_rendered_labels(files)
     telegram, notes = check_telegram_message(ctx)

@@ -32,6 +32,95 @@ def event_fields(root: Path) -> set[str] | None:
     return set(schema.get("properties", {}))
 
 
+class EventVocabulary:
+    """What the event contract allows: field names, each enumerated field's values and
+    the event types of each stage (an enum, or a pattern for open families such as
+    admin_audit.pool_funded_<source>). Read from the schema file, never restated."""
+
+    def __init__(self, schema: dict):
+        props = schema.get("properties", {})
+        self.fields = set(props)
+        self.enums = {name: tuple(spec["enum"]) for name, spec in props.items() if "enum" in spec}
+        self.stages = self.enums.get("stage", ())
+        self.type_rules: dict[str, dict] = {}
+        for rule in schema.get("allOf", ()):
+            stage = rule.get("if", {}).get("properties", {}).get("stage", {}).get("const")
+            spec = rule.get("then", {}).get("properties", {}).get("type")
+            if stage and spec:
+                self.type_rules[stage] = spec
+        self.patterns = {name: spec["pattern"] for name, spec in props.items() if "pattern" in spec}
+
+    def is_type(self, value: str) -> bool:
+        stage = value.split(".", 1)[0]
+        spec = self.type_rules.get(stage)
+        if spec is None:
+            return False
+        if "enum" in spec:
+            return value in spec["enum"]
+        return re.search(spec.get("pattern", "$^"), value) is not None
+
+    def types(self) -> list[str]:
+        """Every enumerated type, and each pattern family as written in the schema."""
+        out = []
+        for stage, spec in self.type_rules.items():
+            out += list(spec["enum"]) if "enum" in spec else [f"{stage}.<{spec['pattern']}>"]
+        return out
+
+    def value_problem(self, field: str, value: str) -> str | None:
+        """Why `field="value"` can never match an event, or None."""
+        if field == "type":
+            return None if self.is_type(value) else f"type {value!r} is not an event type of {EVENT_SCHEMA}"
+        if field in self.enums and value not in self.enums[field]:
+            return f"{field} {value!r} is not one of {', '.join(self.enums[field])} ({EVENT_SCHEMA})"
+        return None
+
+    def known_word(self, word: str) -> bool:
+        """A line filter's word is a value some event can carry: an enumerated value, an
+        event type or the part of a type after its stage."""
+        if any(word in values for values in self.enums.values()) or self.is_type(word):
+            return True
+        return any(self.is_type(f"{stage}.{word}") for stage in self.type_rules)
+
+
+def vocabulary(root: Path) -> EventVocabulary | None:
+    path = Path(root) / EVENT_SCHEMA
+    if not path.is_file():
+        return None
+    return EventVocabulary(json.loads(path.read_text(encoding="utf-8")))
+
+
+# `| field="value"`, `field!="value"`, `field=~"a|b"` after `| json`; placeholders such as
+# "<campaign>" and Grafana variables are not checked.
+_VALUE_FILTER = re.compile(r"(?:\||\b(?:and|or))\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|==|=)\s*\"([^\"]*)\"")
+_LINE_FILTER = re.compile(r"(\|=|!=|\|~|!~)\s*\"([^\"]*)\"")
+
+
+def value_problems(expr: str, vocab: EventVocabulary) -> list[str]:
+    """Filters on stage, type and enumerated fields that no event of the contract can
+    satisfy, and line filters on words no event carries (a filter that silently matches
+    nothing, or matches for the wrong reason)."""
+    problems = []
+    head, sep, pipeline = expr.partition("| json")
+    for field, op, value in _VALUE_FILTER.findall(pipeline if sep else ""):
+        if "<" in value or "$" in value or not value:
+            continue
+        values = value.split("|") if op in ("=~", "!~") else [value]
+        for v in values:
+            if op in ("=~", "!~") and not re.fullmatch(r"[a-z0-9_.]+", v):
+                continue  # a real regex: not checked value by value
+            message = vocab.value_problem(field, v)
+            if message:
+                problems.append(message)
+    for op, value in _LINE_FILTER.findall(head + (pipeline if sep else "")):
+        words = value.split("|") if op in ("|~", "!~") else [value]
+        for word in words:
+            if "<" in word or "$" in word or not word:
+                continue
+            if not vocab.known_word(word):
+                problems.append(f"line filter {word!r} is not a stage, event type or enumerated value of {EVENT_SCHEMA}")
+    return problems
+
+
 def referenced_fields(expr: str) -> set[str]:
     """Event fields a LogQL query reads after `| json`."""
     _, _, pipeline = expr.partition("| json")
@@ -60,7 +149,7 @@ def _balanced(expr: str) -> bool:
     return not stack and not quoted
 
 
-def logql_problems(expr: str, fields: set[str] | None) -> list[str]:
+def logql_problems(expr: str, fields: set[str] | None, vocab: EventVocabulary | None = None) -> list[str]:
     if fields is None:
         return [f"{EVENT_SCHEMA} is missing: LogQL queries are checked against it"]
     problems = []
@@ -73,4 +162,6 @@ def logql_problems(expr: str, fields: set[str] | None) -> list[str]:
         problems.append("reads event fields without `| json`")
     for name in sorted(refs - fields - STREAM_LABELS):
         problems.append(f"event field {name!r} is not in {EVENT_SCHEMA}")
+    if vocab is not None:
+        problems += value_problems(expr, vocab)
     return problems

@@ -95,7 +95,7 @@ def render_files(definitions: Definitions, config: StackConfig) -> dict[str, str
     files: dict[str, str] = {}
     for dashboard in definitions.dashboards:
         files[f"grafana/dashboards/{dashboard.uid}.json"] = dump_json(dashboard_builders.dashboard_json(dashboard, config))
-    files[f"grafana/dashboards/{RUNBOOK_DASHBOARD_UID}.json"] = dump_json(runbook_dashboard_json(definitions))
+    files[f"grafana/dashboards/{RUNBOOK_DASHBOARD_UID}.json"] = dump_json(runbook_dashboard_json(definitions, config))
     files["grafana/provisioning/dashboards/rewards.yaml"] = dump_yaml({
         "apiVersion": 1,
         "providers": [{

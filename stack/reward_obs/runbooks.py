@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import promql
-from .runbook_index import headings
+from .runbook_index import anchors, headings
 from .secret_scan import secret_findings
 
 # The shape every `## ` section follows, in this order.
 SECTION_PARTS = ("Meaning", "Confirm", "Stop the bleeding", "Recover", "Verify", "Escalate", "Never")
 PLACEHOLDER = re.compile(r"\b(TODO|TBD|FIXME|XXX)\b|lorem|fill in|<insert|\?\?\?", re.IGNORECASE)
 _FENCED = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
+_MD_LINK = re.compile(r"\]\(([a-z0-9-]+\.md)?(?:#([a-z0-9-]+))?\)")
 _PANEL_LINK = re.compile(r"/d/([a-z0-9-]+)(?:\?viewPanel=(\d+))?")
 
 
@@ -48,6 +49,49 @@ def sections(path: Path) -> list[Section]:
     return out
 
 
+# The line before a query says the query must come back empty on a healthy system.
+_EXPECT_EMPTY = re.compile(r"(?:must|should) (?:return nothing|be empty)|\breturns nothing\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RunbookQuery:
+    file: str
+    anchor: str  # the `## ` section
+    part: str  # the `### ` part
+    index: int  # 1-based, among the section's PromQL blocks
+    expr: str
+    expect_empty: bool  # the runbook says it returns nothing when all is well
+
+    def __str__(self) -> str:
+        return f"{self.file}#{self.anchor} {self.part} promql {self.index}: {self.expr}"
+
+
+def promql_queries(path: Path) -> list[RunbookQuery]:
+    """Every fenced PromQL query of a runbook, with where it is and what it should return."""
+    out = []
+    for section in sections(path):
+        index = 0
+        for part, body in section.parts.items():
+            before = ""
+            lines = body.splitlines()
+            i = 0
+            while i < len(lines):
+                line = lines[i]
+                if line.startswith("```"):
+                    lang = line[3:].strip()
+                    end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), len(lines))
+                    if lang == "promql":
+                        index += 1
+                        out.append(RunbookQuery(path.name, section.anchor, part, index, "\n".join(lines[i + 1:end]).strip(),
+                                                bool(_EXPECT_EMPTY.search(before))))
+                    i = end + 1
+                    continue
+                if line.strip():
+                    before = line
+                i += 1
+    return out
+
+
 def title_and_intro(path: Path) -> tuple[str, str]:
     """A runbook's `# ` title and the text before its first `## ` section."""
     text = path.read_text(encoding="utf-8")
@@ -60,16 +104,27 @@ def title_and_intro(path: Path) -> tuple[str, str]:
 
 def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
     """(file, field, message) for everything wrong in runbooks/."""
-    problems = []
+    from .errors import ProblemCollector
+    from .logql import event_fields, logql_problems, vocabulary
+    from .operator_actions import ACTIONS_MD, action_link_problems, load_actions
+    from .runbook_numbers import number_problems
+
+    collector = ProblemCollector()
+    actions = load_actions(root, collector, set(definitions.contract.metrics))
+    problems = [(p.file, p.field, p.message) for p in collector.problems]
+    problems += action_link_problems(root, actions)
+    fields, vocab = event_fields(root), vocabulary(root)
     for path in sorted((root / "runbooks").glob("*.md")):
         rel = f"runbooks/{path.name}"
         text = path.read_text(encoding="utf-8")
+        for where, message in number_problems(definitions, path):
+            problems.append((rel, where, message))
         for finding in secret_findings(text):
             problems.append((rel, finding.split(":")[0], finding.split(": ", 1)[1] + "; runbooks never hold secrets"))
         for number, line in enumerate(text.splitlines(), start=1):
             if PLACEHOLDER.search(line):
                 problems.append((rel, f"line {number}", f"placeholder text: {PLACEHOLDER.search(line).group(0)!r}"))
-        for section in sections(path):
+        for section in sections(path) if path.name != ACTIONS_MD else ():  # the actions table has its own shape
             where = f"#{section.anchor}"
             if list(section.parts) != list(SECTION_PARTS):
                 problems.append((rel, where, f"parts must be exactly {', '.join(SECTION_PARTS)} in order; found {', '.join(section.parts) or 'none'}"))
@@ -80,6 +135,16 @@ def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
             if lang == "promql":
                 for message in promql.catalog_problems(body.strip(), definitions.contract):
                     problems.append((rel, f"promql block {index + 1}", message))
+            elif lang == "logql":
+                for message in logql_problems(body.strip(), fields, vocab):
+                    problems.append((rel, f"logql block {index + 1}", message))
+        for number, line in enumerate(text.splitlines(), start=1):
+            for target, anchor in _MD_LINK.findall(line):
+                target_path = root / "runbooks" / (target or path.name)
+                if not target_path.is_file():
+                    problems.append((rel, f"line {number}", f"links to runbooks/{target}, which does not exist"))
+                elif anchor and anchor not in anchors(target_path):
+                    problems.append((rel, f"line {number}", f"links to {target or path.name}#{anchor}, which has no such heading"))
         for uid, panel_id in _PANEL_LINK.findall(text):
             dashboard = definitions.dashboard(uid)
             if dashboard is None:
@@ -109,8 +174,10 @@ def cmd_runbooks(args) -> int:
     width = max(len(r[0]) for r in rows)
     for name, target, title in rows:
         print(f"{name:<{width}}  {runbook_url(definitions, config, *target.split('#'))}  ({title})")
-    procedures = [(s.file, s) for p in sorted((definitions.root / "runbooks").glob("*.md")) for s in sections(p)
-                  if (s.file, s.anchor) not in {(a.runbook_file, a.runbook_anchor) for a in definitions.alerts}]
+    from .operator_actions import ACTIONS_MD
+
+    procedures = [(s.file, s) for p in sorted((definitions.root / "runbooks").glob("*.md")) if p.name != ACTIONS_MD
+                  for s in sections(p) if (s.file, s.anchor) not in {(a.runbook_file, a.runbook_anchor) for a in definitions.alerts}]
     if procedures:
         print("Procedures (reached from the alert sections):")
         for file, s in procedures:

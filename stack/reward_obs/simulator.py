@@ -66,6 +66,9 @@ ALLOCATIONS_PER_CAMPAIGN = 0.5
 CLAIM_SHARE = 0.9  # of allocated rewards that players claim
 PROBE_INTERVAL = 15.0
 INITIAL_BUDGET = 20000.0
+# pool_low: the share of the budget the low pool loses per simulated second, down to 1% left.
+LOW_DRAIN_PER_SECOND = 1e-5
+LOW_DRAIN_FLOOR = 0.04
 
 
 def parse_scenario(text: str) -> frozenset[str]:
@@ -126,7 +129,7 @@ class EventSink:
 
     FIELDS = ("schema_version", "event_id", "correlation_id", "causation_id", "stage", "type", "timestamp")
     OPTIONAL = ("campaign_id", "pool_id", "match_id", "provider", "amount", "currency", "claim_status", "payout_result",
-                "admin_action", "reason_code", "actor_role")
+                "admin_action", "reason_code", "actor_role", "receipt_reference")
 
     def __init__(self, stream: IO[str], rng: random.Random):
         self.stream = stream
@@ -154,12 +157,25 @@ class EventSink:
         if amount is not None:
             event["amount"] = f"{amount:.2f}"
         event.update({k: v for k, v in fields.items() if v is not None})
+        if stage == "claim" and "receipt_reference" not in event:
+            event["receipt_reference"] = receipt_reference(event["correlation_id"])
         self.stream.write(json.dumps(event, separators=(",", ":")) + "\n")
         self.count += 1
         return event
 
     def flush(self) -> None:
         self.stream.flush()
+
+
+def receipt_reference(correlation_id: str) -> str:
+    """The claim receipt reference the player sees (RCP-XXXX-XXXX-XXXX). The backend keeps
+    its own mapping to the chain; the simulator derives one from the correlation id."""
+    import hashlib
+
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    n = int.from_bytes(hashlib.sha256(correlation_id.encode()).digest()[:8], "big")
+    chars = "".join(alphabet[(n >> (5 * i)) & 31] for i in range(12))
+    return f"RCP-{chars[:4]}-{chars[4:8]}-{chars[8:]}"
 
 
 CLAIM_STATUS = {"requested": "claim_started", "approved": "claimable", "rejected": "rejected", "held": "eligibility_review"}
@@ -288,6 +304,30 @@ class Simulator:
         self.gauges["reward_campaigns"][("active",)] = float(len(self.campaigns))
         for pool in self.pools:  # every pool starts funded from an allowed source
             self._fund(pool, "sponsor", pool.budget, None, initial=True)
+        self._init_switches()
+
+    # -- operator switches (runbooks/actions.yaml): all on until an operator flips one
+
+    SWITCHES = {  # metric -> the entity it is per
+        "reward_campaign_accrual_enabled": "campaign",
+        "reward_campaign_claims_enabled": "campaign",
+        "reward_campaign_payouts_enabled": "campaign",
+        "reward_provider_enabled": "provider",
+        "reward_provider_payouts_enabled": "provider",
+    }
+
+    def _init_switches(self) -> None:
+        for metric, per in self.SWITCHES.items():
+            if metric in self.contract.metrics:
+                keys = self.campaigns if per == "campaign" else self.providers
+                self.gauges[metric] = {(key,): 1.0 for key in keys}
+
+    def set_switch(self, metric: str, key: str, on: bool) -> None:
+        """What an operator action does to its switch (the simulator does not model the effect)."""
+        with self.lock:
+            if (key,) not in self.gauges[metric]:
+                raise KeyError(f"{metric} has no series for {key!r}")
+            self.gauges[metric][(key,)] = 1.0 if on else 0.0
 
     def _fund(self, pool: _Pool, source: str, amount: float, ts: float | None, initial: bool = False) -> None:
         key = (pool.pool_id, source)
@@ -333,7 +373,10 @@ class Simulator:
         if exhausted is not None:
             exhausted.paid = exhausted.budget - exhausted.reserved
         if low is not None:
-            low.paid = max(0.0, low.budget * 0.95 - low.reserved)
+            # Low and still draining, as a low pool does: from 5% of its budget toward a
+            # 1% floor (so the pool's forecast and RewardPoolLow see it; it never empties).
+            self._low_drain = min(LOW_DRAIN_FLOOR, getattr(self, "_low_drain", 0.0) + LOW_DRAIN_PER_SECOND * dt)
+            low.paid = max(0.0, low.budget * (0.95 + self._low_drain) - low.reserved)
 
         for ci, campaign in enumerate(self.campaigns):
             pools = self.pools_by_campaign[campaign]

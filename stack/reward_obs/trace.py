@@ -47,6 +47,40 @@ BROKEN_KINDS = {
     "allocation_without_settled_match": "allocation with no settled match",
     "admin_change_without_reason": "admin change (admin_audit) with no audit reason",
 }
+# Whole-chain questions about retries, which counting log lines cannot answer (a normal
+# payout already logs several payout events): a chain carries each of these types at
+# most once, so a second one means something retried it. A blocked duplicate payout
+# attempt is reported at its first occurrence. kind -> what it means.
+_ONCE_TYPES = ("claim.requested", "claim.started", "payout.paid")
+ONCE_BIT = {t: 1 << (len(STAGES) + 2 + i) for i, t in enumerate(_ONCE_TYPES)}
+AGAIN_SHIFT = len(_ONCE_TYPES)
+BLOCKED = 1 << (len(STAGES) + 2 + 2 * len(_ONCE_TYPES))
+RETRY_KINDS = {
+    "claim_retried": "claim requested or started more than once (a client retry loop or a replayed job)",
+    "payout_attempt_blocked": "second payout attempt blocked by the idempotency key (payout.duplicate_blocked)",
+    "paid_twice": "paid more than once (two payout.paid events: ask the provider for both transfers)",
+}
+
+
+def once_bits(event_type, mask: int) -> int:
+    """The bits an event of this type adds to a chain whose mask is `mask`."""
+    once = ONCE_BIT.get(event_type)
+    if once is not None:
+        return once | (once << AGAIN_SHIFT) if mask & once else once
+    return BLOCKED if event_type == "payout.duplicate_blocked" else 0
+
+
+def retry_kinds(mask: int) -> list[str]:
+    kinds = []
+    if mask & ((ONCE_BIT["claim.requested"] | ONCE_BIT["claim.started"]) << AGAIN_SHIFT):
+        kinds.append("claim_retried")
+    if mask & BLOCKED:
+        kinds.append("payout_attempt_blocked")
+    if mask & (ONCE_BIT["payout.paid"] << AGAIN_SHIFT):
+        kinds.append("paid_twice")
+    return kinds
+
+
 # Fields shown on a timeline row, in this order, after the envelope.
 KEY_FIELDS = ("match_id", "campaign_id", "pool_id", "claim_status", "provider", "provider_reference", "payout_result",
               "amount", "admin_action", "reason_code", "actor_role")
@@ -139,11 +173,13 @@ class Report:
     broken: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BROKEN_KINDS, 0))
     broken_samples: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in BROKEN_KINDS})
     broken_chains: int = 0
+    retries: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RETRY_KINDS, 0))
+    retry_samples: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in RETRY_KINDS})
     payout_chain_seconds: dict[str, float] = field(default_factory=dict)  # first to last event, chains that reached payout
 
     @property
     def ok(self) -> bool:
-        return self.bad_lines == 0 and self.broken_chains == 0
+        return self.bad_lines == 0 and self.broken_chains == 0 and self.retries["paid_twice"] == 0
 
     def as_dict(self) -> dict:
         return {
@@ -154,6 +190,7 @@ class Report:
             "duplicates": self.duplicates, "duplicate_samples": self.duplicate_samples,
             "out_of_order": self.out_of_order, "out_of_order_lines": self.out_of_order_samples,
             "broken_chains": self.broken_chains, "broken": self.broken, "broken_samples": self.broken_samples,
+            "retries": self.retries, "retry_samples": self.retry_samples,
             "payout_chain_seconds": self.payout_chain_seconds,
         }
 
@@ -268,6 +305,10 @@ def analyse(lines: Iterable[bytes], contract: EventContract | None = None, *, so
                 recent[chain.events % RECENT_EVENT_IDS] = h
         chain.events += 1
         events += 1
+        if event is not None and type(event) is dict:
+            once = once_bits(event.get("type"), chain.mask)
+            if once:
+                bits |= once
         chain.mask |= bits
         if ts is not None:
             last = chain.last
@@ -293,6 +334,10 @@ def analyse(lines: Iterable[bytes], contract: EventContract | None = None, *, so
             report.chains_reaching_payout += 1
             if chain.first is not None:
                 spans.append(chain.last - chain.first)
+        for kind in retry_kinds(mask):
+            report.retries[kind] += 1
+            if len(report.retry_samples[kind]) < max_samples:
+                report.retry_samples[kind].append(cid)
         kinds = broken_kinds(mask)
         if kinds:
             report.broken_chains += 1
@@ -342,6 +387,7 @@ class ChainTrace:
                     mask |= SETTLED
                 if stage == "admin_audit" and not e.event.get("reason_code"):
                     mask |= ADMIN_NO_REASON
+                mask |= once_bits(e.event.get("type"), mask)
         return mask
 
     @property
@@ -354,8 +400,12 @@ class ChainTrace:
         return broken_kinds(self.mask)
 
     @property
+    def retries(self) -> list[str]:
+        return retry_kinds(self.mask)
+
+    @property
     def ok(self) -> bool:
-        return bool(self.events) and not self.broken and self.bad_lines == 0
+        return bool(self.events) and not self.broken and self.bad_lines == 0 and "paid_twice" not in self.retries
 
     def stage_gaps(self) -> list[tuple[str, str, float]]:
         """(from stage, to stage, seconds) between the first events of consecutive stages
@@ -374,7 +424,7 @@ class ChainTrace:
             "inspected_lines": self.inspected, "found": bool(self.events),
             "events": [{"line": e.line, "valid": e.valid, **e.event} for e in self.events],
             "stage_gaps": [{"from": a, "to": b, "seconds": round(s, 3)} for a, b, s in self.stage_gaps()],
-            "missing_stages": self.missing_stages, "broken": self.broken,
+            "missing_stages": self.missing_stages, "broken": self.broken, "retries": self.retries,
             "duplicates": self.duplicates, "out_of_order": self.out_of_order,
             "bad_lines": self.bad_lines, "bad_line_samples": [{"line": b.line, "problem": b.problem} for b in self.bad_samples],
         }
@@ -488,6 +538,8 @@ def format_chain(trace: ChainTrace) -> str:
         out.append("  missing stages: none")
     for kind in trace.broken:
         out.append(f"  BROKEN: {BROKEN_KINDS[kind]}")
+    for kind in trace.retries:
+        out.append(f"  {'NOT OK' if kind == 'paid_twice' else 'RETRIED'}: {RETRY_KINDS[kind]}")
     if trace.duplicates:
         out.append(f"  duplicate events (counted once): {len(trace.duplicates)}")
         out += [f"    {d}" for d in trace.duplicates[:10]]
@@ -527,7 +579,13 @@ def format_report(report: Report) -> str:
         sample = report.broken_samples[kind]
         more = f", ... ({count - len(sample):,} more)" if count > len(sample) else ""
         out.append(f"    {label}: {count:,}" + (f"  {', '.join(sample)}{more}" if sample else ""))
-    out.append("  OK" if report.ok else "  NOT OK: broken chains or bad lines (trace one with --id cor_...)")
+    out.append("  retried chains (each type a chain should carry once):")
+    for kind, label in RETRY_KINDS.items():
+        count = report.retries[kind]
+        sample = report.retry_samples[kind]
+        more = f", ... ({count - len(sample):,} more)" if count > len(sample) else ""
+        out.append(f"    {label}: {count:,}" + (f"  {', '.join(sample)}{more}" if sample else ""))
+    out.append("  OK" if report.ok else "  NOT OK: broken chains, a claim paid twice or bad lines (trace one with --id cor_...)")
     return "\n".join(out)
 
 

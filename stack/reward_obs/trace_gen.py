@@ -107,6 +107,7 @@ class _ChainBuilder:
         cid = self.ids.next("cor_")
         campaign, pool, currency, provider = rng.choice(CAMPAIGNS)
         amount = f"{rng.randint(5, 2500) / 10:.1f}"
+        receipt = "RCP-" + "-".join(_b62(rng.getrandbits(24), 4).upper() for _ in range(3))
         events: list[tuple[int, dict]] = []
         t = start_ms
         cause = None
@@ -122,19 +123,19 @@ class _ChainBuilder:
 
         add(0, 0, "match_settlement", "settled", match_id=self.ids.next("m_"), campaign_id=campaign)
         if not happy and rng.random() < 0.05:
-            add(0.2, 3, "reward_allocation", "rejected", campaign_id=campaign, pool_id=pool)
+            add(0.2, 3, "reward_allocation", "rejected_pool_exhausted", campaign_id=campaign, pool_id=pool)
             return events
         add(0.2, 3, "reward_allocation", "allocated", campaign_id=campaign, pool_id=pool, amount=amount, currency=currency)
-        add(0.5, 5, "claim", "claimable", claim_status="claimable", campaign_id=campaign)
+        add(0.5, 5, "claim", "claimable", claim_status="claimable", campaign_id=campaign, receipt_reference=receipt)
         if not happy and rng.random() < 0.06:
             add(60, 600, "admin_audit", "claim_held", admin_action="hold_claim", reason_code="abuse_review_decision",
                 actor_role="trust_safety", campaign_id=campaign)
             if rng.random() < 0.5:
-                add(600, 7200, "claim", "rejected", claim_status="rejected", campaign_id=campaign)
+                add(600, 7200, "claim", "rejected", claim_status="rejected", campaign_id=campaign, receipt_reference=receipt)
                 return events
             add(600, 7200, "admin_audit", "claim_released", admin_action="release_claim", reason_code="abuse_review_decision",
                 actor_role="trust_safety", campaign_id=campaign)
-        add(5, 900, "claim", "started", claim_status="claim_started", campaign_id=campaign)
+        add(5, 900, "claim", "started", claim_status="claim_started", campaign_id=campaign, receipt_reference=receipt)
         payout = {"provider": provider, "amount": amount, "currency": currency}
         add(0.3, 3, "payout", "created", payout_result="pending", **payout)
         if not happy and rng.random() < 0.05:
@@ -146,7 +147,7 @@ class _ChainBuilder:
         add(2, 90, "payout", "webhook_received", provider=provider, provider_reference=reference, payout_result="paid")
         add(0.05, 1, "payout", "paid", provider=provider, provider_reference=reference, payout_result="paid",
             amount=amount, currency=currency)
-        add(0.05, 1, "claim", "paid", claim_status="paid", campaign_id=campaign)
+        add(0.05, 1, "claim", "paid", claim_status="paid", campaign_id=campaign, receipt_reference=receipt)
         return events
 
     def pad(self, last: tuple[int, dict], count: int, step_ms: int) -> Iterator[tuple[int, dict]]:

@@ -8,6 +8,8 @@ import zlib
 from pathlib import Path
 
 from ..definitions import Definitions
+from ..operator_actions import ADMIN_URL_TOKEN
+from ..runbook_numbers import render_for_stack
 from ..runbooks import sections, title_and_intro
 
 RUNBOOK_DASHBOARD_UID = "reward-runbooks"
@@ -55,7 +57,19 @@ def _relink(markdown: str, file: str, ids: dict[tuple[str, str], int]) -> str:
     return _LINK.sub(repl, markdown)
 
 
-def runbook_dashboard_json(definitions: Definitions) -> dict:
+def _for_stack(markdown: str, definitions: Definitions, config) -> str:
+    """The stack's copy of a runbook text: every number bound to an alert in the stack's
+    value (after alertOverrides), the binding comments gone, and the operator actions'
+    calls under the stack's admin URL."""
+    overrides = config.alert_overrides if config is not None else {}
+    text = render_for_stack(markdown, definitions, overrides)
+    admin = getattr(config, "admin_base_url", "") if config is not None else ""
+    return text.replace(ADMIN_URL_TOKEN, admin) if admin else text
+
+
+def runbook_dashboard_json(definitions: Definitions, config=None) -> dict:
+    """`config`: the stack whose numbers and admin URL the panels show (None: the
+    definitions' defaults, as in the repository copy)."""
     ids = _panels_by_address(definitions)
     panels: list[dict] = []
     y = 0
@@ -72,7 +86,7 @@ def runbook_dashboard_json(definitions: Definitions) -> dict:
                 "type": "text",
                 "title": heading if anchor else f"{title}: overview",
                 "gridPos": {"h": height, "w": 24, "x": 0, "y": y},
-                "options": {"mode": "markdown", "content": _relink(text, path.name, ids),
+                "options": {"mode": "markdown", "content": _relink(_for_stack(text, definitions, config), path.name, ids),
                             "code": {"language": "plaintext", "showLineNumbers": False, "showMiniMap": False}},
             })
             y += height
