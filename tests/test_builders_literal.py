@@ -30,6 +30,9 @@ _DESCRIPTION = ("{value} of claim decisions for campaign {{{{ $labels.campaign_i
                 "rejections. Either an abuse wave is being caught, or an eligibility rule or data source is wrongly "
                 "rejecting honest players.")
 _SUMMARY = "{value} of claims in campaign {{{{ $labels.campaign_id }}}} are rejected"
+# The prod stack opens the Grafana copy of the runbooks (runbookLinks: grafana), whose
+# section panels have ids hashed from the section anchor.
+_PROD_RUNBOOK = "https://grafana.elmental.example/d/reward-runbooks?viewPanel=47734"
 _RUNBOOK = "https://github.com/elmental/reward-observability/blob/main/runbooks/claim-anomalies.md#rewardclaimrejectionratehigh"
 _GRAFANA_VALUE = "{{ $values.A.Value | humanizePercentage }}"
 _PROM_VALUE = "{{ $value | humanizePercentage }}"
@@ -120,7 +123,7 @@ ALERT_CASES = [
             "annotations": {
                 "summary": _SUMMARY.format(value=_GRAFANA_VALUE),
                 "description": _DESCRIPTION.format(value=_GRAFANA_VALUE, window="30m"),
-                "runbook_url": _RUNBOOK,
+                "runbook_url": _PROD_RUNBOOK,
                 "dashboard_url": "https://grafana.elmental.example/d/reward-operations?viewPanel=25&var-campaign={{ $labels.campaign_id }}",
                 "__dashboardUid__": "reward-operations",
                 "__panelId__": "25",
@@ -141,7 +144,7 @@ ALERT_CASES = [
             "annotations": {
                 "summary": _SUMMARY.format(value=_PROM_VALUE),
                 "description": _DESCRIPTION.format(value=_PROM_VALUE, window="30m"),
-                "runbook_url": _RUNBOOK,
+                "runbook_url": _PROD_RUNBOOK,
                 "dashboard_url": "https://grafana.elmental.example/d/reward-operations?viewPanel=25&var-campaign={{ $labels.campaign_id }}",
             },
         },
