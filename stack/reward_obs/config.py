@@ -16,6 +16,7 @@ import yaml
 from . import promql
 from .definitions import REPO_ROOT, Definitions
 from .errors import ProblemCollector
+from .grafana_compat import oldest_supported
 from .logql import event_fields, logql_problems
 
 NAMESPACE = "reward-observability"
@@ -53,6 +54,9 @@ class StackConfig:
     # loads the rendered rule file. "grafana": Grafana-managed recording rules write them
     # to the Prometheus data source by remote write.
     recording_rules: str = "prometheus"
+    # The Grafana minor line deployed to (grafana_compat.supported_versions()); the render and
+    # the Pulumi component choose version-dependent fields from it.
+    grafana_version: str = field(default_factory=oldest_supported)
 
     @property
     def owns_policy_tree(self) -> bool:
@@ -154,6 +158,7 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
         runbook_links=plain.get("runbookLinks", "repository"),
         notification_policy=plain["notificationPolicy"],
         recording_rules=plain["recordingRules"],
+        grafana_version=plain.get("grafanaVersion", oldest_supported()),
     )
 
 
