@@ -65,7 +65,7 @@ def rule_args(rule: dict) -> grafana.alerting.RuleGroupRuleArgs:
     )
 
 
-def recording_rule_args(rule: dict, grafana_version: str) -> grafana.alerting.RuleGroupRuleArgs:
+def recording_rule_args(rule: dict, grafana_version: str | None = None) -> grafana.alerting.RuleGroupRuleArgs:
     """A provisioning-shaped Grafana-managed recording rule as provider arguments.
 
     Only uid, name, data, record, isPaused (and labels, if any): no condition, for,
@@ -82,7 +82,8 @@ def recording_rule_args(rule: dict, grafana_version: str) -> grafana.alerting.Ru
     if ignored:
         raise ValueError(f"recording rule {rule['title']}: {', '.join(ignored)} cannot go with `record`")
     record = rule["record"]
-    target = record["targetDatasourceUid"] if grafana_compat.api_stores_record_target(grafana_version) else None
+    version = grafana_version or grafana_compat.oldest_supported()
+    target = record["targetDatasourceUid"] if grafana_compat.api_stores_record_target(version) else None
     return grafana.alerting.RuleGroupRuleArgs(
         uid=rule["uid"],
         name=rule["title"],
