@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-
 import yaml
 
 from . import grafana_compat
+from .errors import Problem
 
 ALERTING_DIR = "grafana/provisioning/alerting/"
 DASHBOARD_PROVIDER_DIR = "grafana/provisioning/dashboards/"
@@ -80,14 +79,8 @@ PROVIDER_KEYS = {"name", "type", "orgId", "folder", "folderUid", "options", "dis
 BASE_INTERVAL_SECONDS = 10
 
 
-@dataclass(frozen=True, order=True)
-class Finding:
-    file: str
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.field}: {self.message}"
+# A finding is a Problem: file, field, what is wrong (`file:field: message`).
+Finding = Problem
 
 
 def duration_seconds(text) -> float | None:
