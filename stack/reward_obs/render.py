@@ -216,7 +216,9 @@ def summary(definitions: Definitions, config: StackConfig, files: dict[str, str]
                      f"{config.prometheus_datasource_uid!r} by remote write; needs Grafana's recording rules enabled")
         if not grafana_compat.file_reads_record_target(config.grafana_version):
             lines.append(f"  Grafana {config.grafana_version} ignores a file-provisioned rule's target data source: set "
-                         f"[recording_rules] default_datasource_uid = {config.prometheus_datasource_uid} in grafana.ini")
+                         f"[recording_rules] default_datasource_uid = {config.prometheus_datasource_uid} in grafana.ini "
+                         "(read with the grafanaManagedRecordingRulesDatasources feature toggle; without it the series "
+                         "go to [recording_rules] url, which must be that data source's remote-write URL)")
     lines.append("Alerts:")
     for alert in alert_builders.resolved_alerts(definitions, config):
         url = runbook_url(definitions, config, alert.rule.runbook_file, alert.rule.runbook_anchor)
