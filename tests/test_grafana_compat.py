@@ -138,14 +138,19 @@ def test_file_rules_carry_dashboard_uid_and_panel_id_matching_their_annotations(
         p["id"] for p in board["panels"] if p.get("title") == "Pool remaining in $campaign")
 
 
-def test_provider_rules_link_their_panel_through_both_annotations():
+@pytest.fixture(scope="module")
+def program():
+    values = read_stack_file(ROOT / "Pulumi.selfhost.yaml")
+    secrets = {"telegramBotToken": "x", "oncallWebhookUrl": "https://paging.invalid/h"}
+    result = run_program(values, secrets)
+    assert result["error"] is None, result["error"]
+    return result
+
+
+def test_provider_rules_link_their_panel_through_both_annotations(program):
     """The provider has no dashboard/panel field (RuleGroupRuleArgs); the API sets the
     rule's dashboard and panel from `__dashboardUid__` + `__panelId__`, and refuses one
     without the other (models.AlertRule.SetDashboardAndPanelFromAnnotations)."""
-    values = read_stack_file(ROOT / "Pulumi.selfhost.yaml")
-    secrets = {"telegramBotToken": "x", "oncallWebhookUrl": "https://paging.invalid/h"}
-    program = run_program(values, secrets)
-    assert program["error"] is None, program["error"]
     rules = [r for res in program["resources"] if res["type"].endswith(":RuleGroup") for r in res["inputs"]["rules"]]
     assert rules
     for rule in rules:
@@ -160,6 +165,13 @@ def test_email_contact_point_sends_the_plain_text_message(out):
     points = {cp["name"]: cp["receivers"][0] for cp in
               yaml.safe_load((out / "grafana/provisioning/alerting/contact-points.yaml").read_text())["contactPoints"]}
     assert points["rewards-email"]["settings"]["message"] == '{{ template "reward.text" . }}'
+
+
+def test_provider_email_contact_point_sends_the_plain_text_message(program):
+    points = {r["inputs"]["name"]: r["inputs"] for r in program["resources"] if r["type"].endswith(":ContactPoint")}
+    assert points["rewards-email"]["emails"][0]["message"] == '{{ template "reward.text" . }}'
+    # (a secret setting makes the whole block a Pulumi secret: its value sits under "value")
+    assert points["rewards-telegram"]["telegrams"]["value"][0]["message"] == '{{ template "reward.message" . }}'
 
 
 def test_email_message_is_plain_text(tmp_path):
