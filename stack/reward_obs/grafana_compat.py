@@ -77,6 +77,10 @@ DUPLICATE_FOLDER_TITLES = Change(
 # was added to both later than these three; the version could not be pinned from the source read
 # here, so the render does not use it and the validator refuses it.
 NO_DATA_STATES = ("Alerting", "NoData", "OK")
+# Threshold expression evaluator types every supported version evaluates (pkg/expr/threshold.go
+# supportedThresholdFuncs). eq, ne, gte/ge, lte/le and the *_included ranges were added later
+# (their spelling changed between versions too), in a version not pinned here: not used.
+THRESHOLD_TYPES = ("gt", "lt", "within_range", "outside_range")
 EXEC_ERR_STATES = ("Alerting", "Error", "OK")
 
 

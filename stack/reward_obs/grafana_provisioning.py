@@ -283,6 +283,9 @@ def _rule(c: _Checker, path: str, field: str, rule, receivers: set[str], dashboa
             c.add(path, f"{qf}.datasourceUid", "is required")
         if not isinstance(query.get("model"), dict):
             c.add(path, f"{qf}.model", "is required (the query model)")
+    for j, query in enumerate(data):
+        if isinstance(query, dict) and isinstance(query.get("model"), dict) and query["model"].get("type") == "threshold":
+            _threshold(c, path, f"{field}.data[{j}].model", query["model"], refs)
     record = rule.get("record")
     condition = rule.get("condition")
     if record is not None:
@@ -310,6 +313,22 @@ def _rule(c: _Checker, path: str, field: str, rule, receivers: set[str], dashboa
     settings = rule.get("notification_settings")
     if settings is not None:
         _notification_settings(c, path, f"{field}.notification_settings", settings, receivers)
+
+
+def _threshold(c: _Checker, path: str, field: str, model: dict, refs: list) -> None:
+    """A server-side threshold expression (pkg/expr/threshold.go NewThresholdCommand)."""
+    if model.get("expression") not in refs:
+        c.add(path, f"{field}.expression", f"{model.get('expression')!r} names no query of the rule")
+    for k, condition in enumerate(model.get("conditions") or [{}]):
+        evaluator = (condition or {}).get("evaluator") or {}
+        kind, params = evaluator.get("type"), evaluator.get("params") or []
+        if kind not in grafana_compat.THRESHOLD_TYPES:
+            c.add(path, f"{field}.conditions[{k}].evaluator.type",
+                  f"{kind!r} is not one of {', '.join(grafana_compat.THRESHOLD_TYPES)} (evaluated by every supported version)")
+        elif len(params) < (2 if "range" in kind else 1) or not all(
+                isinstance(p, (int, float)) and not isinstance(p, bool) for p in params):
+            c.add(path, f"{field}.conditions[{k}].evaluator.params", f"{params!r}: {kind} needs "
+                                                                     f"{2 if 'range' in kind else 1} number(s)")
 
 
 def _record(c: _Checker, path: str, field: str, record, refs: list) -> None:
