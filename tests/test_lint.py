@@ -138,11 +138,16 @@ def test_a_range_panel_reading_every_pool_or_campaign_fails(repo_copy, old, new,
     assert [(f.file, f.field) for f in found] == [("dashboards/reward-operations.yaml", field)], [str(f) for f in report.findings]
 
 
-def test_unescaped_dollar_in_a_rendered_label_fails():
-    files = {"grafana/provisioning/alerting/rules.yaml": yaml.safe_dump(
-        {"groups": [{"rules": [{"title": "X", "labels": {"instance": "{{ $labels.instance }}", "ok": "$$HOME"}}]}]})}
-    findings = lint_module.check_rendered_labels(files)
-    assert [(f.field, f.check) for f in findings] == [("X.labels.instance", "label-dollar")]
+def test_lint_runs_the_grafana_provisioning_validator(definitions, config):
+    """An unescaped `$` in a rendered label (read as an environment variable) and the other
+    provisioning checks: tests/test_grafana_provisioning.py holds their negative fixtures."""
+    from reward_obs.render import render_files
+
+    files = render_files(definitions, config)
+    path = "grafana/provisioning/alerting/rules.yaml"
+    files[path] = files[path].replace("team: rewards", "team: $TEAM", 1)
+    findings = [f for f in lint_module.lint(definitions, config, files).findings if f.check == "grafana-provisioning"]
+    assert len(findings) == 1 and findings[0].field.endswith(".labels") and "'$TEAM'" in findings[0].message, findings
 
 
 def test_telegram_message_check_catches_a_long_and_a_broken_template(repo_copy):

@@ -27,8 +27,11 @@ def test_contact_points_read_credentials_from_the_environment(out):
     assert points["rewards-telegram"]["settings"]["parse_mode"] == "HTML"
     assert points["rewards-oncall-webhook"]["settings"]["url"] == "$__env{REWARD_OBS_ONCALL_WEBHOOK_URL}"
     assert points["rewards-email"]["type"] == "email" and "@" in points["rewards-email"]["settings"]["addresses"]
-    for point in points.values():
-        assert point["settings"]["message"] == '{{ template "reward.message" . }}'
+    # Telegram and the webhook get the HTML message; email plain text (its notifier wraps
+    # the message in Grafana's own HTML template: test_email_message_is_plain_text).
+    assert points["rewards-telegram"]["settings"]["message"] == '{{ template "reward.message" . }}'
+    assert points["rewards-oncall-webhook"]["settings"]["message"] == '{{ template "reward.message" . }}'
+    assert points["rewards-email"]["settings"]["message"] == '{{ template "reward.text" . }}'
 
 
 INTERPOLATED_OK = re.compile(r"\$__env\{[A-Z0-9_]+\}|\$\$")

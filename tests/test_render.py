@@ -206,12 +206,13 @@ def test_grafana_recording_file_is_the_file_provisioning_form_of_the_prometheus_
     assert provisioning["apiVersion"] == 1
     rules = [r for g in provisioning["groups"] for r in g["rules"]]
     assert all(g["folder"] == "Rewards" and g["orgId"] == 1 for g in provisioning["groups"])
-    # Grafana's file provisioning reads `record` (metric, from, targetDatasourceUid) and
-    # needs no condition with it; nothing an alert-only field would add.
+    # Grafana's file provisioning reads `record` and, before 12.3, refuses a rule without
+    # `condition` (tests/test_grafana_compat.py); the example stack names 11.6, whose file
+    # mapper has no targetDatasourceUid. Nothing an alert-only field would add.
     for rule in rules:
-        assert set(rule) == {"uid", "title", "record", "data", "isPaused"}, rule["title"]
-        assert rule["record"]["metric"] == rule["title"] and rule["record"]["from"] == rule["data"][0]["refId"]
-        assert rule["record"]["targetDatasourceUid"] == "prometheus"
+        assert set(rule) == {"uid", "title", "condition", "record", "data", "isPaused"}, rule["title"]
+        assert rule["record"]["metric"] == rule["title"] and rule["record"]["from"] == rule["data"][0]["refId"] == rule["condition"]
+        assert "targetDatasourceUid" not in rule["record"]
     recorded = {r["record"]["metric"]: r["data"][0]["model"]["expr"] for r in rules}
     assert recorded == {r["record"]: r["expr"] for g in recording.prometheus_groups(definitions) for r in g["rules"]}
     alert_groups = {g["name"] for g in yaml.safe_load((out / "grafana/provisioning/alerting/rules.yaml").read_text())["groups"]}

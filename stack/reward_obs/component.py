@@ -10,6 +10,7 @@ import json
 import pulumi
 import pulumiverse_grafana as grafana
 
+from . import grafana_compat
 from .builders import alerts as alert_builders
 from .builders import dashboards as dashboard_builders
 from .builders import grafana_recording
@@ -42,7 +43,13 @@ def _datas(data: list[dict]) -> list[grafana.alerting.RuleGroupRuleDataArgs]:
 
 
 def rule_args(rule: dict) -> grafana.alerting.RuleGroupRuleArgs:
-    """A provisioning-shaped rule as provider arguments (model JSON with sorted keys)."""
+    """A provisioning-shaped rule as provider arguments (model JSON with sorted keys).
+
+    The provider has no dashboard or panel field: the rule's panel link travels in the
+    `__dashboardUid__`/`__panelId__` annotations, from which the provisioning API sets the
+    rule's dashboard and panel (pkg/services/ngalert/provisioning/alert_rules.go: calcDelta,
+    CreateAlertRule, UpdateAlertRule call AlertRule.SetDashboardAndPanelFromAnnotations).
+    The file render writes the `dashboardUid`/`panelId` fields as well."""
     return grafana.alerting.RuleGroupRuleArgs(
         uid=rule["uid"],
         name=rule["title"],
@@ -58,24 +65,31 @@ def rule_args(rule: dict) -> grafana.alerting.RuleGroupRuleArgs:
     )
 
 
-def recording_rule_args(rule: dict) -> grafana.alerting.RuleGroupRuleArgs:
+def recording_rule_args(rule: dict, grafana_version: str | None = None) -> grafana.alerting.RuleGroupRuleArgs:
     """A provisioning-shaped Grafana-managed recording rule as provider arguments.
 
     Only uid, name, data, record, isPaused (and labels, if any): no condition, for,
     no_data_state, exec_err_state, annotations or notification settings. Grafana clears
     those on a recording rule, and the provider refuses them next to `record`
-    (`conflicting fields "record" and "for"`), so sending them fails or diffs forever.
+    (terraform-provider-grafana resource_alerting_rule_group.go: `conflicting fields
+    "record" and "condition"`), so sending them fails or diffs forever. The API needs no
+    condition on a recording rule (unlike file provisioning before 12.3, see render.py).
+    `target_datasource_uid` is sent only to a Grafana that stores it (12.1,
+    grafana_compat.API_RECORD_TARGET_DATASOURCE); before, it would come back empty (a
+    perpetual diff) and `[recording_rules] default_datasource_uid` applies.
     """
     ignored = sorted(k for k in grafana_recording.IGNORED_BY_RECORDING_RULES if k in rule)
     if ignored:
         raise ValueError(f"recording rule {rule['title']}: {', '.join(ignored)} cannot go with `record`")
     record = rule["record"]
+    version = grafana_version or grafana_compat.oldest_supported()
+    target = record["targetDatasourceUid"] if grafana_compat.api_stores_record_target(version) else None
     return grafana.alerting.RuleGroupRuleArgs(
         uid=rule["uid"],
         name=rule["title"],
         datas=_datas(rule["data"]),
         record=grafana.alerting.RuleGroupRuleRecordArgs(
-            metric=record["metric"], from_=record["from"], target_datasource_uid=record["targetDatasourceUid"]),
+            metric=record["metric"], from_=record["from"], target_datasource_uid=target),
         labels=rule.get("labels") or None,
         is_paused=rule["isPaused"],
     )
@@ -174,7 +188,7 @@ class RewardObservability(pulumi.ComponentResource):
             g["name"]: grafana.alerting.RuleGroup(
                 resource_name("recording-rule-group", g["name"]), name=g["name"], folder_uid=self.folder.uid,
                 org_id=org_id, interval_seconds=parse_duration(g["interval"]),
-                rules=[recording_rule_args(r) for r in g["rules"]], opts=child)
+                rules=[recording_rule_args(r, config.grafana_version) for r in g["rules"]], opts=child)
             for g in grafana_recording.grafana_recording_groups(definitions, config)
         } if config.grafana_records else {}
         self.folder_uid = self.folder.uid

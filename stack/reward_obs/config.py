@@ -16,6 +16,7 @@ import yaml
 from . import promql
 from .definitions import REPO_ROOT, Definitions
 from .errors import ProblemCollector
+from .grafana_compat import oldest_supported
 from .logql import event_fields, logql_problems
 
 NAMESPACE = "reward-observability"
@@ -55,6 +56,9 @@ class StackConfig:
     recording_rules: str = "prometheus"
     # The reward backend's admin API/console (runbooks/actions.yaml calls are made under it).
     admin_base_url: str = ""
+    # The Grafana minor line deployed to (grafana_compat.supported_versions()); the render and
+    # the Pulumi component choose version-dependent fields from it.
+    grafana_version: str = field(default_factory=oldest_supported)
 
     @property
     def owns_policy_tree(self) -> bool:
@@ -157,6 +161,7 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
         notification_policy=plain["notificationPolicy"],
         recording_rules=plain["recordingRules"],
         admin_base_url=plain.get("adminBaseUrl", ""),
+        grafana_version=plain.get("grafanaVersion", oldest_supported()),
     )
 
 

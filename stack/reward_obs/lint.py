@@ -367,19 +367,14 @@ def check_runbook_numbers(ctx) -> list[Finding]:
     return findings
 
 
-def check_rendered_labels(files: dict[str, str]) -> list[Finding]:
-    """In Grafana's provisioning files a `$` in a label is read as an environment variable."""
-    text = files.get("grafana/provisioning/alerting/rules.yaml")
-    if text is None:
-        return []
-    findings = []
-    for group in yaml.safe_load(text)["groups"]:
-        for rule in group["rules"]:
-            for key, value in rule["labels"].items():
-                if "$" in re.sub(r"\$\$", "", value):
-                    findings.append(Finding("grafana/provisioning/alerting/rules.yaml", f"{rule['title']}.labels.{key}",
-                                            "label-dollar", "an unescaped `$` in a provisioned label is replaced by an environment variable; write `$$`"))
-    return findings
+def check_grafana_files(files: dict[str, str], config: StackConfig) -> list[Finding]:
+    """The rendered provisioning files as the stack's Grafana version reads them
+    (grafana_provisioning.py: fields, required values, uids, `$` interpolation, folder and
+    panel links, version-dependent rules)."""
+    from .grafana_provisioning import validate_files
+
+    return [Finding(f.file, f.field, "grafana-provisioning", f.message)
+            for f in validate_files(files, config.grafana_version)]
 
 
 def telegram_sample(count: int) -> dict:
@@ -492,7 +487,7 @@ def lint(definitions: Definitions, config: StackConfig, files: dict[str, str] | 
     findings += check_panel_scale(ctx)
     findings += check_runbook_numbers(ctx)
     if files is not None:
-        findings += check_rendered_labels(files)
+        findings += check_grafana_files(files, config)
     telegram, notes = check_telegram_message(ctx)
     findings += telegram
     return LintReport(sorted(set(findings)), exceptions, notes)

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import yaml
 
+from . import grafana_compat
 from . import recording as recording_rules
 from .builders import alerts as alert_builders
 from .builders import dashboards as dashboard_builders
 from .builders import grafana_recording
 from .builders import notifications as notification_builders
-from .builders.ids import FOLDER_TITLE, FOLDER_UID
+from .builders.ids import FOLDER_TITLE
 from .builders.runbook_dashboard import (
     RUNBOOK_DASHBOARD_UID,
     runbook_dashboard_json,
@@ -64,6 +65,24 @@ def _provisioning_rule(rule: dict) -> dict:
     return {**rule, "labels": {k: escape_env(v) for k, v in rule["labels"].items()}}
 
 
+def _provisioning_recording_rule(rule: dict, config: StackConfig) -> dict:
+    """A Grafana-managed recording rule in the form Grafana's file provisioning reads
+    (pkg/services/provisioning/alerting/rules_types.go, AlertRuleV1.mapToModel):
+    - `condition` names the `record.from` query: before 12.3.0 the mapper refuses any rule
+      without one ("no condition set", grafana/grafana#109410 exempted recording rules),
+      and Grafana's own recording-rule fixtures carry it; later versions accept it.
+    - `record.targetDatasourceUid` only where the file mapper reads it (RecordV1, 12.4.0,
+      grafana/grafana#115663): before that it is dropped and Grafana writes to
+      `[recording_rules] default_datasource_uid`, which must then name the same data source.
+    """
+    record = dict(rule["record"])
+    if not grafana_compat.file_reads_record_target(config.grafana_version):
+        record.pop("targetDatasourceUid", None)
+    out = {"uid": rule["uid"], "title": rule["title"], "condition": record["from"], "record": record}
+    out.update((k, v) for k, v in rule.items() if k not in out)
+    return _provisioning_rule(out)
+
+
 def _provisioning_settings(cp: dict) -> dict:
     keys = notification_builders.PROVISIONING_KEYS[cp["type"]]
     settings = {}
@@ -101,8 +120,14 @@ def render_files(definitions: Definitions, config: StackConfig) -> dict[str, str
         "providers": [{
             "name": "rewards",
             "orgId": config.org_id,
+            # The folder by title only, never `folderUid`: Grafana provisions alerting first
+            # (pkg/services/provisioning/provisioning.go, RunInitProvisioners) and the rule
+            # provisioner finds or creates the folder by title with a random uid
+            # (alerting/rules_provisioner.go, getOrCreateFolderByTitle). The dashboard
+            # provider looks a folder up by uid when `folderUid` is set, else by title
+            # (dashboards/file_reader.go, getOrCreateFolder): by title it finds that same
+            # folder, by uid it would create a second "Rewards" (grafana/grafana#125079).
             "folder": FOLDER_TITLE,
-            "folderUid": FOLDER_UID,
             "type": "file",
             "disableDeletion": True,
             "allowUiUpdates": False,
@@ -151,7 +176,7 @@ def recording_files(definitions: Definitions, config: StackConfig) -> dict[str, 
         # The same groups the Pulumi component registers, in Grafana's file-provisioning form.
         return {GRAFANA_RECORDING_FILE: dump_yaml({
             "apiVersion": 1,
-            "groups": [{**g, "rules": [_provisioning_rule(r) for r in g["rules"]]} for g in groups],
+            "groups": [{**g, "rules": [_provisioning_recording_rule(r, config) for r in g["rules"]]} for g in groups],
         })}
     recording = recording_rules.prometheus_rule_file(definitions)
     if recording is None:
@@ -189,6 +214,11 @@ def summary(definitions: Definitions, config: StackConfig, files: dict[str, str]
     elif GRAFANA_RECORDING_FILE in files:
         lines.append("Recording rules: evaluated by Grafana (recordingRules: grafana), written to data source "
                      f"{config.prometheus_datasource_uid!r} by remote write; needs Grafana's recording rules enabled")
+        if not grafana_compat.file_reads_record_target(config.grafana_version):
+            lines.append(f"  Grafana {config.grafana_version} ignores a file-provisioned rule's target data source: set "
+                         f"[recording_rules] default_datasource_uid = {config.prometheus_datasource_uid} in grafana.ini "
+                         "(read with the grafanaManagedRecordingRulesDatasources feature toggle; without it the series "
+                         "go to [recording_rules] url, which must be that data source's remote-write URL)")
     lines.append("Alerts:")
     for alert in alert_builders.resolved_alerts(definitions, config):
         url = runbook_url(definitions, config, alert.rule.runbook_file, alert.rule.runbook_anchor)

@@ -110,6 +110,13 @@ def grafana_rule(alert: ResolvedAlert, definitions: Definitions, config: StackCo
                 },
             },
         ],
+        # The rule's own panel link: what Grafana stores as the rule's dashboard and panel
+        # (and filters the panel's alert tab by). File provisioning reads these fields
+        # (pkg/services/provisioning/alerting/rules_types.go AlertRuleV1: dashboardUid,
+        # panelId); the provisioning API behind the Pulumi provider reads the two
+        # annotations above instead (AlertRule.SetDashboardAndPanelFromAnnotations).
+        "dashboardUid": rule.dashboard_uid,
+        "panelId": panel.id,
         "noDataState": rule.no_data_state,
         "execErrState": rule.exec_err_state,
         "for": alert.for_,

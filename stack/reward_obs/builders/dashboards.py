@@ -50,7 +50,7 @@ def _options(panel: Panel) -> dict:
         return {"showTime": True, "sortOrder": "Ascending", "wrapLogMessage": True, "enableLogDetails": True,
                 "dedupStrategy": "none", "prettifyLogMessage": False}
     if panel.type == "table":
-        return {"showHeader": True, "cellHeight": "sm", "footer": {"show": False, "reducer": ["sum"], "fields": ""}}
+        return {"showHeader": True, "cellHeight": "sm", "footer": {"show": False, "reducer": ["sum"], "fields": []}}
     if panel.type == "timeseries":
         return {"legend": {"displayMode": "table", "placement": "bottom", "showLegend": True, "calcs": ["lastNotNull"]},
                 "tooltip": {"mode": "multi", "sort": "desc"}}
@@ -132,7 +132,6 @@ def _variables(dashboard: Dashboard, config: StackConfig) -> list[dict]:
             "label": v["label"],
             "type": "query",
             "datasource": dict(_DATASOURCES["prometheus"]),
-            "definition": v["query"],
             "query": {"query": v["query"], "refId": "PrometheusVariableQueryEditor-VariableQuery"},
             "includeAll": True,
             "multi": True,

@@ -13,6 +13,10 @@ from ..definitions import Definitions, Route
 from ..durations import canonical
 
 MESSAGE = '{{ template "reward.message" . }}'
+# Email gets plain text: Grafana's email notifier prints each message line inside its own
+# HTML template, so the Telegram HTML message would arrive as raw tags and double-escaped
+# entities (notifications/templates/reward.tmpl, "reward.text").
+TEXT_MESSAGE = '{{ template "reward.text" . }}'
 TITLE = '{{ template "reward.title" . }}'
 
 
@@ -37,7 +41,7 @@ def contact_points(definitions: Definitions, config: StackConfig) -> list[dict]:
         settings: dict = dict(cp.settings)
         settings.update({setting: SecretRef(key) for setting, key in cp.secrets.items()})
         settings.update({setting: config.value(key) for setting, key in cp.config.items()})
-        settings["message"] = MESSAGE
+        settings["message"] = TEXT_MESSAGE if cp.type == "email" else MESSAGE
         if cp.type == "email":
             settings["subject"] = TITLE
         elif cp.type == "webhook":
