@@ -79,6 +79,10 @@ ALERT_CASES = [
                 "__dashboardUid__": "reward-operations",
                 "__panelId__": "25",
             },
+            # Grafana's own fields for the linked panel (what its panel alert tab filters by),
+            # beside the annotations the provisioning API reads.
+            "dashboardUid": "reward-operations",
+            "panelId": 25,
             "labels": {"severity": "warning", "team": "rewards", "environment": "selfhost"},
             "isPaused": True,
         },
@@ -128,6 +132,10 @@ ALERT_CASES = [
                 "__dashboardUid__": "reward-operations",
                 "__panelId__": "25",
             },
+            # Grafana's own fields for the linked panel (what its panel alert tab filters by),
+            # beside the annotations the provisioning API reads.
+            "dashboardUid": "reward-operations",
+            "panelId": 25,
             "labels": {"severity": "warning", "team": "rewards", "environment": "prod"},
             "isPaused": False,
             "notification_settings": {
