@@ -11,9 +11,10 @@ from conftest import ROOT, run_cli
 from rendered import dashboard, grafana_rules, panels, prometheus_rules
 from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS
 
-from reward_obs import promql, recording
-from reward_obs.config import load_config, read_stack_file
-from reward_obs.runbook_index import headings
+from reward_obs.lang import promql
+from reward_obs.catalog import recording
+from reward_obs.catalog.config import load_config, read_stack_file
+from reward_obs.lang.markdown import headings
 
 RUNBOOK_URL = re.compile(r"^(?P<base>https?://\S+)/runbooks/(?P<file>[a-z0-9-]+\.md)#(?P<anchor>[a-z0-9-]+)$")
 
@@ -144,14 +145,14 @@ def test_no_data_pages_only_for_the_dead_man_rule(out):
 def test_rules_are_paused_until_rewards_are_live(definitions, out):
     assert all(rule["isPaused"] is True for rule in grafana_rules(out).values())
     values = read_stack_file(ROOT / "Pulumi.selfhost.yaml") | {"rewardsLive": True}
-    from reward_obs.builders.alerts import grafana_rule_groups
+    from reward_obs.build.alerts import grafana_rule_groups
 
     live = load_config(values, "live", definitions)
     assert all(r["isPaused"] is False for g in grafana_rule_groups(definitions, live) for r in g["rules"])
 
 
 def test_threshold_override_changes_only_that_rule(definitions):
-    from reward_obs.builders.alerts import prometheus_rule_file
+    from reward_obs.build.alerts import prometheus_rule_file
 
     values = read_stack_file(ROOT / "Pulumi.selfhost.yaml")
     base = load_config(values, "base", definitions)
@@ -171,7 +172,7 @@ def test_window_override_reaches_the_expression(definitions):
 
 
 def test_bad_override_is_refused(definitions):
-    from reward_obs.errors import DefinitionError
+    from reward_obs.model.errors import DefinitionError
 
     values = read_stack_file(ROOT / "Pulumi.selfhost.yaml")
     with pytest.raises(DefinitionError) as err:
@@ -186,7 +187,7 @@ def test_reordering_alert_definitions_changes_nothing_rendered(definitions, conf
     """Uids and group contents come from names, never from the order files are read in."""
     import dataclasses
 
-    from reward_obs.builders.alerts import grafana_rule_groups
+    from reward_obs.build.alerts import grafana_rule_groups
 
     reordered = dataclasses.replace(definitions, alerts=tuple(reversed(definitions.alerts)))
     assert grafana_rule_groups(reordered, config) == grafana_rule_groups(definitions, config)

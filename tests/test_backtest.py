@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from reward_obs import promql
-from reward_obs.backtest import Firing, firings_from_samples
-from reward_obs.builders.alerts import resolved_alerts
-from reward_obs.servers import Prometheus, backfill
-from reward_obs.simulator import Simulator, Topology, write_openmetrics
+from reward_obs.lang import promql
+from reward_obs.tools.backtest import Firing, firings_from_samples
+from reward_obs.build.alerts import resolved_alerts
+from reward_obs.tools.servers import Prometheus, backfill
+from reward_obs.tools.simulator import Simulator, Topology, write_openmetrics
 
 DAY = 86_400
 STEP = 120  # two-minute samples: 4x fewer than a real scrape, enough for every alert window

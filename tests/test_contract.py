@@ -7,8 +7,8 @@ import yaml
 from conftest import run_cli
 from spec import IDENTITY_LABELS, PROVIDERS, REQUIRED_METRICS
 
-from reward_obs import promql
-from reward_obs.contract import identity_label
+from reward_obs.lang import promql
+from reward_obs.model.contract import identity_label
 
 
 def test_contract_has_every_backend_metric_with_its_type_and_labels(definitions):
@@ -81,8 +81,8 @@ def test_catalog_check_accepts(definitions, expr):
 
 def test_every_dashboard_and_alert_query_fits_the_contract(definitions, config):
     """The loader enforces this; here it is re-checked on the resolved queries."""
-    from reward_obs import recording
-    from reward_obs.builders.alerts import resolved_alerts
+    from reward_obs.catalog import recording
+    from reward_obs.build.alerts import resolved_alerts
 
     # Panels may read recorded series (themselves checked against the contract).
     with_recorded = recording.with_recorded_series(definitions.contract, recording.load_checked(definitions))

@@ -10,8 +10,9 @@ from conftest import ROOT, run_cli
 from rendered import dashboard, panels
 from spec import OPERATIONS_DASHBOARD_UID, REQUIRED_SIGNALS
 
-from reward_obs import promql, recording
-from reward_obs.errors import ProblemCollector
+from reward_obs.lang import promql
+from reward_obs.catalog import recording
+from reward_obs.model.errors import ProblemCollector
 
 
 def render(root: Path | None, out: Path) -> Path:

@@ -10,8 +10,8 @@ import pytest
 from conftest import ROOT
 from dashboard_schema import dashboard_findings
 
-from reward_obs.config import load_config, read_stack_file
-from reward_obs.render import render_files
+from reward_obs.catalog.config import load_config, read_stack_file
+from reward_obs.sinks.files import render_files
 
 EXAMPLE_STACKS = sorted(ROOT.glob("Pulumi.*.yaml"))
 

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from reward_obs.event_contract import STAGES, EventContract, UnsupportedSchema, compile_schema
-from reward_obs.secret_scan import secret_findings
-from reward_obs.trace_gen import generate
+from reward_obs.catalog.event_contract import STAGES, EventContract, UnsupportedSchema, compile_schema
+from reward_obs.lang.secret_scan import secret_findings
+from reward_obs.tools.trace_gen import generate
 
 SCHEMA_FILE = ROOT / "contract" / "reward_event.schema.json"
 EXAMPLES = ROOT / "contract" / "examples"

@@ -13,8 +13,8 @@ from conftest import ROOT, run_cli
 from pulumi_harness import run_program
 from test_notifications import _alert, render_template
 
-from reward_obs.config import load_config, read_stack_file
-from reward_obs.render import GRAFANA_RECORDING_FILE, render_files
+from reward_obs.catalog.config import load_config, read_stack_file
+from reward_obs.sinks.files import GRAFANA_RECORDING_FILE, render_files
 
 VERSIONS = ("11.6", "12.0", "12.1", "12.2", "12.3", "12.4")
 PROD = ROOT / "Pulumi.prod.yaml"
@@ -87,8 +87,8 @@ def test_file_recording_rules_name_the_target_only_from_12_4(definitions, config
 def test_provider_recording_rules_send_the_target_only_from_12_1(definitions, config, version):
     import pulumi
 
-    from reward_obs.builders import grafana_recording
-    from reward_obs.component import recording_rule_args
+    from reward_obs.build import grafana_recording
+    from reward_obs.sinks.component import recording_rule_args
 
     cfg = dataclasses.replace(config, recording_rules="grafana", grafana_version=version)
     rules = [r for g in grafana_recording.grafana_recording_groups(definitions, cfg) for r in g["rules"]]

@@ -12,10 +12,10 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from reward_obs.config import load_config, read_stack_file
-from reward_obs.grafana_compat import supported_versions
-from reward_obs.grafana_provisioning import duration_seconds, validate_files
-from reward_obs.render import render_files
+from reward_obs.catalog.config import load_config, read_stack_file
+from reward_obs.catalog.grafana_compat import supported_versions
+from reward_obs.checks.grafana_provisioning import duration_seconds, validate_files
+from reward_obs.sinks.files import render_files
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grafana_provisioning"
 BASE = yaml.safe_load((FIXTURES / "base.yaml").read_text())

@@ -8,10 +8,10 @@ import pytest
 import yaml
 from conftest import ROOT, run_cli, unbind_runbook_numbers
 
-from reward_obs import lint as lint_module
-from reward_obs.config import load_config, read_stack_file
-from reward_obs.definitions import load_definitions
-from reward_obs.render import render_files
+from reward_obs.checks import lint as lint_module
+from reward_obs.catalog.config import load_config, read_stack_file
+from reward_obs.catalog.definitions import load_definitions
+from reward_obs.sinks.files import render_files
 
 
 def run_lint(root: Path, config_changes: dict | None = None):
@@ -95,7 +95,7 @@ def test_exception_for_an_unknown_check_fails(repo_copy):
 
 
 def test_group_interval_must_be_a_multiple_of_ten_seconds(monkeypatch):
-    from reward_obs.builders import alerts
+    from reward_obs.build import alerts
 
     monkeypatch.setattr(alerts, "EVALUATION_INTERVAL", "45s")
     assert {f.check for f in run_lint(ROOT).findings} >= {"group-interval"}
@@ -141,7 +141,7 @@ def test_a_range_panel_reading_every_pool_or_campaign_fails(repo_copy, old, new,
 def test_lint_runs_the_grafana_provisioning_validator(definitions, config):
     """An unescaped `$` in a rendered label (read as an environment variable) and the other
     provisioning checks: tests/test_grafana_provisioning.py holds their negative fixtures."""
-    from reward_obs.render import render_files
+    from reward_obs.sinks.files import render_files
 
     files = render_files(definitions, config)
     path = "grafana/provisioning/alerting/rules.yaml"

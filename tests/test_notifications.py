@@ -59,7 +59,7 @@ def test_no_bare_dollar_where_grafana_interpolates_environment_variables(out):
 
 
 def test_label_with_a_dollar_is_escaped():
-    from reward_obs.render import escape_env
+    from reward_obs.sinks.files import escape_env
 
     assert escape_env("{{ $labels.provider }}") == "{{ $$labels.provider }}"
 

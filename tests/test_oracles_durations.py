@@ -6,10 +6,10 @@ import pytest
 import yaml
 from go_durations import GO_DURATION_STRINGS, go_seconds
 
-from reward_obs.builders import alerts as alert_builders
-from reward_obs.config import load_config, read_stack_file
-from reward_obs.definitions import load_definitions
-from reward_obs.durations import canonical, format_duration, parse_duration
+from reward_obs.build import alerts as alert_builders
+from reward_obs.catalog.config import load_config, read_stack_file
+from reward_obs.catalog.definitions import load_definitions
+from reward_obs.model.durations import canonical, format_duration, parse_duration
 
 
 @pytest.mark.parametrize("seconds, go", sorted(GO_DURATION_STRINGS.items()))

@@ -11,7 +11,7 @@ from pulumi_harness import run_program
 from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS
 from test_dashboard import distinct_assignment, signal_panels
 
-from reward_obs.config import read_stack_file
+from reward_obs.catalog.config import read_stack_file
 from conftest import STACK_FILE
 
 # Built at run time so the repository itself never holds a token-shaped string.

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 import yaml
 
-from reward_obs.render import PROMETHEUS_RECORDING_FILE, render_files
+from reward_obs.sinks.files import PROMETHEUS_RECORDING_FILE, render_files
 
 JOB = 'job="rewards"'
 A = f'{JOB}, instance="backend-a:9464"'

@@ -198,7 +198,7 @@ def test_switching_mode_removes_the_other_recording_file(tmp_path):
 
 
 def test_grafana_recording_file_is_the_file_provisioning_form_of_the_prometheus_rules(tmp_path, definitions):
-    from reward_obs import recording
+    from reward_obs.catalog import recording
 
     out = tmp_path / "out"
     assert run_cli("--stack-config", str(_stack_with(tmp_path, "grafana")), "render", "--out", str(out)).returncode == 0

@@ -8,8 +8,8 @@ import pytest
 from conftest import ROOT, run_cli
 from spec import REQUIRED_ALERTS, REQUIRED_RUNBOOKS, REWARD_STAGES, RUNBOOK_PARTS
 
-from reward_obs.runbook_index import github_slug
-from reward_obs.runbooks import sections
+from reward_obs.lang.markdown import github_slug
+from reward_obs.catalog.runbooks import sections
 
 
 @pytest.mark.parametrize("topic, file", sorted(REQUIRED_RUNBOOKS.items()))
@@ -94,7 +94,7 @@ def test_runbooks_command_maps_every_alert_to_its_section():
 # ---------------------------------------------------------------- runbooks in Grafana
 
 def _runbook_board(definitions) -> dict:
-    from reward_obs.builders.runbook_dashboard import runbook_dashboard_json
+    from reward_obs.build.runbook_dashboard import runbook_dashboard_json
 
     return runbook_dashboard_json(definitions)
 
@@ -108,8 +108,8 @@ def test_runbooks_dashboard_has_a_panel_per_section(definitions):
 
 
 def test_grafana_runbook_links_land_on_the_alerts_section(definitions):
-    from reward_obs.builders.alerts import prometheus_rule_file
-    from reward_obs.config import load_config, read_stack_file
+    from reward_obs.build.alerts import prometheus_rule_file
+    from reward_obs.catalog.config import load_config, read_stack_file
 
     config = load_config(read_stack_file(ROOT / "Pulumi.selfhost.yaml") | {"runbookLinks": "grafana"}, "t", definitions)
     panels = {p["id"]: p for p in _runbook_board(definitions)["panels"]}
@@ -134,7 +134,7 @@ def test_links_between_runbooks_point_at_existing_panels_in_grafana(definitions)
 
 
 def test_runbook_panel_ids_do_not_move_when_a_section_is_added(repo_copy, definitions):
-    from reward_obs.definitions import load_definitions
+    from reward_obs.catalog.definitions import load_definitions
 
     before = {p["title"]: p["id"] for p in _runbook_board(definitions)["panels"] if p["type"] == "text"}
     path = repo_copy / "runbooks" / "claim-anomalies.md"
@@ -213,8 +213,8 @@ def test_every_acting_step_links_to_an_action_that_exists():
 
 
 def test_grafana_runbooks_show_the_stacks_admin_url_and_numbers(definitions):
-    from reward_obs.builders.runbook_dashboard import runbook_dashboard_json
-    from reward_obs.config import load_config, read_stack_file
+    from reward_obs.build.runbook_dashboard import runbook_dashboard_json
+    from reward_obs.catalog.config import load_config, read_stack_file
 
     def contents(stack: str, extra: dict | None = None) -> str:
         config = load_config(read_stack_file(ROOT / stack) | (extra or {}), stack, definitions)
@@ -242,7 +242,7 @@ def test_repository_copy_agrees_with_the_grafana_copy_of_the_default_stack(defin
     section without the binding comments (and with links and the admin URL resolved)."""
     import re
 
-    from reward_obs.builders.runbook_dashboard import runbook_dashboard_json
+    from reward_obs.build.runbook_dashboard import runbook_dashboard_json
 
     panels = {p["title"]: p["options"]["content"] for p in runbook_dashboard_json(definitions)["panels"] if p["type"] == "text"}
     for path in sorted((ROOT / "runbooks").glob("*.md")):

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, STACK_FILE, run_cli
 
-from reward_obs.builders.alerts import prometheus_rule_file
-from reward_obs.config import load_config, read_stack_file
-from reward_obs.errors import DefinitionError
-from reward_obs.render import dump_yaml
-from reward_obs.scenarios import load_scenarios, run
-from reward_obs.scenarios.generator import STALE, generate, promtool_values, tokens
-from reward_obs.scenarios.model import scenario_files
-from reward_obs.scenarios.runner import parse_failures, read_rules
+from reward_obs.build.alerts import prometheus_rule_file
+from reward_obs.catalog.config import load_config, read_stack_file
+from reward_obs.model.errors import DefinitionError
+from reward_obs.sinks.files import dump_yaml
+from reward_obs.tools.scenarios import load_scenarios, run
+from reward_obs.tools.scenarios.generator import STALE, generate, promtool_values, tokens
+from reward_obs.tools.scenarios.model import scenario_files
+from reward_obs.tools.scenarios.runner import parse_failures, read_rules
 
 # Issue 3, "Detection behaviour that must hold": alert -> fires within (minutes).
 DETECTION_BOUNDS = {

@@ -13,8 +13,8 @@ import pytest
 from conftest import ROOT, STACK_FILE, run_cli
 from prometheus_client.parser import text_string_to_metric_families
 
-from reward_obs.contract import identity_label
-from reward_obs.simulator import (FAULTS, SCENARIOS, STAGES, EventSink, Simulator, SimulatorServer,
+from reward_obs.model.contract import identity_label
+from reward_obs.tools.simulator import (FAULTS, SCENARIOS, STAGES, EventSink, Simulator, SimulatorServer,
                                   Topology, parse_scenario)
 from spec import REWARD_STAGES
 

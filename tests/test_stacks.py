@@ -11,7 +11,7 @@ from pulumi_harness import run_program
 from spec import LOG_ALERTS, REQUIRED_ALERTS
 from test_pulumi_program import SECRETS
 
-from reward_obs.config import read_stack_file
+from reward_obs.catalog.config import read_stack_file
 
 STACKS = sorted(p.name for p in ROOT.glob("Pulumi.*.yaml"))
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli
 
-from reward_obs.trace import BROKEN_KINDS, analyse, trace_chain
-from reward_obs.trace_gen import generate, generate_file, measure_command
+from reward_obs.tools.trace import BROKEN_KINDS, analyse, trace_chain
+from reward_obs.tools.trace_gen import generate, generate_file, measure_command
 
 COR = "cor_Chain0001full"
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from reward_obs.secret_scan import secret_findings
+from reward_obs.lang.secret_scan import secret_findings
 
 GITHUB = ROOT / ".github"
 WORKFLOW = GITHUB / "workflows/preview.yml"
