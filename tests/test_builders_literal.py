@@ -19,7 +19,7 @@ from reward_obs.build import dashboards as dashboard_builders
 from reward_obs.build import notifications as notification_builders
 from reward_obs.build.notifications import SecretRef
 from reward_obs.catalog.config import load_config, read_stack_file
-from reward_obs.catalog.definitions import Panel, Query
+from reward_obs.model.definitions import Panel, Query
 from reward_obs.sinks.files import render_files
 
 ALERT = "RewardClaimRejectionRateHigh"

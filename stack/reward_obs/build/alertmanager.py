@@ -10,7 +10,7 @@ test, a local stack next to `reward-obs simulate`), never for holding credential
 """
 from __future__ import annotations
 
-from reward_obs.catalog.definitions import Definitions
+from reward_obs.model.definitions import Definitions
 from reward_obs.build.notifications import policy_tree
 
 TIMING_KEYS = ("group_wait", "group_interval", "repeat_interval")

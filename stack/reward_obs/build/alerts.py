@@ -10,9 +10,11 @@ import re
 from collections import defaultdict
 
 from reward_obs.catalog.config import StackConfig
-from reward_obs.catalog.definitions import Definitions, ResolvedAlert
+from reward_obs.model.definitions import Definitions, ResolvedAlert
 from reward_obs.build.runbook_dashboard import runbook_url
 from reward_obs.model.names import FOLDER_TITLE, LOKI_DATASOURCE_TYPE, PROMETHEUS_DATASOURCE_TYPE, rule_uid
+from reward_obs.lang import promql
+from reward_obs.build.notifications import policy_tree, rule_notification_settings
 
 TEAM = "rewards"
 EVALUATION_INTERVAL = "1m"
@@ -41,7 +43,6 @@ def dashboard_url(alert: ResolvedAlert, definitions: Definitions, config: StackC
     campaign) and the alert's result carries that variable's label, the link selects the
     alerting value (`&var-campaign={{ $labels.campaign_id }}`), so it opens on the
     campaign that fired, not on the first one."""
-    from reward_obs.lang import promql
 
     rule = alert.rule
     dashboard = definitions.dashboard(rule.dashboard_uid)
@@ -77,7 +78,6 @@ def _grafana_text(text: str) -> str:
 
 def grafana_rule(alert: ResolvedAlert, definitions: Definitions, config: StackConfig) -> dict:
     """One rule in Grafana's provisioning shape (the same shape its API returns)."""
-    from reward_obs.build.notifications import policy_tree, rule_notification_settings
 
     rule = alert.rule
     panel = definitions.dashboard(rule.dashboard_uid).panel(rule.panel_key)

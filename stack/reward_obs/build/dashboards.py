@@ -7,7 +7,7 @@ datasources referenced by uid through the `datasource` variable.
 from __future__ import annotations
 
 from reward_obs.catalog.config import StackConfig
-from reward_obs.catalog.definitions import Dashboard, Panel
+from reward_obs.model.definitions import Dashboard, Panel
 from reward_obs.model.names import LOKI_DATASOURCE_TYPE, PROMETHEUS_DATASOURCE_TYPE
 
 SCHEMA_VERSION = 39  # Grafana 11

@@ -19,7 +19,7 @@ import zlib
 
 from reward_obs.catalog import recording
 from reward_obs.catalog.config import StackConfig
-from reward_obs.catalog.definitions import Definitions
+from reward_obs.model.definitions import Definitions
 from reward_obs.model.errors import DefinitionError, Problem
 from reward_obs.build import alerts as alert_builders
 from reward_obs.model.names import FOLDER_TITLE, PROMETHEUS_DATASOURCE_TYPE, kebab

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reward_obs.catalog.config import StackConfig
-from reward_obs.catalog.definitions import Definitions, Route
+from reward_obs.model.definitions import Definitions, Route
 from reward_obs.model.durations import canonical
 
 MESSAGE = '{{ template "reward.message" . }}'

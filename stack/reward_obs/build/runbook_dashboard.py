@@ -7,10 +7,10 @@ import re
 import zlib
 from pathlib import Path
 
-from reward_obs.catalog.definitions import Definitions
+from reward_obs.model.definitions import Definitions
 from reward_obs.catalog.operator_actions import ADMIN_URL_TOKEN
 from reward_obs.catalog.runbook_numbers import render_for_stack
-from reward_obs.catalog.runbooks import sections, title_and_intro
+from reward_obs.lang.markdown import sections, title_and_intro
 
 RUNBOOK_DASHBOARD_UID = "reward-runbooks"
 RUNBOOK_DASHBOARD_TITLE = "Reward runbooks"

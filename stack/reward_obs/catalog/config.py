@@ -13,11 +13,11 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from reward_obs.lang import promql
 from reward_obs.catalog.definitions import REPO_ROOT, Definitions
-from reward_obs.model.errors import ProblemCollector
 from reward_obs.catalog.grafana_compat import oldest_supported
+from reward_obs.lang import promql
 from reward_obs.lang.logql import event_fields, logql_problems
+from reward_obs.model.errors import ProblemCollector
 
 NAMESPACE = "reward-observability"
 

@@ -2,266 +2,37 @@
 return typed objects. Nothing downstream runs unless everything here is clean."""
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import jsonschema
-import yaml
-
+from reward_obs.catalog import recording
+from reward_obs.catalog.files import json_path, load_schema, read_yaml, rel_path, validated  # noqa: F401 (json_path re-exported)
+from reward_obs.catalog.runbooks import runbook_problems
 from reward_obs.lang import promql
-from reward_obs.model.contract import MetricsContract, build_contract
-from reward_obs.model.durations import canonical
-from reward_obs.model.errors import ProblemCollector
+from reward_obs.lang.logql import event_fields, logql_problems, vocabulary
 from reward_obs.lang.markdown import anchors
+from reward_obs.model.contract import MetricsContract, build_contract
+from reward_obs.model.definitions import (  # noqa: F401 (re-exported: the loader returns these)
+    PARAM,
+    AlertRule,
+    ContactPoint,
+    Dashboard,
+    Definitions,
+    Panel,
+    Query,
+    ResolvedAlert,
+    Route,
+    Routing,
+    Row,
+    Template,
+    substitute,
+)
+from reward_obs.model.errors import ProblemCollector
+from reward_obs.model.names import rule_uid
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
-# Template variables that Prometheus and Grafana themselves provide in annotations.
-_TEMPLATE_VARIABLES = {"labels", "value", "externalLabels"}
-_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-@dataclass(frozen=True)
-class AlertRule:
-    file: str
-    name: str
-    group: str
-    severity: str
-    summary: str
-    description: str
-    runbook_file: str
-    runbook_anchor: str
-    dashboard_uid: str
-    panel_key: str
-    expr: str  # with $params
-    op: str
-    threshold: float
-    for_: str
-    params: dict
-    labels: dict
-    no_data_state: str
-    exec_err_state: str
-    lint_exceptions: dict
-    datasource: str = "prometheus"  # or "loki": a log-based rule, evaluated by Grafana only
-
-    @property
-    def is_promql(self) -> bool:
-        return self.datasource == "prometheus"
-
-    def resolved(self, override: dict | None = None) -> ResolvedAlert:
-        """The rule with its parameters and per-stack overrides filled in."""
-        override = override or {}
-        params = {**self.params, **override.get("params", {})}
-        return ResolvedAlert(
-            rule=self,
-            expr=substitute(self.expr, params),
-            threshold=override.get("threshold", self.threshold),
-            for_=canonical(override.get("for", self.for_)),
-            summary=substitute(self.summary, params, keep=_TEMPLATE_VARIABLES),
-            description=substitute(self.description, params, keep=_TEMPLATE_VARIABLES),
-            params=params,
-        )
-
-
-@dataclass(frozen=True)
-class ResolvedAlert:
-    rule: AlertRule
-    expr: str
-    threshold: float
-    for_: str
-    summary: str
-    description: str
-    params: dict
-
-    @property
-    def name(self) -> str:
-        return self.rule.name
-
-    @property
-    def condition_expr(self) -> str:
-        """The whole alert as one PromQL expression: value expression and threshold."""
-        return f"({self.expr.strip()}) {self.rule.op} {format_number(self.threshold)}"
-
-
-@dataclass(frozen=True)
-class Query:
-    expr: str
-    legend: str
-
-
-@dataclass(frozen=True)
-class Panel:
-    id: int
-    key: str
-    title: str
-    type: str
-    unit: str
-    width: int
-    height: int
-    description: str
-    queries: tuple[Query, ...]
-    thresholds: tuple[dict, ...] = ()
-    min: float | None = None
-    max: float | None = None
-    datasource: str = "prometheus"  # or "loki": the queries are LogQL over reward events
-    no_value: str | None = None
-    exemplars: bool = False
-    field_links: dict = field(default_factory=dict)
-    instant: bool = False
-    transformations: tuple[dict, ...] = ()
-
-
-@dataclass(frozen=True)
-class Row:
-    title: str
-    panels: tuple[Panel, ...]
-
-
-@dataclass(frozen=True)
-class Dashboard:
-    file: str
-    uid: str
-    title: str
-    folder: str
-    description: str
-    tags: tuple[str, ...]
-    refresh: str
-    time_from: str
-    variables: tuple[dict, ...]
-    rows: tuple[Row, ...]
-
-    @property
-    def panels(self) -> tuple[Panel, ...]:
-        return tuple(p for row in self.rows for p in row.panels)
-
-    def panel(self, key: str) -> Panel | None:
-        return next((p for p in self.panels if p.key == key), None)
-
-
-@dataclass(frozen=True)
-class ContactPoint:
-    name: str
-    type: str
-    secrets: dict  # setting -> stack secret config key
-    config: dict  # setting -> stack config key
-    settings: dict
-
-
-@dataclass(frozen=True)
-class Route:
-    contact_point: str
-    matchers: dict = field(default_factory=dict)
-    group_by: tuple[str, ...] = ()
-    group_wait: str | None = None
-    group_interval: str | None = None
-    repeat_interval: str | None = None
-    continue_: bool = False
-    routes: tuple[Route, ...] = ()
-
-
-@dataclass(frozen=True)
-class Template:
-    name: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Routing:
-    file: str
-    templates: tuple[Template, ...]
-    contact_points: tuple[ContactPoint, ...]
-    policy: Route
-
-
-@dataclass(frozen=True)
-class Definitions:
-    root: Path
-    contract: MetricsContract
-    alerts: tuple[AlertRule, ...]
-    dashboards: tuple[Dashboard, ...]
-    routing: Routing
-
-    def dashboard(self, uid: str) -> Dashboard | None:
-        return next((d for d in self.dashboards if d.uid == uid), None)
-
-    def alert(self, name: str) -> AlertRule | None:
-        return next((a for a in self.alerts if a.name == name), None)
-
-
-def format_number(value: float) -> str:
-    """Shortest exact text of a threshold: 3, 0.1, 1e-06."""
-    return repr(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def substitute(text: str, params: dict, keep: set[str] = frozenset()) -> str:
-    """Fill $name from params; any other $name that is not in `keep` is an error."""
-
-    def repl(match: re.Match) -> str:
-        name = match.group(1)
-        if name in params:
-            value = params[name]
-            return format_number(value) if isinstance(value, (int, float)) else str(value)
-        if name in keep:
-            return match.group(0)
-        raise KeyError(name)
-
-    return _PARAM.sub(repl, text)
-
-
 # ---------------------------------------------------------------- loading
-
-
-def _schema(root: Path, name: str) -> dict:
-    return json.loads((root / "schemas" / name).read_text(encoding="utf-8"))
-
-
-def _rel(root: Path, path: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
-
-
-def json_path(error: jsonschema.ValidationError) -> str:
-    """Where in a document a schema error is: `rows[0].panels[2].unit`."""
-    parts = []
-    for part in error.absolute_path:
-        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
-    return "".join(parts).lstrip(".") or "(top level)"
-
-
-def _read_yaml(root: Path, path: Path, problems: ProblemCollector):
-    """Parsed YAML, or None with the reason recorded (unreadable, invalid or empty)."""
-    rel = _rel(root, path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        problems.add(rel, "(file)", f"cannot read: {exc.strerror}")
-        return None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "(file)"
-        problems.add(rel, where, f"not valid YAML: {getattr(exc, 'problem', exc)}")
-        return None
-    if data is None:
-        problems.add(rel, "(file)", "is empty")
-    return data
-
-
-def _validated(root: Path, path: Path, schema_name: str, problems: ProblemCollector):
-    """The file's data if it matches its schema, else None (problems recorded)."""
-    data = _read_yaml(root, path, problems)
-    if data is None:
-        return None
-    validator = jsonschema.Draft202012Validator(_schema(root, schema_name))
-    errors = sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    for error in errors:
-        problems.add(_rel(root, path), json_path(error), error.message)
-    return None if errors else data
 
 
 def load_definitions(root: Path = REPO_ROOT) -> Definitions:
@@ -270,31 +41,29 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
     problems = ProblemCollector()
 
     contract_file = root / "contract" / "metrics.yaml"
-    contract_data = _validated(root, contract_file, "metrics.schema.json", problems)
-    contract = build_contract(contract_data, _rel(root, contract_file), problems) if contract_data else None
+    contract_data = validated(root, contract_file, "metrics.schema.json", problems)
+    contract = build_contract(contract_data, rel_path(root, contract_file), problems) if contract_data else None
 
     dashboards = []
     for path in sorted((root / "dashboards").glob("*.yaml")):
-        data = _validated(root, path, "dashboard.schema.json", problems)
+        data = validated(root, path, "dashboard.schema.json", problems)
         if data is not None:
-            dashboards.append(_dashboard(_rel(root, path), data))
+            dashboards.append(_dashboard(rel_path(root, path), data))
 
     alerts = []
     for path in sorted((root / "alert_rules").glob("*.yaml")):
-        data = _validated(root, path, "alert_rule.schema.json", problems)
+        data = validated(root, path, "alert_rule.schema.json", problems)
         if data is not None:
-            alerts.append(_alert(_rel(root, path), data))
+            alerts.append(_alert(rel_path(root, path), data))
 
     routing_file = root / "notifications" / "routing.yaml"
-    routing_data = _validated(root, routing_file, "notifications.schema.json", problems)
-    routing = _routing(root, _rel(root, routing_file), routing_data, problems) if routing_data else None
+    routing_data = validated(root, routing_file, "notifications.schema.json", problems)
+    routing = _routing(root, rel_path(root, routing_file), routing_data, problems) if routing_data else None
 
     if not alerts and not any(p.file.startswith("alert_rules") for p in problems.problems):
         problems.add("alert_rules", "(directory)", "no alert rule definitions found")
     if not dashboards and not any(p.file.startswith("dashboards") for p in problems.problems):
         problems.add("dashboards", "(directory)", "no dashboard definitions found")
-
-    from reward_obs.catalog import recording  # late import: recording reads definitions' loaders
 
     recording_rules = recording.load(root, problems)
     if contract is not None:
@@ -306,10 +75,6 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         _check_routing(routing, problems)
     definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing)
     if contract is not None:
-        from reward_obs.catalog.runbooks import (
-            runbook_problems,  # late import: runbooks reads Definitions
-        )
-
         for file, where, message in runbook_problems(root, definitions):
             problems.add(file, where, message)
     problems.raise_if_any()
@@ -421,7 +186,6 @@ def _check_query(file: str, field: str, expr: str, contract: MetricsContract, pr
 
 
 def _check_dashboards(root: Path, dashboards: list[Dashboard], contract: MetricsContract, problems: ProblemCollector) -> None:
-    from reward_obs.lang.logql import event_fields, logql_problems, vocabulary
 
     fields, vocab = event_fields(root), vocabulary(root)
     seen_uids: dict[str, str] = {}
@@ -464,7 +228,6 @@ def _check_dashboards(root: Path, dashboards: list[Dashboard], contract: Metrics
 def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboard], contract: MetricsContract, problems: ProblemCollector) -> None:
     by_uid = {d.uid: d for d in dashboards}
     names: dict[str, str] = {}
-    from reward_obs.model.names import rule_uid  # late import: ids depends on nothing here
 
     uids: dict[str, str] = {}
     for a in alerts:
@@ -494,11 +257,10 @@ def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboar
             except ValueError as exc:
                 problems.add(a.file, "condition", str(exc))
         else:
-            from reward_obs.lang.logql import event_fields, logql_problems, vocabulary
-
+        
             for message in logql_problems(resolved.expr, event_fields(root), vocabulary(root)):
                 problems.add(a.file, "expr", message)
-        unused = set(a.params) - set(_PARAM.findall("\n".join((a.expr, a.summary, a.description))))
+        unused = set(a.params) - set(PARAM.findall("\n".join((a.expr, a.summary, a.description))))
         for name in sorted(unused):
             problems.add(a.file, f"params.{name}", "is defined but never used")
         runbook = root / "runbooks" / a.runbook_file

@@ -22,7 +22,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
+from jsonschema import Draft202012Validator
+
 from reward_obs.catalog.definitions import REPO_ROOT
+from reward_obs.lang.secret_scan import SECRET_PATTERNS
 
 SCHEMA_PATH = REPO_ROOT / "contract" / "reward_event.schema.json"
 STAGES = ("match_settlement", "reward_allocation", "claim", "payout", "admin_audit")
@@ -303,7 +306,6 @@ def _compile_all_of(subs: list, where: str) -> Check:
 def _redact(message: str) -> str:
     """jsonschema quotes the offending value; a credential pasted into a field must not
     travel on into a report or a ticket."""
-    from reward_obs.lang.secret_scan import SECRET_PATTERNS
 
     for pattern in SECRET_PATTERNS.values():
         message = pattern.sub("[redacted]", message)
@@ -323,7 +325,6 @@ class EventContract:
 
     @cached_property
     def validator(self):
-        from jsonschema import Draft202012Validator
 
         Draft202012Validator.check_schema(self.schema)
         return Draft202012Validator(self.schema)

@@ -17,9 +17,9 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from reward_obs.model.errors import ProblemCollector
 from reward_obs.lang.logql import vocabulary
-from reward_obs.lang.markdown import github_slug
+from reward_obs.lang.markdown import github_slug, sections
+from reward_obs.model.errors import ProblemCollector
 
 ACTIONS_FILE = "runbooks/actions.yaml"
 ACTIONS_MD = "actions.md"
@@ -158,7 +158,6 @@ def actions_markdown(actions: list[Action]) -> str:
 def action_link_problems(root: Path, actions: list[Action]) -> list[tuple[str, str, str]]:
     """(file, field, message): links to unknown actions, acting steps without a link, and
     an actions.md that is not what the table renders."""
-    from reward_obs.catalog.runbooks import sections  # late import: runbooks imports this module
 
     problems = []
     ids = {a.id for a in actions}

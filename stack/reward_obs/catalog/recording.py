@@ -15,9 +15,12 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from reward_obs.catalog.files import validated
 from reward_obs.lang import promql
+from reward_obs.lang.dashboard_queries import panel_queries
 from reward_obs.model.contract import Metric, MetricsContract
 from reward_obs.model.durations import canonical
+from reward_obs.model.errors import ProblemCollector
 
 RULE_DIR = "recording_rules"
 SCHEMA = "recording_rule.schema.json"
@@ -44,11 +47,9 @@ class RecordingRule:
 
 def load(root: Path, problems) -> list[RecordingRule]:
     """Every recording rule under root/recording_rules, schema-checked (problems recorded)."""
-    from reward_obs.catalog.definitions import _validated  # late import: definitions calls this module
-
     rules = []
     for path in sorted((Path(root) / RULE_DIR).glob("*.yaml")):
-        data = _validated(root, path, SCHEMA, problems)
+        data = validated(root, path, SCHEMA, problems)
         if data is None:
             continue
         file = str(path.relative_to(root))
@@ -69,7 +70,6 @@ def with_recorded_series(contract: MetricsContract, rules: list[RecordingRule]) 
 
 def check(rules: list[RecordingRule], contract: MetricsContract, dashboards, problems) -> None:
     """Contract and panel checks for loaded rules."""
-    from reward_obs.lang.dashboard_queries import panel_queries
 
     names: dict[str, str] = {}
     queries = {f"{q.dashboard}/{q.panel_key}[{q.ref}]": q for q in panel_queries(_Dashboards(dashboards))}
@@ -131,7 +131,6 @@ class _Dashboards:
 
 def load_checked(definitions) -> list[RecordingRule]:
     """The recording rules of a loaded definitions tree; DefinitionError if any is wrong."""
-    from reward_obs.model.errors import ProblemCollector
 
     problems = ProblemCollector()
     rules = load(definitions.root, problems)

@@ -22,8 +22,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from reward_obs.catalog.definitions import format_number
+from reward_obs.lang.markdown import sections
 from reward_obs.model.durations import parse_duration
+from reward_obs.model.numbers import format_number
 
 _UNIT_WORDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _UNIT_LETTERS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -107,7 +108,6 @@ def _problem(definitions, b: Bound, overrides: dict) -> tuple[str | None, str | 
 def number_problems(definitions, path, overrides: dict | None = None) -> list[tuple[str, str]]:
     """(field, message) for every bound number in one runbook that disagrees with the
     definitions (after `overrides`), and every unbound number in an alert's Meaning."""
-    from reward_obs.catalog.runbooks import sections  # late import: runbooks imports this module
 
     text = path.read_text(encoding="utf-8")
     problems = []

@@ -5,9 +5,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from reward_obs.catalog.operator_actions import ACTIONS_MD, action_link_problems, load_actions
+from reward_obs.catalog.runbook_numbers import number_problems
 from reward_obs.lang import promql
-from reward_obs.lang.markdown import anchors, headings
+from reward_obs.lang.logql import event_fields, logql_problems, vocabulary
+from reward_obs.lang.markdown import Section, anchors, headings, sections, title_and_intro  # noqa: F401 (re-exported)
 from reward_obs.lang.secret_scan import secret_findings
+from reward_obs.model.errors import ProblemCollector
 
 # The shape every `## ` section follows, in this order.
 SECTION_PARTS = ("Meaning", "Confirm", "Stop the bleeding", "Recover", "Verify", "Escalate", "Never")
@@ -15,38 +19,6 @@ PLACEHOLDER = re.compile(r"\b(TODO|TBD|FIXME|XXX)\b|lorem|fill in|<insert|\?\?\?
 _FENCED = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
 _MD_LINK = re.compile(r"\]\(([a-z0-9-]+\.md)?(?:#([a-z0-9-]+))?\)")
 _PANEL_LINK = re.compile(r"/d/([a-z0-9-]+)(?:\?viewPanel=(\d+))?")
-
-
-@dataclass(frozen=True)
-class Section:
-    file: str
-    title: str
-    anchor: str
-    parts: dict[str, str]  # `### ` heading -> its text
-    text: str = ""  # the whole section as Markdown, heading included
-
-
-def sections(path: Path) -> list[Section]:
-    """The `## ` sections of a runbook with their `### ` parts."""
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines()
-    marks = [h for h in headings(text) if h.level in (2, 3)]
-    out: list[Section] = []
-    for i, h in enumerate(marks):
-        if h.level != 2:
-            continue
-        parts: dict[str, str] = {}
-        section_end = len(lines)
-        for j in range(i + 1, len(marks)):
-            sub = marks[j]
-            if sub.level == 2:
-                section_end = sub.line - 1
-                break
-            end = marks[j + 1].line - 1 if j + 1 < len(marks) else len(lines)
-            parts[sub.text] = "\n".join(lines[sub.line:end]).strip()
-        body = "\n".join(lines[h.line - 1:section_end]).strip()
-        out.append(Section(path.name, h.text, h.anchor, parts, body))
-    return out
 
 
 # The line before a query says the query must come back empty on a healthy system.
@@ -92,22 +64,8 @@ def promql_queries(path: Path) -> list[RunbookQuery]:
     return out
 
 
-def title_and_intro(path: Path) -> tuple[str, str]:
-    """A runbook's `# ` title and the text before its first `## ` section."""
-    text = path.read_text(encoding="utf-8")
-    first = next((h for h in headings(text) if h.level == 2), None)
-    lines = text.splitlines()
-    intro = "\n".join(lines[: first.line - 1] if first else lines)
-    title = next((h.text for h in headings(text) if h.level == 1), path.stem)
-    return title, intro.strip()
-
-
 def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
     """(file, field, message) for everything wrong in runbooks/."""
-    from reward_obs.model.errors import ProblemCollector
-    from reward_obs.lang.logql import event_fields, logql_problems, vocabulary
-    from reward_obs.catalog.operator_actions import ACTIONS_MD, action_link_problems, load_actions
-    from reward_obs.catalog.runbook_numbers import number_problems
 
     collector = ProblemCollector()
     actions = load_actions(root, collector, set(definitions.contract.metrics))
@@ -162,29 +120,3 @@ def alert_sections(definitions) -> list[tuple[str, str, str]]:
         title = next((s.title for s in sections(path) if s.anchor == alert.runbook_anchor), "(missing)")
         rows.append((alert.name, f"{alert.runbook_file}#{alert.runbook_anchor}", title))
     return rows
-
-
-def cmd_runbooks(args) -> int:
-    from reward_obs.cli import load
-
-    from reward_obs.build.runbook_dashboard import runbook_url
-
-    definitions, config = load(args)
-    rows = alert_sections(definitions)
-    width = max(len(r[0]) for r in rows)
-    for name, target, title in rows:
-        print(f"{name:<{width}}  {runbook_url(definitions, config, *target.split('#'))}  ({title})")
-    from reward_obs.catalog.operator_actions import ACTIONS_MD
-
-    procedures = [(s.file, s) for p in sorted((definitions.root / "runbooks").glob("*.md")) if p.name != ACTIONS_MD
-                  for s in sections(p) if (s.file, s.anchor) not in {(a.runbook_file, a.runbook_anchor) for a in definitions.alerts}]
-    if procedures:
-        print("Procedures (reached from the alert sections):")
-        for file, s in procedures:
-            print(f"  {s.title}: {runbook_url(definitions, config, file, s.anchor)}")
-    return 0
-
-
-def register(sub) -> None:
-    parser = sub.add_parser("runbooks", help="print which alert lands on which runbook section (after validating them)")
-    parser.set_defaults(handler=cmd_runbooks)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+
 import yaml
 
 from reward_obs.catalog import grafana_compat

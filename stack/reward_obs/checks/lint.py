@@ -7,21 +7,26 @@ definition); `lint` lists every such reason.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import promql_parser
-import yaml
 
-from reward_obs.lang import promql
 from reward_obs.build import alerts as alert_builders
 from reward_obs.build import notifications as notification_builders
+from reward_obs.build.notifications import policy_tree
+from reward_obs.catalog import recording
 from reward_obs.catalog.config import StackConfig
-from reward_obs.catalog.definitions import Definitions, ResolvedAlert
+from reward_obs.catalog.runbook_numbers import overridden_numbers
+from reward_obs.checks.grafana_provisioning import validate_files
+from reward_obs.lang import promql
+from reward_obs.model.definitions import Definitions, ResolvedAlert
 from reward_obs.model.durations import parse_duration
 
 COUNTER_FUNCTIONS = {"rate", "irate", "increase", "resets"}
@@ -273,7 +278,6 @@ def _routes(node, inherited: dict, path: str):
 
 
 def check_policy_intervals(ctx) -> list[Finding]:
-    from reward_obs.build.notifications import policy_tree
 
     findings = []
     file = ctx.definitions.routing.file
@@ -299,7 +303,6 @@ def check_panel_scale(ctx) -> list[Finding]:
     at 1,000 pools, seconds over 7d), and draws one line per pool. Such a panel must read a
     recording rule that keeps few series, select one campaign or pool with `=`, or be an
     instant panel (one evaluation)."""
-    from reward_obs.catalog import recording
 
     contract = recording.with_recorded_series(ctx.definitions.contract, recording.load_checked(ctx.definitions))
     findings = []
@@ -330,7 +333,6 @@ def route(tree: dict, labels: dict[str, str]) -> list[str]:
 def check_datasource_alerts_routed(ctx) -> list[Finding]:
     """Grafana raises DatasourceError/DatasourceNoData alerts with the rule's labels;
     they must reach the rewards team, not the catch-all."""
-    from reward_obs.build.notifications import policy_tree
 
     tree = policy_tree(ctx.definitions)
     findings = []
@@ -350,7 +352,6 @@ def check_datasource_alerts_routed(ctx) -> list[Finding]:
 def check_runbook_numbers(ctx) -> list[Finding]:
     """The repository copy of the runbooks quotes the definitions' numbers; a stack whose
     alertOverrides change one must open the Grafana copy, which renders its own."""
-    from reward_obs.catalog.runbook_numbers import overridden_numbers
 
     config = ctx.config
     if not config.alert_overrides or config.runbook_links != "repository":
@@ -371,7 +372,6 @@ def check_grafana_files(files: dict[str, str], config: StackConfig) -> list[Find
     """The rendered provisioning files as the stack's Grafana version reads them
     (grafana_provisioning.py: fields, required values, uids, `$` interpolation, folder and
     panel links, version-dependent rules)."""
-    from reward_obs.checks.grafana_provisioning import validate_files
 
     return [Finding(f.file, f.field, "grafana-provisioning", f.message)
             for f in validate_files(files, config.grafana_version)]
@@ -395,7 +395,6 @@ def telegram_sample(count: int) -> dict:
 
 def render_template(template_files: list[Path], name: str, data: dict) -> str:
     """Render a template with Alertmanager's own Go-template engine (amtool)."""
-    import json
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "data.json"
@@ -410,7 +409,6 @@ def render_template(template_files: list[Path], name: str, data: dict) -> str:
 
 
 def html_problems(text: str) -> list[str]:
-    from html.parser import HTMLParser
 
     class Parser(HTMLParser):
         def __init__(self):
@@ -507,18 +505,3 @@ def format_report(report: LintReport) -> str:
     lines.append(f"{len(report.findings)} error(s), {len(report.exceptions)} documented exception(s)"
                  + (f", {len(report.notes)} check(s) skipped" if report.notes else ""))
     return "\n".join(lines)
-
-
-def cmd_lint(args) -> int:
-    from reward_obs.cli import load
-    from reward_obs.sinks.files import render_files
-
-    definitions, config = load(args)
-    report = lint(definitions, config, render_files(definitions, config))
-    print(format_report(report))
-    return 0 if report.ok else 1
-
-
-def register(sub) -> None:
-    parser = sub.add_parser("lint", help="check the alerting pitfalls no schema catches (exits 1 on any error)")
-    parser.set_defaults(handler=cmd_lint)

@@ -1,32 +1,29 @@
-"""`reward-obs`: validate and render the reward observability stack without Grafana or Pulumi."""
+"""`reward-obs`: validate and render the reward observability stack without Grafana or Pulumi.
+
+The thin top layer: parses arguments and wires commands to the layers below."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from reward_obs.catalog.config import load_config, read_stack_file
-from reward_obs.catalog.definitions import REPO_ROOT, load_definitions
-from reward_obs.model.errors import DefinitionError, Problem
+from reward_obs.build.runbook_dashboard import runbook_url
+from reward_obs.catalog import operator_actions
+from reward_obs.catalog.definitions import REPO_ROOT
+from reward_obs.catalog.load import DEFAULT_STACK_FILE, load
+from reward_obs.catalog.operator_actions import ACTIONS_MD
+from reward_obs.catalog.runbooks import alert_sections
+from reward_obs.checks.lint import format_report, lint, warnings
+from reward_obs.lang.markdown import sections
+from reward_obs.model.errors import DefinitionError
 from reward_obs.sinks.files import render_files, summary, write_files
+from reward_obs.tools import backtest, live_cli, render_diff, trace
+from reward_obs.tools.scenarios import cli as scenarios_cli
 
-DEFAULT_STACK_FILE = "Pulumi.selfhost.yaml"
-
-
-def load(args):
-    definitions = load_definitions(args.root)
-    stack_file = args.stack_config or (args.root / DEFAULT_STACK_FILE)
-    try:
-        values = read_stack_file(stack_file)
-    except OSError as exc:
-        raise DefinitionError([Problem(str(stack_file), "(file)", f"cannot read stack config: {exc.strerror}")]) from None
-    config = load_config(values, str(stack_file), definitions)
-    return definitions, config
+__all__ = ["load", "main"]
 
 
 def cmd_validate(args) -> int:
-    from reward_obs.checks.lint import format_report, lint, warnings
-
     definitions, config = load(args)
     files = render_files(definitions, config)
     report = lint(definitions, config, files)
@@ -58,30 +55,61 @@ def register(sub) -> None:
     render.set_defaults(handler=cmd_render)
 
 
-# Each command module adds its own subcommand(s); a handler gets the parsed args and
-# may call `load(args)` for validated definitions and stack config.
-COMMAND_MODULES: list[str] = [
-    "reward_obs.catalog.runbooks",
-    "reward_obs.catalog.operator_actions",
-    "reward_obs.checks.lint",
-    "reward_obs.tools.render_diff",
-    "reward_obs.tools.backtest",
-    "reward_obs.tools.live_cli",
-    "reward_obs.tools.scenarios.cli",
-    "reward_obs.tools.trace",
-]
+def cmd_runbooks(args) -> int:
+    definitions, config = load(args)
+    rows = alert_sections(definitions)
+    width = max(len(r[0]) for r in rows)
+    for name, target, title in rows:
+        print(f"{name:<{width}}  {runbook_url(definitions, config, *target.split('#'))}  ({title})")
+    procedures = [(s.file, s) for p in sorted((definitions.root / "runbooks").glob("*.md")) if p.name != ACTIONS_MD
+                  for s in sections(p) if (s.file, s.anchor) not in {(a.runbook_file, a.runbook_anchor) for a in definitions.alerts}]
+    if procedures:
+        print("Procedures (reached from the alert sections):")
+        for file, s in procedures:
+            print(f"  {s.title}: {runbook_url(definitions, config, file, s.anchor)}")
+    return 0
+
+
+def register_runbooks(sub) -> None:
+    parser = sub.add_parser("runbooks", help="print which alert lands on which runbook section (after validating them)")
+    parser.set_defaults(handler=cmd_runbooks)
+
+
+def cmd_lint(args) -> int:
+    definitions, config = load(args)
+    report = lint(definitions, config, render_files(definitions, config))
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def register_lint(sub) -> None:
+    parser = sub.add_parser("lint", help="check the alerting pitfalls no schema catches (exits 1 on any error)")
+    parser.set_defaults(handler=cmd_lint)
+
+
+# The commands defined elsewhere: each module's register(sub) adds its subcommand(s); a
+# handler gets the parsed args and calls catalog.load.load(args) for validated definitions
+# and stack config. Order is the order of `reward-obs --help`.
+REGISTER = (
+    register_runbooks,
+    operator_actions.register,
+    register_lint,
+    render_diff.register,
+    backtest.register,
+    live_cli.register,
+    scenarios_cli.register,
+    trace.register,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    import importlib
-
     parser = argparse.ArgumentParser(prog="reward-obs", description=__doc__)
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository holding the definitions (default: this checkout)")
     parser.add_argument("--stack-config", type=Path, help=f"Pulumi stack file to read config from (default: ROOT/{DEFAULT_STACK_FILE})")
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub)
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).register(sub)
+    for add in REGISTER:
+        add(sub)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from reward_obs.catalog.definitions import Definitions
+from reward_obs.model.definitions import Definitions
 from reward_obs.model.durations import format_duration
 
 MAX_DATA_POINTS = 1100  # a full-width panel on a 1920px screen

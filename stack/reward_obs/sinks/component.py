@@ -10,16 +10,16 @@ import json
 import pulumi
 import pulumiverse_grafana as grafana
 
-from reward_obs.catalog import grafana_compat
 from reward_obs.build import alerts as alert_builders
 from reward_obs.build import dashboards as dashboard_builders
 from reward_obs.build import grafana_recording
 from reward_obs.build import notifications as notification_builders
-from reward_obs.model.names import FOLDER_TITLE, FOLDER_UID, resource_name
 from reward_obs.build.runbook_dashboard import RUNBOOK_DASHBOARD_UID, runbook_dashboard_json
+from reward_obs.catalog import grafana_compat
 from reward_obs.catalog.config import StackConfig
-from reward_obs.catalog.definitions import Definitions
+from reward_obs.model.definitions import Definitions
 from reward_obs.model.durations import parse_duration
+from reward_obs.model.names import FOLDER_TITLE, FOLDER_UID, resource_name
 from reward_obs.sinks.files import dump_json
 
 _CONTACT_POINT_ARGS = {

@@ -9,20 +9,20 @@ from pathlib import Path
 
 import yaml
 
-from reward_obs.catalog import grafana_compat
-from reward_obs.catalog import recording as recording_rules
 from reward_obs.build import alerts as alert_builders
 from reward_obs.build import dashboards as dashboard_builders
 from reward_obs.build import grafana_recording
 from reward_obs.build import notifications as notification_builders
-from reward_obs.model.names import FOLDER_TITLE
 from reward_obs.build.runbook_dashboard import (
     RUNBOOK_DASHBOARD_UID,
     runbook_dashboard_json,
     runbook_url,
 )
+from reward_obs.catalog import grafana_compat
+from reward_obs.catalog import recording as recording_rules
 from reward_obs.catalog.config import StackConfig, secret_env_var
-from reward_obs.catalog.definitions import Definitions
+from reward_obs.model.definitions import Definitions
+from reward_obs.model.names import FOLDER_TITLE
 
 # Subtrees of the output directory this command owns and rewrites whole.
 OWNED_DIRS = ("grafana", "prometheus")

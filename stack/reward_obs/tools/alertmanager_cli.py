@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 
 from reward_obs.build.alertmanager import alertmanager_config
+from reward_obs.catalog.load import load
 from reward_obs.sinks.files import dump_yaml
 
 
 def cmd_alertmanager_config(args) -> int:
-    from reward_obs.cli import load
 
     definitions, _config = load(args)
     base = args.webhook_base.rstrip("/")

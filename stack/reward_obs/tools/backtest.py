@@ -15,8 +15,10 @@ from pathlib import Path
 
 from reward_obs.build.alerts import EVALUATION_INTERVAL, resolved_alerts
 from reward_obs.catalog.config import StackConfig
-from reward_obs.catalog.definitions import Definitions
+from reward_obs.catalog.load import load
+from reward_obs.model.definitions import Definitions
 from reward_obs.model.durations import parse_duration
+from reward_obs.tools.servers import http_json
 
 # query_range returns at most 11,000 points per series; a week of 1-minute steps is 10,080.
 MAX_POINTS = 11_000
@@ -130,8 +132,6 @@ def _parse_time(text: str) -> float:
 
 
 def cmd_backtest(args) -> int:
-    from reward_obs.cli import load
-    from reward_obs.tools.servers import http_json
 
     definitions, config = load(args)
     start, end = _parse_time(args.start), _parse_time(args.end)

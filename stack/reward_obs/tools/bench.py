@@ -40,7 +40,8 @@ from pathlib import Path
 
 import yaml
 
-from reward_obs.tools.cardinality import budget
+from reward_obs.catalog import recording
+from reward_obs.catalog.load import load
 from reward_obs.lang.dashboard_queries import (
     default_variables,
     grafana_interval,
@@ -50,6 +51,7 @@ from reward_obs.lang.dashboard_queries import (
 )
 from reward_obs.model.durations import parse_duration
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
+from reward_obs.tools.cardinality import budget
 from reward_obs.tools.servers import Prometheus, backfill_recording_rules, binary, prometheus_version
 from reward_obs.tools.simulator import Simulator, Topology
 
@@ -226,7 +228,6 @@ def measure(prom: Prometheus, definitions, config, rules: dict, runs: int, now: 
             variables: dict[str, str], log=print) -> dict:
     """Series counts, rule expressions, rule group evaluation and the raw "before" queries
     (all on raw history only)."""
-    from reward_obs.catalog import recording
 
     scrape = parse_duration(config.scrape_interval)
     result: dict = {"raw": {}, "rules": {}, "rule_exprs": {}, "series": {}}
@@ -409,8 +410,6 @@ def machine() -> dict:
 
 
 def cmd_bench(args) -> int:
-    from reward_obs.catalog import recording
-    from reward_obs.cli import load
 
     def terminate(signum, frame):  # stop like Ctrl-C, so servers stop and temporary TSDBs are removed
         raise KeyboardInterrupt

@@ -2,9 +2,10 @@
 and `alertmanager-config` (one entry in cli.COMMAND_MODULES registers them all)."""
 from __future__ import annotations
 
+from reward_obs.tools import alertmanager_cli, bench, simulator
+
 
 def register(sub) -> None:
-    from reward_obs.tools import alertmanager_cli, bench, simulator
 
     simulator.register(sub)
     alertmanager_cli.register(sub)

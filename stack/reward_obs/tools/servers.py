@@ -17,6 +17,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -188,7 +190,6 @@ def backfill_recording_rules(prom: Prometheus, groups: list[dict], start: float,
     Prometheus: `promtool tsdb create-blocks-from rules` evaluates the groups over
     [start, end] against `prom`, then `prom` restarts with the new blocks in its data
     directory (Prometheus 2.39+ queries overlapping blocks and compacts them later)."""
-    import yaml
 
     rule_path = prom.workdir / "recording-backfill.yaml"
     rule_path.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")

@@ -18,6 +18,7 @@ funding sources and the simulator's fixed set of provider error codes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
@@ -33,6 +34,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from reward_obs.catalog.load import load
 from reward_obs.model.contract import MetricsContract
 
 # ------------------------------------------------------------------ scenarios
@@ -170,7 +172,6 @@ class EventSink:
 def receipt_reference(correlation_id: str) -> str:
     """The claim receipt reference the player sees (RCP-XXXX-XXXX-XXXX). The backend keeps
     its own mapping to the chain; the simulator derives one from the correlation id."""
-    import hashlib
 
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
     n = int.from_bytes(hashlib.sha256(correlation_id.encode()).digest()[:8], "big")
@@ -729,7 +730,6 @@ def write_openmetrics(sim: Simulator, out: IO[str], start: float, end: float, st
 
 
 def cmd_simulate(args) -> int:
-    from reward_obs.cli import load
 
     definitions, _config = load(args)
     topology = Topology(pools=args.pools, campaigns=args.campaigns, providers=args.providers)

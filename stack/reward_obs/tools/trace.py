@@ -34,19 +34,14 @@ from pathlib import Path
 from typing import IO, Any, Iterable
 
 from reward_obs.catalog.event_contract import STAGES, EventContract
+from reward_obs.tools import trace_gen
+from reward_obs.tools.trace_gen import BROKEN_KINDS
 
 STAGE_BIT = {stage: 1 << i for i, stage in enumerate(STAGES)}
 SETTLED = 1 << len(STAGES)  # a match_settlement.settled event, not just any settlement event
 ADMIN_NO_REASON = 1 << (len(STAGES) + 1)  # an admin_audit event without a reason_code
 SETTLEMENT, ALLOCATION, CLAIM, PAYOUT, ADMIN = (STAGE_BIT[s] for s in STAGES)
 
-# kind -> what it means; the order is the order of the report.
-BROKEN_KINDS = {
-    "payout_without_claim": "payout with no claim",
-    "claim_without_allocation": "claim with no allocation",
-    "allocation_without_settled_match": "allocation with no settled match",
-    "admin_change_without_reason": "admin change (admin_audit) with no audit reason",
-}
 # Whole-chain questions about retries, which counting log lines cannot answer (a normal
 # payout already logs several payout events): a chain carries each of these types at
 # most once, so a second one means something retried it. A blocked duplicate payout
@@ -607,8 +602,6 @@ def cmd_trace(args) -> int:
     if args.source in ("generate", "bench"):
         if args.correlation_id:
             parser.error(f"--id does not apply to 'trace {args.source}'")
-        from reward_obs.tools import trace_gen
-
         if args.source == "generate":
             if args.events is None or args.out is None:
                 parser.error("trace generate needs --events N and --out FILE")

@@ -26,10 +26,20 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import IO, Iterator
 
-from reward_obs.tools.trace import BROKEN_KINDS
+from reward_obs.catalog.event_contract import EventContract
+
+# kind -> what it means; the order is the order of the report.
+BROKEN_KINDS = {
+    "payout_without_claim": "payout with no claim",
+    "claim_without_allocation": "claim with no allocation",
+    "allocation_without_settled_match": "allocation with no settled match",
+    "admin_change_without_reason": "admin change (admin_audit) with no audit reason",
+}
+
 
 START_MS = 1_763_636_400_000  # 2025-11-20T11:00:00Z
 CHAIN_GAP_MS = 400  # a new reward every 0.4 s on average
@@ -356,9 +366,7 @@ def machine() -> str:
 def _jsonschema_reference(path: Path, sample: int = 5000) -> str:
     """What plain jsonschema validation per line would cost, from the file's first lines
     (CPU time, so a busy machine does not inflate it)."""
-    from itertools import islice
 
-    from reward_obs.catalog.event_contract import EventContract
 
     contract = EventContract()
     with open(path, "rb") as f:

@@ -5,14 +5,14 @@ import shutil
 import sys
 from pathlib import Path
 
+from reward_obs.catalog.load import load
 from reward_obs.model.durations import format_duration
+from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, render_files
+from reward_obs.tools.scenarios import load_scenarios, run
+from reward_obs.tools.scenarios.runner import PromtoolMissing, read_rules
 
 
 def cmd_scenarios(args) -> int:
-    from reward_obs.cli import load
-    from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, render_files
-    from reward_obs.tools.scenarios import load_scenarios, run
-    from reward_obs.tools.scenarios.runner import PromtoolMissing, read_rules
 
     definitions, config = load(args)
     scenarios = load_scenarios(definitions, args.root)
