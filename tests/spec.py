@@ -9,7 +9,8 @@ REQUIRED_ALERTS = {
     "RewardPayoutWebhookFailing": "critical",
     "RewardPoolExhausted": "critical",
     "RewardPoolLow": "warning",
-    "RewardDuplicatePayoutAttempt": "critical",
+    # Issue 15: the safety net working is a warning (above its normal rate), not a page.
+    "RewardDuplicatePayoutAttempt": "warning",
     "RewardPayoutProviderOutage": "critical",
     "RewardClaimVolumeAbnormal": "warning",
     "RewardClaimRejectionRateHigh": "warning",

@@ -100,12 +100,14 @@ def test_week_with_injected_faults_fires_exactly_those(history, tmp_path):
     fired = {name: f for name, f in json.loads(run_backtest(prom, faulty, tmp_path)).items() if f}
     assert set(fired) == EXPECTED
     fault_windows = {scenario: (start, stop) for start, stop, scenario in segments if scenario != "healthy"}
-    for name, scenario in (("RewardPayoutProviderOutage", "provider_outage"), ("RewardDuplicatePayoutAttempt", "duplicate_payout")):
+    # alert, fault, detection bound in minutes (the duplicate alert waits 15m for a steady stream: issue 15)
+    for name, scenario, bound in (("RewardPayoutProviderOutage", "provider_outage", 10),
+                                  ("RewardDuplicatePayoutAttempt", "duplicate_payout", 20)):
         start, stop = fault_windows[scenario]
         assert len(fired[name]) == 1, fired[name]
         [firing] = fired[name]
         # Fires during the fault, within the alert's detection bound, and stops after it.
-        assert start < firing["start"] <= start + 10 * 60, (name, firing["start"] - start)
+        assert start < firing["start"] <= start + bound * 60, (name, firing["start"] - start)
         assert firing["end"] <= stop + 15 * 60
     table = (tmp_path / "backtest.md").read_text()
     assert "| RewardPayoutProviderOutage | 1 |" in table and "| RewardPoolLow | 0 |" in table

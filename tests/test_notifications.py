@@ -67,9 +67,45 @@ def test_policy_routes_by_severity_and_groups_by_campaign_and_provider(out):
     assert team["object_matchers"] == [["team", "=", "rewards"]]
     assert {"alertname", "campaign_id", "provider"} <= set(team["group_by"])
     routes = [(r["object_matchers"], r["receiver"], r.get("continue", False)) for r in team["routes"]]
-    assert routes[0] == ([["severity", "=", "critical"]], "rewards-oncall-webhook", True)
+    assert ([["severity", "=", "critical"]], "rewards-oncall-webhook", True) in routes
     assert ([["severity", "=", "warning"]], "rewards-telegram", False) in routes
     assert team["repeat_interval"] and team["group_interval"]
+
+
+def _amtool_routes(tmp_path: Path, definitions, labels: dict) -> list[str]:
+    """The receivers Alertmanager's own router picks for these labels (amtool)."""
+    from reward_obs.builders.alertmanager import alertmanager_config
+    from reward_obs.render import dump_yaml
+
+    urls = {cp.name: f"http://127.0.0.1:9/{cp.name}" for cp in definitions.routing.contact_points}
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(dump_yaml(alertmanager_config(definitions, urls)))
+    result = subprocess.run(["amtool", "config", "routes", "test", f"--config.file={path}",
+                             *[f"{k}={v}" for k, v in sorted(labels.items())]], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().split(",")
+
+
+def test_forbidden_funding_pages_once_then_reminds_daily(out, definitions, tmp_path):
+    """Issue 15: finance takes days; on-call is paged once (again only after 4 days,
+    under the 5-day notification log of Grafana and Alertmanager), chat daily, instead of
+    every hour like other critical alerts."""
+    rules = {r["alert"]: r for g in yaml.safe_load((out / "prometheus/reward-alerts.rules.yaml").read_text())["groups"]
+             for r in g["rules"]}
+    funding = {"alertname": "RewardPoolFundingSourceInvalid", **rules["RewardPoolFundingSourceInvalid"]["labels"]}
+    assert funding["reminder"] == "daily"
+    assert _amtool_routes(tmp_path, definitions, funding) == ["rewards-oncall-webhook", "rewards-telegram"]
+    [root] = provisioning(out, "policies.yaml")["policies"]
+    [team] = root["routes"]
+    reminder = [(r["receiver"], r["repeat_interval"], r.get("continue", False)) for r in team["routes"]
+                if ["reminder", "=", "daily"] in r["object_matchers"]]
+    assert reminder == [("rewards-oncall-webhook", "4d", True), ("rewards-telegram", "1d", False)]
+    hourly = [r["repeat_interval"] for r in team["routes"] if r["object_matchers"] == [["severity", "=", "critical"]]]
+    assert hourly == ["1h", "1h"]
+    # Every other critical alert still reaches the hourly routes, not the daily ones.
+    exhausted = {"alertname": "RewardPoolExhausted", **rules["RewardPoolExhausted"]["labels"]}
+    assert "reminder" not in exhausted
+    assert _amtool_routes(tmp_path, definitions, exhausted) == ["rewards-oncall-webhook", "rewards-telegram"]
 
 
 SUMMARY_MAX = 200  # schemas/alert_rule.schema.json caps summaries at 200 characters

@@ -44,7 +44,7 @@ def test_alert_changes_are_named(repo_copy, base, tmp_path):
     assert "- **changed** `RewardPoolLow`: threshold < 0.1 → < 0.2; for 10m → 15m; severity warning → critical" in out
     assert "- **changed** `RewardPayoutWebhookFailing`:" in out and "query changed" in out
     assert "    +sum by (provider) (rate(reward_payout_webhooks_total{result=~\"invalid_signature|failed\"}[10m]))" in out
-    assert "- **removed** `RewardDuplicatePayoutAttempt` (critical)" in out
+    assert "- **removed** `RewardDuplicatePayoutAttempt` (warning)" in out
     assert "RewardClaimVolumeAbnormal" not in out
 
 

@@ -27,7 +27,8 @@ DETECTION_BOUNDS = {
     "RewardPayoutWebhookFailing": 10,
     "RewardPoolExhausted": 3,
     "RewardPoolLow": 20,
-    "RewardDuplicatePayoutAttempt": 3,
+    # Issue 15: a blocked duplicate is a warning above its normal rate, 15m for 15m.
+    "RewardDuplicatePayoutAttempt": 25,
     "RewardPayoutProviderOutage": 7,
     "RewardClaimVolumeAbnormal": 30,
     "RewardClaimRejectionRateHigh": 20,
@@ -63,7 +64,9 @@ BEHAVIOURS = {
     "reconciliation: no run for an hour": ("reconciliation-stale", "RewardReconciliationStale"),
     "pool: under 10% of budget": ("pool-low", "RewardPoolLow"),
     "pool: silent at 50%": ("pool-half-budget", None),
-    "duplicate: one blocked payout": ("duplicate-payout-blocked", "RewardDuplicatePayoutAttempt"),
+    "duplicate: a retry loop, blocked a minute for good": ("duplicate-retry-loop", "RewardDuplicatePayoutAttempt"),
+    "duplicate: silent for one blocked payout": ("duplicate-payout-blocked", None),
+    "duplicate: silent for the retry procedure's burst": ("duplicate-retry-release", None),
     "duplicate: silent when flat at any value": ("duplicate-counter-flat", None),
     "duplicate: silent on reset after restart": ("duplicate-counter-reset-on-restart", None),
     "provider: fails all calls": ("provider-outage-all-calls-fail", "RewardPayoutProviderOutage"),
@@ -272,11 +275,11 @@ def test_cli_writes_the_report_with_near_misses_and_headroom(tmp_path):
 
 
 def test_cli_exits_1_when_a_scenario_fails(tmp_path, definitions):
-    broken = rules_with(definitions, {"RewardDuplicatePayoutAttempt": {"threshold": 1}}, tmp_path / "rules.yaml")
-    result = run_cli("scenarios", "--out", str(tmp_path / "out"), "--rules", str(broken), "--only", "duplicate-payout-blocked",
+    broken = rules_with(definitions, {"RewardDuplicatePayoutAttempt": {"threshold": 1000}}, tmp_path / "rules.yaml")
+    result = run_cli("scenarios", "--out", str(tmp_path / "out"), "--rules", str(broken), "--only", "duplicate-retry-loop",
                      "--no-plots")
     assert result.returncode == 1
-    assert "FAIL  duplicate-payout-blocked" in result.stdout and "never fired" in result.stdout
+    assert "FAIL  duplicate-retry-loop" in result.stdout and "never fired" in result.stdout
 
 
 # ---------------------------------------------------------------- scenario files are validated
