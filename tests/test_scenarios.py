@@ -75,6 +75,8 @@ BEHAVIOURS = {
     "provider: silent at 2% errors": ("provider-low-error-rate", None),
     "provider: silent with no traffic and a healthy probe": ("provider-no-traffic", None),
     "claims: 4x the normal level for that time of day": ("claim-volume-spike", "RewardClaimVolumeAbnormal"),
+    "claims: a bot wave on a small campaign, per campaign": ("claim-volume-bot-wave-small-campaign", "RewardClaimVolumeAbnormal"),
+    "claims: silent for a planned launch (first day, no yesterday)": ("claim-volume-campaign-launch", None),
     "claims: silent day over day": ("claim-volume-day-over-day", None),
     "claims: silent on a short burst": ("claim-volume-short-bursts", None),
     "claims: silent at tiny volumes": ("claim-volume-tiny", None),
@@ -243,6 +245,37 @@ def test_for_too_long_to_meet_the_bound_fails(definitions, scenarios, tmp_path):
         assert not r.passed, name
         assert r.latency == 4 and any("later than 3m" in p for p in r.problems), r.problems
         assert "FAILED" in r.verify_output  # the verdict is promtool's
+
+
+FLEET_CLAIM_VOLUME = ("(sum(rate(reward_claim_requests_total[15m])) / sum(rate(reward_claim_requests_total[15m] offset 1d))"
+                      " and on () sum(increase(reward_claim_requests_total[15m])) >= 30) > 3")
+
+
+def test_the_fleet_wide_claim_rule_paged_on_a_launch_and_missed_a_small_bot_wave(definitions, scenarios, tmp_path):
+    """Issue 15's reason for comparing per campaign, shown on promtool: the rule as it was
+    (whole fleet against yesterday, `for` 10m) fires on the planned launch and misses the
+    bot wave on the small campaign; the shipped rule does the opposite (the suite)."""
+    rules = prometheus_rule_file(definitions, load_config(read_stack_file(STACK_FILE), "fleet", definitions))
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if rule["alert"] == "RewardClaimVolumeAbnormal":
+                rule.update({"expr": FLEET_CLAIM_VOLUME, "for": "10m"})
+    path = tmp_path / "rules.yaml"
+    path.write_text(dump_yaml(rules), encoding="utf-8")
+    suite = _run(definitions, scenarios, ["claim-volume-campaign-launch", "claim-volume-bot-wave-small-campaign"], path, tmp_path / "out")
+    launch = suite.result("claim-volume-campaign-launch")
+    assert not launch.passed and {x.alert for x in launch.false_firings()} == {"RewardClaimVolumeAbnormal"}
+    wave = suite.result("claim-volume-bot-wave-small-campaign")
+    assert not wave.passed and wave.first_firing is None
+
+
+def test_a_short_for_lets_the_retry_procedure_burst_fire(definitions, scenarios, tmp_path):
+    """The duplicate rule's `for` equal to its window is what keeps the retry procedure's
+    burst quiet: with 5m it fires."""
+    broken = rules_with(definitions, {"RewardDuplicatePayoutAttempt": {"for": "5m"}}, tmp_path / "rules.yaml")
+    suite = _run(definitions, scenarios, ["duplicate-retry-release"], broken, tmp_path / "out")
+    r = suite.result("duplicate-retry-release")
+    assert not r.passed and {x.alert for x in r.false_firings()} == {"RewardDuplicatePayoutAttempt"}
 
 
 def test_threshold_that_fires_on_the_healthy_week_fails(definitions, scenarios, tmp_path):
