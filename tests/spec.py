@@ -24,6 +24,9 @@ REQUIRED_ALERTS = {
     "RewardPayoutDoublePaid": "critical",
     "RewardReconciliationMismatch": "critical",
     "RewardReconciliationStale": "warning",
+    # Issue 15: the product's constraints, at runtime.
+    "RewardSeasonPointsAsCurrency": "critical",
+    "RewardPoolFundingSourceOther": "warning",
 }
 
 # The metrics contract from the core issue: name -> (type, labels).

@@ -41,6 +41,8 @@ DETECTION_BOUNDS = {
     "RewardPayoutDoublePaid": 3,
     "RewardReconciliationMismatch": 25,  # more than one reconciliation run (every 15m)
     "RewardReconciliationStale": 10,  # after an hour without a run
+    "RewardSeasonPointsAsCurrency": 3,
+    "RewardPoolFundingSourceOther": 3,
 }
 
 # Each behaviour of the issue -> the scenario that proves it (alert under test, or None
@@ -89,6 +91,8 @@ BEHAVIOURS = {
     "funding: entry_fee": ("funding-entry-fee", "RewardPoolFundingSourceInvalid"),
     "funding: a source outside the allowed list": ("funding-unlisted-source", "RewardPoolFundingSourceInvalid"),
     "funding: silent for sponsor funding": ("funding-sponsor-topup", None),
+    "funding: recorded as other": ("funding-other-source", "RewardPoolFundingSourceOther"),
+    "constraints: a pool in Season Points": ("season-points-as-currency", "RewardSeasonPointsAsCurrency"),
     "a healthy week fires nothing": ("healthy-week", None),
 }
 

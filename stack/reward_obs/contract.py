@@ -76,8 +76,9 @@ class MetricsContract:
         return set(self.labels)
 
     def refused(self, label: str, value: str) -> bool:
-        """A value the backend must never export for this label (Season Points as a currency)."""
-        return value in self.labels.get(label, {}).get("refused", ())
+        """A value the backend must never export for this label (Season Points as a currency),
+        in any letter case."""
+        return value.upper() in {v.upper() for v in self.labels.get(label, {}).get("refused", ())}
 
 
 def build_contract(data: dict, file: str, problems) -> MetricsContract:

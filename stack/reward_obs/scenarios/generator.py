@@ -198,13 +198,15 @@ RECONCILIATION_GAUGES = ("reward_reconciliation_provider_paid", "reward_reconcil
 
 
 def _build_reconciliation(out: list[Series], providers, campaigns, n: int) -> None:
-    zeros, always = np.zeros(n), np.ones(n, dtype=bool)
+    """Per provider and currency, from the first campaign paying in that currency on."""
+    zeros = np.zeros(n)
     for p in providers:
         for currency in sorted({c.currency for c in campaigns}):
+            exists = np.arange(n) >= min(c.start for c in campaigns if c.currency == currency)
             labels = {"provider": p, "currency": currency}
             for gauge in RECONCILIATION_GAUGES:
-                out.append(Series(gauge, dict(labels), False, zeros.copy(), always.copy(), derived=True))
-            out.append(Series("reward_reconciliation_double_payments_total", dict(labels), True, zeros.copy(), always.copy()))
+                out.append(Series(gauge, dict(labels), False, zeros.copy(), exists.copy(), derived=True))
+            out.append(Series("reward_reconciliation_double_payments_total", dict(labels), True, zeros.copy(), exists.copy()))
 
 
 def _derive_reconciliation(scenario: Scenario, by_key: dict, paid_by_currency: dict[str, np.ndarray]) -> None:
