@@ -21,7 +21,7 @@ from .logql import event_fields, logql_problems
 NAMESPACE = "reward-observability"
 
 # Secret config keys: set with `pulumi config set --secret KEY VALUE`.
-SECRET_KEYS = ("telegramBotToken", "oncallWebhookUrl")  # also named in notifications/routing.yaml
+SECRET_KEYS = ("telegramBotToken", "oncallWebhookUrl", "heartbeatWebhookUrl")  # also named in notifications/routing.yaml
 
 
 def secret_env_var(key: str) -> str:
@@ -53,6 +53,9 @@ class StackConfig:
     # loads the rendered rule file. "grafana": Grafana-managed recording rules write them
     # to the Prometheus data source by remote write.
     recording_rules: str = "prometheus"
+    # Grafana 13+ with the alertingMultiplePolicies toggle applies inhibition rules (README,
+    # "Inhibition"); older Grafana rejects them, so they are created only on request.
+    grafana_inhibition_rules: bool = False
 
     @property
     def owns_policy_tree(self) -> bool:
@@ -154,6 +157,7 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
         runbook_links=plain.get("runbookLinks", "repository"),
         notification_policy=plain["notificationPolicy"],
         recording_rules=plain["recordingRules"],
+        grafana_inhibition_rules=plain.get("grafanaInhibitionRules", False),
     )
 
 

@@ -85,8 +85,7 @@ def is_dead_man(alert: ResolvedAlert) -> bool:
     """The rule that watches the scrape itself: every series it reads is `up`, or every
     series it reads is inside absent()."""
     tree = promql.parse(alert.expr)
-    metrics = {s.metric for s in promql.selectors(tree)}
-    if metrics and metrics <= {"up"}:
+    if promql.watches_scrape(tree):
         return True
     absent_args = [s for n in _walk(tree) if isinstance(n, promql_parser.Call) and n.func.name in DEAD_MAN_FUNCTIONS
                    for s in promql.selectors(n)]

@@ -230,3 +230,9 @@ def _is_scalar(node) -> bool:
     if isinstance(node, promql_parser.BinaryExpr):
         return _is_scalar(node.lhs) and _is_scalar(node.rhs)
     return False
+
+
+def watches_scrape(tree) -> bool:
+    """True for an expression that reads only `up`: the rule that watches the scrape itself."""
+    metrics = {s.metric for s in selectors(tree)}
+    return bool(metrics) and metrics <= {"up"}

@@ -202,7 +202,8 @@ def _scenario(rel: str, path: Path, data: dict, text: str, definitions: Definiti
         if definitions.contract.refused("currency", c.currency) and data.get("fault", {}).get("alert") != SEASON_POINTS_ALERT:
             problems.add(rel, f"system.campaigns[{i}].currency", f"{c.currency!r} is refused by the metrics contract "
                          f"(Season Points are never a currency); only a scenario whose fault is {SEASON_POINTS_ALERT} may export it")
-    alerts = {a.name for a in definitions.alerts}
+    # The heartbeat fires in every run by design: it is neither a fault nor a silence.
+    alerts = {a.name for a in definitions.alerts if not a.is_heartbeat}
 
     events = []
     for i, e in enumerate(data["events"]):
