@@ -66,7 +66,7 @@ def test_added_alert_is_listed(repo_copy, tmp_path):
     base = render(repo_copy, tmp_path / "base")
     (tmp_path / "dup.yaml").rename(repo_copy / "alert_rules/RewardDuplicatePayoutAttempt.yaml")
     out = diff(base, render(repo_copy, tmp_path / "head"))
-    assert out.startswith("### Alerts\n- **added** `RewardDuplicatePayoutAttempt` (critical, > 0, for 0s), runbook ")
+    assert out.startswith("### Alerts\n- **added** `RewardDuplicatePayoutAttempt` (warning, > 5, for 15m), runbook ")
 
 
 def test_panel_changes_are_named(repo_copy, base, tmp_path):
