@@ -71,7 +71,8 @@ CLAIM_SHARE = 0.9  # of allocated rewards that players claim
 PROBE_INTERVAL = 15.0
 INITIAL_BUDGET = 20000.0
 RECONCILIATION_INTERVAL = 300.0  # simulated seconds between reconciliation runs
-UNCONFIRMED_SHARE = 0.1  # reconciliation_mismatch: share of paid amounts the provider has no record of
+UNCONFIRMED_SHARE = 0.1
+OUTAGE_RETRY_DUPLICATES = 0.1  # per simulated second: retries against a dead provider, blocked by the key  # reconciliation_mismatch: share of paid amounts the provider has no record of
 
 
 def parse_scenario(text: str) -> frozenset[str]:
@@ -482,10 +483,11 @@ class Simulator:
             self.gauges["reward_payouts_pending"][(provider,)] = float(len(batch) // 2 + (pi % 3))
             if probe:
                 self.gauges["reward_provider_up"][(provider,)] = 0.0 if down else 1.0
-            if provider == duplicate and provider in self._last_paid:
+            if (provider == duplicate or down) and provider in self._last_paid:
                 # A second attempt to pay an already paid claim, blocked by the idempotency
-                # key: part of that claim's story (same correlation id).
-                n = take(("dup", provider), 0.5 * dt)
+                # key: part of that claim's story (same correlation id). A dead provider gets
+                # them too: callers retry payouts whose confirmation never came.
+                n = take(("dup", provider), (0.5 if provider == duplicate else OUTAGE_RETRY_DUPLICATES) * dt)
                 c["reward_payout_duplicate_attempts_total"][(provider,)] += n
                 if events is not None:
                     correlation, paid_event, campaign, pool_id = self._last_paid[provider]
@@ -540,8 +542,9 @@ class Simulator:
         if self._since_reconciliation < RECONCILIATION_INTERVAL:
             return
         self._since_reconciliation = 0.0
-        stale = self._target("reconciliation_stale", "provider")
-        self._run_reconciliation({stale} if stale else set())
+        # A stale provider's run fails; so does a dead provider's (its report API is down too).
+        skipped = {self._target("reconciliation_stale", "provider"), self._target("provider_outage", "provider")}
+        self._run_reconciliation(skipped - {None})
 
     def _run_reconciliation(self, skipped: set) -> None:
         g, c = self.gauges, self.counters
