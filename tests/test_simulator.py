@@ -116,8 +116,9 @@ def test_each_fault_moves_its_own_signal(definitions):
     assert any(recon("reward_reconciliation_provider_paid", short)[cur] < recon("reward_reconciliation_ledger_paid", short)[cur]
                for cur in recon("reward_reconciliation_ledger_paid", short))
     stamps = faulty["reward_reconciliation_last_success_timestamp_seconds"]
-    stale = t["reconciliation_stale"]["provider"]
-    assert max(v for k, v in stamps.items() if k[0] == stale) < min(v for k, v in stamps.items() if k[0] != stale)
+    stale, down = t["reconciliation_stale"]["provider"], t["provider_outage"]["provider"]  # a dead provider cannot be reconciled either
+    assert max(v for k, v in stamps.items() if k[0] in (stale, down)) < min(v for k, v in stamps.items() if k[0] not in (stale, down))
+    assert faulty["reward_payout_duplicate_attempts_total"][(down,)] > 0  # callers retry against the dead provider
     assert healthy["reward_reconciliation_provider_paid"] == healthy["reward_reconciliation_ledger_paid"]
     assert sum(healthy["reward_reconciliation_ledger_paid"].values()) > 0
     assert not any(healthy["reward_reconciliation_double_payments_total"].values())
