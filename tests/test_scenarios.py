@@ -60,6 +60,7 @@ BEHAVIOURS = {
     "ledger: reserved + paid above budget, remaining clamped at 0": ("ledger-over-allocated-remaining-clamped", "RewardPoolOverAllocated"),
     "ledger: budget - reserved - paid != remaining": ("ledger-mismatch-one-sided-payout", "RewardPoolLedgerMismatch"),
     "ledger: silent for rounding and a one-scrape blip": ("ledger-rounding-and-blip", None),
+    "ledger: over budget on a paused campaign still pages": ("ledger-over-allocated-while-paused", "RewardPoolOverAllocated"),
     "reconciliation: a confirmed double payment": ("reconciliation-double-payment", "RewardPayoutDoublePaid"),
     "reconciliation: provider confirms less than the ledger paid": ("reconciliation-mismatch-unconfirmed", "RewardReconciliationMismatch"),
     "reconciliation: silent for a difference at one run only": ("reconciliation-one-run-difference", None),
