@@ -38,6 +38,7 @@ DETECTION_BOUNDS = {
     # ours: a broken ledger pages within minutes, a forecast within its `for` and a bit.
     "RewardPoolOverAllocated": 3,
     "RewardPoolLedgerMismatch": 8,
+    "RewardPoolEmptyingSoon": 70,  # `for` 1h, as kube-prometheus' filesystem forecast
     "RewardPayoutDoublePaid": 3,
     "RewardReconciliationMismatch": 25,  # more than one reconciliation run (every 15m)
     "RewardReconciliationStale": 10,  # after an hour without a run
@@ -67,6 +68,8 @@ BEHAVIOURS = {
     "reconciliation: no run for an hour": ("reconciliation-stale", "RewardReconciliationStale"),
     "pool: under 10% of budget": ("pool-low", "RewardPoolLow"),
     "pool: silent at 50%": ("pool-half-budget", None),
+    "pool: under 40% and empty within a day at its pace": ("pool-emptying-fast", "RewardPoolEmptyingSoon"),
+    "pool: silent when low but spent slowly": ("pool-spent-slowly", None),
     "duplicate: a retry loop, blocked a minute for good": ("duplicate-retry-loop", "RewardDuplicatePayoutAttempt"),
     "duplicate: silent for one blocked payout": ("duplicate-payout-blocked", None),
     "duplicate: silent for the retry procedure's burst": ("duplicate-retry-release", None),
