@@ -125,7 +125,8 @@ def test_group_interval_must_be_a_multiple_of_ten_seconds(monkeypatch):
 def test_repeat_interval_shorter_than_group_interval_fails(repo_copy):
     path = repo_copy / "notifications/routing.yaml"
     data = yaml.safe_load(path.read_text())
-    data["policy"]["routes"][0]["repeat_interval"] = "1m"
+    [team] = [r for r in data["policy"]["routes"] if r.get("matchers") == {"team": "rewards"}]
+    team["repeat_interval"] = "1m"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     assert ("routing.yaml", "repeat-interval") in checks(run_lint(repo_copy))
 
@@ -133,7 +134,8 @@ def test_repeat_interval_shorter_than_group_interval_fails(repo_copy):
 def test_datasource_alerts_must_reach_the_rewards_route(repo_copy):
     path = repo_copy / "notifications/routing.yaml"
     data = yaml.safe_load(path.read_text())
-    data["policy"]["routes"][0]["matchers"] = {"team": "payments"}
+    [team] = [r for r in data["policy"]["routes"] if r.get("matchers") == {"team": "rewards"}]
+    team["matchers"] = {"team": "payments"}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     report = run_lint(repo_copy)
     assert any(f.check == "datasource-alert-routing" and "DatasourceError" in f.message for f in report.findings)

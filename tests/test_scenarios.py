@@ -293,7 +293,8 @@ def test_threshold_that_fires_on_the_healthy_week_fails(definitions, scenarios, 
     r = suite.result("healthy-week")
     assert not r.passed
     assert {x.alert for x in r.false_firings()} == {"RewardClaimVolumeAbnormal"}
-    assert any(p.startswith("false firing: RewardClaimVolumeAbnormal fired first at ") for p in r.problems), r.problems
+    assert any(p.startswith("false firing: RewardClaimVolumeAbnormal{campaign_id=") and " fired first at " in p
+               for p in r.problems), r.problems
     assert "FAILED" in r.verify_output
 
 
