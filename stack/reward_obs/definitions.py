@@ -23,6 +23,10 @@ _TEMPLATE_VARIABLES = {"labels", "value", "externalLabels"}
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
+# The label that marks the always-firing heartbeat (routed to the external dead-man service).
+HEARTBEAT_LABEL = "heartbeat"
+
+
 @dataclass(frozen=True)
 class AlertRule:
     file: str
@@ -45,10 +49,16 @@ class AlertRule:
     exec_err_state: str
     lint_exceptions: dict
     datasource: str = "prometheus"  # or "loki": a log-based rule, evaluated by Grafana only
+    inhibited_by: tuple[str, ...] = ()  # alerts whose firing holds this one's notifications back
 
     @property
     def is_promql(self) -> bool:
         return self.datasource == "prometheus"
+
+    @property
+    def is_heartbeat(self) -> bool:
+        """The always-firing rule an external dead-man service listens for."""
+        return self.labels.get(HEARTBEAT_LABEL) == "true"
 
     def resolved(self, override: dict | None = None) -> ResolvedAlert:
         """The rule with its parameters and per-stack overrides filled in."""
@@ -147,6 +157,7 @@ class ContactPoint:
     secrets: dict  # setting -> stack secret config key
     config: dict  # setting -> stack config key
     settings: dict
+    send_resolved: bool = True  # the heartbeat's dead-man service must not take a "resolved" as a ping
 
 
 @dataclass(frozen=True)
@@ -301,6 +312,7 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         # Panels may read recorded series (the fleet-wide panels do); alerts read raw metrics.
         _check_dashboards(root, dashboards, recording.with_recorded_series(contract, recording_rules), problems)
         _check_alerts(root, alerts, dashboards, contract, problems)
+        _check_inhibition(alerts, contract, problems)
         recording.check(recording_rules, contract, dashboards, problems)
     if routing is not None:
         _check_routing(routing, problems)
@@ -384,6 +396,7 @@ def _alert(file: str, data: dict) -> AlertRule:
         exec_err_state=data["exec_err_state"],
         lint_exceptions=dict(data.get("lint_exceptions", {})),
         datasource=data.get("datasource", "prometheus"),
+        inhibited_by=tuple(data.get("inhibited_by", ())),
     )
 
 
@@ -409,7 +422,8 @@ def _routing(root: Path, file: str, data: dict, problems: ProblemCollector) -> R
             continue
         templates.append(Template(t["name"], path.read_text(encoding="utf-8")))
     contact_points = tuple(
-        ContactPoint(cp["name"], cp["type"], dict(cp.get("secrets", {})), dict(cp.get("config", {})), dict(cp.get("settings", {})))
+        ContactPoint(cp["name"], cp["type"], dict(cp.get("secrets", {})), dict(cp.get("config", {})), dict(cp.get("settings", {})),
+                     cp.get("send_resolved", True))
         for cp in data["contact_points"]
     )
     return Routing(file, tuple(templates), contact_points, _route(data["policy"]))
@@ -511,6 +525,34 @@ def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboar
             problems.add(a.file, "panel", f"no dashboard with uid {a.dashboard_uid!r}")
         elif dashboard.panel(a.panel_key) is None:
             problems.add(a.file, "panel", f"dashboard {a.dashboard_uid!r} has no panel with key {a.panel_key!r}")
+
+
+def _check_inhibition(alerts: list[AlertRule], contract: MetricsContract, problems: ProblemCollector) -> None:
+    """A source must exist and be a PromQL alert; the target must carry every label of the
+    source's result, or one provider's outage would silence every provider's alerts."""
+    by_name = {a.name: a for a in alerts}
+    for a in alerts:
+        for i, source_name in enumerate(a.inhibited_by):
+            where = f"inhibited_by[{i}]"
+            source = by_name.get(source_name)
+            if source is None:
+                problems.add(a.file, where, f"{source_name!r} is not a defined alert")
+                continue
+            if source_name == a.name:
+                problems.add(a.file, where, "an alert cannot inhibit itself")
+                continue
+            if not (source.is_promql and a.is_promql):
+                problems.add(a.file, where, "inhibition is between PromQL alerts (both Grafana and Alertmanager receive them)")
+                continue
+            try:
+                source_labels = promql.output_labels(promql.parse(source.resolved().expr), contract)
+                target_labels = promql.output_labels(promql.parse(a.resolved().expr), contract)
+            except (KeyError, ValueError):
+                continue  # reported by _check_alerts
+            missing = sorted(source_labels - target_labels)
+            if missing:
+                problems.add(a.file, where, f"{source_name} fires per {', '.join(sorted(source_labels))}, but this alert has no "
+                             f"{', '.join(missing)}: one {missing[0]}'s fault would silence this alert for all of them")
 
 
 def _check_routing(routing: Routing, problems: ProblemCollector) -> None:
