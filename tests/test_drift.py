@@ -7,6 +7,7 @@ import dataclasses
 import json
 
 import pytest
+import yaml
 from conftest import ROOT
 from go_durations import grafana_stores
 from hypothesis import HealthCheck, given, settings
@@ -145,7 +146,7 @@ _ALERT_NAMES = sorted(p.stem for p in (ROOT / "alert_rules").glob("*.yaml"))
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     order=st.permutations(range(len(_ALERT_NAMES))),
-    contact_order=st.permutations(range(3)),
+    contact_order=st.permutations(range(len(yaml.safe_load((ROOT / "notifications/routing.yaml").read_text())["contact_points"]))),
     thresholds=st.dictionaries(st.sampled_from(_ALERT_NAMES), st.floats(min_value=0.01, max_value=50, allow_nan=False), max_size=3),
     live=st.booleans(),
 )

@@ -1,4 +1,4 @@
-"""The provisioning validator (reward_obs/grafana_provisioning.py): zero findings on the
+"""The provisioning validator (reward_obs/checks/grafana_provisioning.py): zero findings on the
 render of every example stack at every supported Grafana version, and each rule proven
 on a hand-written fixture broken one way at a time (tests/fixtures/grafana_provisioning/)."""
 from __future__ import annotations

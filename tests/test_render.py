@@ -77,7 +77,7 @@ BROKEN = {
     "bad YAML": (lambda r: (r / "alert_rules/RewardPoolLow.yaml").write_text("name: [unclosed\n"),
                  "alert_rules/RewardPoolLow.yaml:line 2: not valid YAML"),
     "schema violation": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolLow.yaml", lambda d: d.update(severity="page")),
-                         "alert_rules/RewardPoolLow.yaml:severity: 'page' is not one of ['critical', 'warning']"),
+                         "alert_rules/RewardPoolLow.yaml:severity: 'page' is not one of ['critical', 'warning', 'none']"),
     "missing field": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolLow.yaml", lambda d: d.pop("runbook")),
                       "alert_rules/RewardPoolLow.yaml:(top level): 'runbook' is a required property"),
     "unknown metric": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolLow.yaml",

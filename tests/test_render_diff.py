@@ -46,7 +46,7 @@ def test_alert_changes_are_named(repo_copy, base, tmp_path):
     assert "- **changed** `RewardPoolLow`: threshold < 0.1 → < 0.2; for 10m → 15m; severity warning → critical" in out
     assert "- **changed** `RewardPayoutWebhookFailing`:" in out and "query changed" in out
     assert "    +sum by (provider) (rate(reward_payout_webhooks_total{result=~\"invalid_signature|failed\"}[10m]))" in out
-    assert "- **removed** `RewardDuplicatePayoutAttempt` (critical)" in out
+    assert "- **removed** `RewardDuplicatePayoutAttempt` (warning)" in out
     assert "RewardClaimVolumeAbnormal" not in out
 
 
@@ -68,7 +68,7 @@ def test_added_alert_is_listed(repo_copy, tmp_path):
     base = render(repo_copy, tmp_path / "base")
     (tmp_path / "dup.yaml").rename(repo_copy / "alert_rules/RewardDuplicatePayoutAttempt.yaml")
     out = diff(base, render(repo_copy, tmp_path / "head"))
-    assert out.startswith("### Alerts\n- **added** `RewardDuplicatePayoutAttempt` (critical, > 0, for 0s), runbook ")
+    assert out.startswith("### Alerts\n- **added** `RewardDuplicatePayoutAttempt` (warning, > 5, for 15m), runbook ")
 
 
 def test_panel_changes_are_named(repo_copy, base, tmp_path):

@@ -38,7 +38,7 @@ def test_dispute_handling_traces_every_stage_by_correlation_id():
 
 
 def test_over_allocation_says_how_to_find_decide_and_communicate():
-    [section] = sections(ROOT / "runbooks/accidental-over-allocation.md")
+    [section] = [s for s in sections(ROOT / "runbooks/accidental-over-allocation.md") if s.anchor == "accidental-over-allocation"]
     assert "reward_pool_budget" in section.parts["Confirm"] and "correlation_id" in section.parts["Confirm"]
     assert "honour" in section.parts["Recover"].lower() or "honor" in section.parts["Recover"].lower()
     assert "support" in section.parts["Recover"].lower()

@@ -77,10 +77,11 @@ def test_rule_level_routing_leaves_the_policy_tree_alone(tmp_path):
         for rule in group["rules"]:
             settings = rule["notification_settings"]
             severity = {**REQUIRED_ALERTS, **LOG_ALERTS}[rule["title"]]
-            expected = "rewards-oncall-webhook" if severity == "critical" else "rewards-telegram"
+            expected = {"critical": "rewards-oncall-webhook", "none": "rewards-heartbeat"}.get(severity, "rewards-telegram")
             assert settings["receiver"] == expected, rule["title"]
             assert settings["group_by"][:2] == ["alertname", "grafana_folder"]
-            assert {"campaign_id", "provider"} <= set(settings["group_by"])
+            if severity != "none":  # the heartbeat is one alert, grouped by name
+                assert {"campaign_id", "provider"} <= set(settings["group_by"])
 
 
 def test_owned_tree_renders_policies_and_no_rule_level_settings(tmp_path):
@@ -97,7 +98,8 @@ def test_rule_level_stack_registers_no_notification_policy():
     rules = [rule for r in result["resources"] if r["type"].endswith(":RuleGroup") for rule in r["inputs"]["rules"]
              if not rule.get("record")]  # recording rules never notify
     assert len(rules) == len(REQUIRED_ALERTS) + len(LOG_ALERTS)
-    assert all(rule["notificationSettings"]["contactPoint"] in ("rewards-oncall-webhook", "rewards-telegram") for rule in rules)
+    assert all(rule["notificationSettings"]["contactPoint"] in ("rewards-oncall-webhook", "rewards-telegram")
+               or (rule["name"], rule["notificationSettings"]["contactPoint"]) == ("RewardHeartbeat", "rewards-heartbeat") for rule in rules)
 
 
 def test_prod_override_reaches_the_rule(tmp_path):

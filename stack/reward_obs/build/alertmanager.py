@@ -12,20 +12,16 @@ from __future__ import annotations
 
 from reward_obs.model.definitions import Definitions
 from reward_obs.build.notifications import policy_tree
+from reward_obs.build.inhibition import alertmanager_inhibit_rules, matcher_text
 
 TIMING_KEYS = ("group_wait", "group_interval", "repeat_interval")
-
-
-def _matcher(label: str, op: str, value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'{label}{op}"{escaped}"'
 
 
 def route(node: dict, timing: dict | None = None, root: bool = False) -> dict:
     """One policy node (neutral form) as an Alertmanager route."""
     out: dict = {"receiver": node["contact_point"]}
     if "matchers" in node:
-        out["matchers"] = [_matcher(*m) for m in node["matchers"]]
+        out["matchers"] = [matcher_text(*m) for m in node["matchers"]]
     if "group_by" in node:
         out["group_by"] = list(node["group_by"])
     for key in TIMING_KEYS:
@@ -53,8 +49,9 @@ def alertmanager_config(definitions: Definitions, receiver_urls: dict[str, str],
         raise ValueError(f"no receiver URL for contact point(s): {', '.join(missing)}")
     receivers = []
     for cp in sorted(definitions.routing.contact_points, key=lambda c: c.name):
-        webhook: dict = {"url": receiver_urls[cp.name], "send_resolved": True}
+        webhook: dict = {"url": receiver_urls[cp.name], "send_resolved": cp.send_resolved}
         if "max_alerts" in cp.settings:
             webhook["max_alerts"] = cp.settings["max_alerts"]
         receivers.append({"name": cp.name, "webhook_configs": [webhook]})
-    return {"route": route(policy_tree(definitions), timing, root=True), "receivers": receivers}
+    return {"route": route(policy_tree(definitions), timing, root=True), "receivers": receivers,
+            "inhibit_rules": alertmanager_inhibit_rules(definitions)}

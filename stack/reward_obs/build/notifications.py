@@ -46,7 +46,8 @@ def contact_points(definitions: Definitions, config: StackConfig) -> list[dict]:
             settings["subject"] = TITLE
         elif cp.type == "webhook":
             settings["title"] = TITLE
-        out.append({"name": cp.name, "uid": cp.name, "type": cp.type, "settings": settings})
+        out.append({"name": cp.name, "uid": cp.name, "type": cp.type, "settings": settings,
+                    "disable_resolve_message": not cp.send_resolved})
     return out
 
 

@@ -22,7 +22,7 @@ from reward_obs.model.errors import ProblemCollector
 NAMESPACE = "reward-observability"
 
 # Secret config keys: set with `pulumi config set --secret KEY VALUE`.
-SECRET_KEYS = ("telegramBotToken", "oncallWebhookUrl")  # also named in notifications/routing.yaml
+SECRET_KEYS = ("telegramBotToken", "oncallWebhookUrl", "heartbeatWebhookUrl")  # also named in notifications/routing.yaml
 
 
 def secret_env_var(key: str) -> str:
@@ -59,6 +59,9 @@ class StackConfig:
     # The Grafana minor line deployed to (grafana_compat.supported_versions()); the render and
     # the Pulumi component choose version-dependent fields from it.
     grafana_version: str = field(default_factory=oldest_supported)
+    # Grafana 13+ with the alertingMultiplePolicies toggle applies inhibition rules (README,
+    # "Inhibition"); older Grafana rejects them, so they are created only on request.
+    grafana_inhibition_rules: bool = False
 
     @property
     def owns_policy_tree(self) -> bool:
@@ -162,6 +165,7 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
         recording_rules=plain["recordingRules"],
         admin_base_url=plain.get("adminBaseUrl", ""),
         grafana_version=plain.get("grafanaVersion", oldest_supported()),
+        grafana_inhibition_rules=plain.get("grafanaInhibitionRules", False),
     )
 
 

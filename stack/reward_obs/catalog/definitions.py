@@ -13,6 +13,7 @@ from reward_obs.lang.logql import event_fields, logql_problems, vocabulary
 from reward_obs.lang.markdown import anchors
 from reward_obs.model.contract import MetricsContract, build_contract
 from reward_obs.model.definitions import (  # noqa: F401 (re-exported: the loader returns these)
+    HEARTBEAT_LABEL,
     PARAM,
     AlertRule,
     ContactPoint,
@@ -70,6 +71,7 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         # Panels may read recorded series (the fleet-wide panels do); alerts read raw metrics.
         _check_dashboards(root, dashboards, recording.with_recorded_series(contract, recording_rules), problems)
         _check_alerts(root, alerts, dashboards, contract, problems)
+        _check_inhibition(alerts, contract, problems)
         recording.check(recording_rules, contract, dashboards, problems)
     if routing is not None:
         _check_routing(routing, problems)
@@ -149,6 +151,7 @@ def _alert(file: str, data: dict) -> AlertRule:
         exec_err_state=data["exec_err_state"],
         lint_exceptions=dict(data.get("lint_exceptions", {})),
         datasource=data.get("datasource", "prometheus"),
+        inhibited_by=tuple(data.get("inhibited_by", ())),
     )
 
 
@@ -174,7 +177,8 @@ def _routing(root: Path, file: str, data: dict, problems: ProblemCollector) -> R
             continue
         templates.append(Template(t["name"], path.read_text(encoding="utf-8")))
     contact_points = tuple(
-        ContactPoint(cp["name"], cp["type"], dict(cp.get("secrets", {})), dict(cp.get("config", {})), dict(cp.get("settings", {})))
+        ContactPoint(cp["name"], cp["type"], dict(cp.get("secrets", {})), dict(cp.get("config", {})), dict(cp.get("settings", {})),
+                     cp.get("send_resolved", True))
         for cp in data["contact_points"]
     )
     return Routing(file, tuple(templates), contact_points, _route(data["policy"]))
@@ -273,6 +277,34 @@ def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboar
             problems.add(a.file, "panel", f"no dashboard with uid {a.dashboard_uid!r}")
         elif dashboard.panel(a.panel_key) is None:
             problems.add(a.file, "panel", f"dashboard {a.dashboard_uid!r} has no panel with key {a.panel_key!r}")
+
+
+def _check_inhibition(alerts: list[AlertRule], contract: MetricsContract, problems: ProblemCollector) -> None:
+    """A source must exist and be a PromQL alert; the target must carry every label of the
+    source's result, or one provider's outage would silence every provider's alerts."""
+    by_name = {a.name: a for a in alerts}
+    for a in alerts:
+        for i, source_name in enumerate(a.inhibited_by):
+            where = f"inhibited_by[{i}]"
+            source = by_name.get(source_name)
+            if source is None:
+                problems.add(a.file, where, f"{source_name!r} is not a defined alert")
+                continue
+            if source_name == a.name:
+                problems.add(a.file, where, "an alert cannot inhibit itself")
+                continue
+            if not (source.is_promql and a.is_promql):
+                problems.add(a.file, where, "inhibition is between PromQL alerts (both Grafana and Alertmanager receive them)")
+                continue
+            try:
+                source_labels = promql.output_labels(promql.parse(source.resolved().expr), contract)
+                target_labels = promql.output_labels(promql.parse(a.resolved().expr), contract)
+            except (KeyError, ValueError):
+                continue  # reported by _check_alerts
+            missing = sorted(source_labels - target_labels)
+            if missing:
+                problems.add(a.file, where, f"{source_name} fires per {', '.join(sorted(source_labels))}, but this alert has no "
+                             f"{', '.join(missing)}: one {missing[0]}'s fault would silence this alert for all of them")
 
 
 def _check_routing(routing: Routing, problems: ProblemCollector) -> None:

@@ -234,7 +234,7 @@ def compile_schema(schema: Any, where: str = "#") -> Check:
     }
     if unknown:
         raise UnsupportedSchema(f"{where}: keyword(s) {', '.join(sorted(unknown))} not implemented by the fast validator; "
-                                "add them to stack/reward_obs/event_contract.py with tests")
+                                "add them to stack/reward_obs/catalog/event_contract.py with tests")
     object_only = schema.get("type") in ("object", ["object"])
     checks = _scalar_checks({k: schema[k] for k in ("const", "enum") if k in schema} if object_only else schema)
     obj = _object_check(schema, where)

@@ -27,7 +27,7 @@ from reward_obs.catalog.runbook_numbers import overridden_numbers
 from reward_obs.checks.grafana_provisioning import validate_files
 from reward_obs.lang import promql
 from reward_obs.model.definitions import Definitions, ResolvedAlert
-from reward_obs.model.durations import parse_duration
+from reward_obs.model.durations import format_duration, parse_duration
 
 COUNTER_FUNCTIONS = {"rate", "irate", "increase", "resets"}
 DEAD_MAN_FUNCTIONS = {"absent", "absent_over_time"}
@@ -90,8 +90,7 @@ def is_dead_man(alert: ResolvedAlert) -> bool:
     """The rule that watches the scrape itself: every series it reads is `up`, or every
     series it reads is inside absent()."""
     tree = promql.parse(alert.expr)
-    metrics = {s.metric for s in promql.selectors(tree)}
-    if metrics and metrics <= {"up"}:
+    if promql.watches_scrape(tree):
         return True
     absent_args = [s for n in _walk(tree) if isinstance(n, promql_parser.Call) and n.func.name in DEAD_MAN_FUNCTIONS
                    for s in promql.selectors(n)]
@@ -237,6 +236,49 @@ def check_for_vs_interval(alert, tree, ctx):
         yield "for", f"`for` {alert.for_} is shorter than the evaluation interval {alert_builders.EVALUATION_INTERVAL}; use 0s or at least the interval"
 
 
+RATE_FUNCTIONS = {"rate", "irate", "increase"}
+
+
+def _counter_windows(node) -> list[float]:
+    """Range windows (seconds) of counters read through rate/irate/increase."""
+    return [n.args[0].range.total_seconds() for n in _walk(node)
+            if isinstance(n, promql_parser.Call) and n.func.name in RATE_FUNCTIONS
+            and n.args and isinstance(n.args[0], promql_parser.MatrixSelector)]
+
+
+def _is_multiwindow(tree) -> bool:
+    """A multiwindow rule (SLO burn rate): an `and` of two conditions that read counters over
+    different windows, e.g. 1h and 5m."""
+    for node in _walk(tree):
+        if isinstance(node, promql_parser.BinaryExpr) and str(node.op) == "and":
+            left, right = set(_counter_windows(node.lhs)), set(_counter_windows(node.rhs))
+            if left and right and left != right and not (left & right):
+                return True
+    return False
+
+
+def check_for_window(alert, tree, ctx):
+    """A count or rate over a window stays high for the whole window after a burst: with a
+    `for` shorter than the window, a burst that is over in a minute still trips the rule
+    once it is big enough. With `for` at least the window, the condition must still hold a
+    whole window after it first held, so a burst that ends never fires.
+
+    Not judged: a rule where any single event is the fault (`> 0` on a count, no ratio of rates:
+    a rejected winner, a confirmed double payment), and a multiwindow burn-rate rule (its
+    long window needs a sustained burn; the short window only ends the alert sooner)."""
+    windows = _counter_windows(tree)
+    if not windows or _is_multiwindow(tree):
+        return
+    divides = any(isinstance(n, promql_parser.BinaryExpr) and str(n.op) == "/" and _reads_counter_rate(n) for n in _walk(tree))
+    if alert.rule.op == ">" and alert.threshold == 0 and not divides:
+        return
+    window = max(windows)
+    if parse_duration(alert.for_) < window:
+        yield "for", (f"`for` {alert.for_} is shorter than the window it counts over ({format_duration(int(window))}): "
+                      "a burst that is over in a minute keeps the rule true for the whole window and trips it. "
+                      f"Use `for: {format_duration(int(window))}` or longer, or add lint_exceptions.for-window with the reason")
+
+
 def check_no_data_state(alert, tree, ctx):
     if alert.rule.no_data_state == "Alerting" and not (alert.rule.is_promql and is_dead_man(alert)):
         yield "no_data_state", ("maps no data to Alerting; a filtered query returns nothing on a healthy system, "
@@ -244,7 +286,8 @@ def check_no_data_state(alert, tree, ctx):
 
 
 # Checks that read the PromQL syntax tree; log-based (Loki) rules skip them.
-PROMQL_CHECKS = {"alert-comparison", "counter-without-rate", "range-window", "ratio-guard", "dead-man", "template-label"}
+PROMQL_CHECKS = {"alert-comparison", "counter-without-rate", "range-window", "ratio-guard", "dead-man", "template-label",
+                 "for-window"}
 
 ALERT_CHECKS = {
     "alert-comparison": check_comparison,
@@ -255,6 +298,7 @@ ALERT_CHECKS = {
     "template-label": check_template_labels,
     "value-in-label": check_value_in_label,
     "for-interval": check_for_vs_interval,
+    "for-window": check_for_window,
     "no-data-state": check_no_data_state,
 }
 
@@ -265,7 +309,7 @@ ALERT_CHECKS = {
 def check_group_interval(ctx) -> list[Finding]:
     seconds = parse_duration(alert_builders.EVALUATION_INTERVAL)
     if seconds <= 0 or seconds % 10 or seconds > 300:
-        return [Finding("stack/reward_obs/builders/alerts.py", "EVALUATION_INTERVAL", "group-interval",
+        return [Finding("stack/reward_obs/build/alerts.py", "EVALUATION_INTERVAL", "group-interval",
                         "must be a non-zero multiple of 10s and at most 5m (Grafana's scheduler ticks every 10s)")]
     return []
 

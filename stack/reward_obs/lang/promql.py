@@ -110,6 +110,9 @@ def catalog_problems(expr: str, contract: MetricsContract) -> list[str]:
             if label not in allowed:
                 problems.append(f"{sel.metric} has no label {label!r} (allowed: {', '.join(sorted(allowed))})")
                 continue
+            if op == "=" and contract.refused(label, value):
+                problems.append(f"{sel.metric}{{{label}={value!r}}}: {value!r} is refused by the metrics contract as a {label}")
+                continue
             values = contract.label_values(sel.metric, label)
             if values is None or op not in ("=", "=~") or value == ".*":
                 continue
@@ -204,10 +207,11 @@ def output_labels(tree, contract: MetricsContract) -> set[str]:
             return lhs
         matching = modifier.matching if modifier is not None else None
         card = str(modifier.card) if modifier is not None else "OneToOne"
+        included = set(getattr(modifier, "group_labels", None) or ())  # group_left/right (labels...)
         if "ManyToOne" in card:
-            return lhs
+            return lhs | (included & rhs)
         if "OneToMany" in card:
-            return rhs
+            return rhs | (included & lhs)
         if matching is not None and ("Include" in str(matching.type) or "On" in str(matching.type)):
             return set(matching.labels) & lhs
         if matching is not None:
@@ -226,3 +230,9 @@ def _is_scalar(node) -> bool:
     if isinstance(node, promql_parser.BinaryExpr):
         return _is_scalar(node.lhs) and _is_scalar(node.rhs)
     return False
+
+
+def watches_scrape(tree) -> bool:
+    """True for an expression that reads only `up`: the rule that watches the scrape itself."""
+    metrics = {s.metric for s in selectors(tree)}
+    return bool(metrics) and metrics <= {"up"}

@@ -75,6 +75,11 @@ class MetricsContract:
     def all_labels(self) -> set[str]:
         return set(self.labels)
 
+    def refused(self, label: str, value: str) -> bool:
+        """A value the backend must never export for this label (Season Points as a currency),
+        in any letter case."""
+        return value.upper() in {v.upper() for v in self.labels.get(label, {}).get("refused", ())}
+
 
 def build_contract(data: dict, file: str, problems) -> MetricsContract:
     """Typed contract from schema-valid data; contract rules are reported to `problems`."""

@@ -15,6 +15,10 @@ _TEMPLATE_VARIABLES = {"labels", "value", "externalLabels"}
 PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
+# The label that marks the always-firing heartbeat (routed to the external dead-man service).
+HEARTBEAT_LABEL = "heartbeat"
+
+
 @dataclass(frozen=True)
 class AlertRule:
     file: str
@@ -37,10 +41,16 @@ class AlertRule:
     exec_err_state: str
     lint_exceptions: dict
     datasource: str = "prometheus"  # or "loki": a log-based rule, evaluated by Grafana only
+    inhibited_by: tuple[str, ...] = ()  # alerts whose firing holds this one's notifications back
 
     @property
     def is_promql(self) -> bool:
         return self.datasource == "prometheus"
+
+    @property
+    def is_heartbeat(self) -> bool:
+        """The always-firing rule an external dead-man service listens for."""
+        return self.labels.get(HEARTBEAT_LABEL) == "true"
 
     def resolved(self, override: dict | None = None) -> ResolvedAlert:
         """The rule with its parameters and per-stack overrides filled in."""
@@ -139,6 +149,7 @@ class ContactPoint:
     secrets: dict  # setting -> stack secret config key
     config: dict  # setting -> stack config key
     settings: dict
+    send_resolved: bool = True  # the heartbeat's dead-man service must not take a "resolved" as a ping
 
 
 @dataclass(frozen=True)

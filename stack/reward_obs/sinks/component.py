@@ -13,6 +13,7 @@ import pulumiverse_grafana as grafana
 from reward_obs.build import alerts as alert_builders
 from reward_obs.build import dashboards as dashboard_builders
 from reward_obs.build import grafana_recording
+from reward_obs.build import inhibition as inhibition_builders
 from reward_obs.build import notifications as notification_builders
 from reward_obs.build.runbook_dashboard import RUNBOOK_DASHBOARD_UID, runbook_dashboard_json
 from reward_obs.catalog import grafana_compat
@@ -111,6 +112,8 @@ def contact_point_args(cp: dict, secrets: dict[str, pulumi.Input[str]]) -> dict:
         if isinstance(value, notification_builders.SecretRef):
             value = pulumi.Output.secret(secrets[value.key])
         settings[keys[name]] = value
+    if cp.get("disable_resolve_message"):
+        settings["disable_resolve_message"] = True
     field, args_type = _CONTACT_POINT_ARGS[cp["type"]]
     return {"name": cp["name"], field: [args_type(**settings)]}
 
@@ -191,6 +194,21 @@ class RewardObservability(pulumi.ComponentResource):
                 rules=[recording_rule_args(r, config.grafana_version) for r in g["rules"]], opts=child)
             for g in grafana_recording.grafana_recording_groups(definitions, config)
         } if config.grafana_records else {}
+        # Inhibition in Grafana: only Grafana 13+ with the alertingMultiplePolicies toggle
+        # applies it (README, "Inhibition"), so only on request.
+        self.inhibition_rules = {
+            r["name"]: grafana.alerting.v1beta1.NotificationsInhibitionRule(
+                resource_name("inhibition-rule", r["name"].lower()),
+                metadata=grafana.alerting.v1beta1.NotificationsInhibitionRuleMetadataArgs(uid=r["name"].lower()),
+                spec=grafana.alerting.v1beta1.NotificationsInhibitionRuleSpecArgs(
+                    source_matchers=[grafana.alerting.v1beta1.NotificationsInhibitionRuleSpecSourceMatcherArgs(**m)
+                                     for m in r["source_matchers"]],
+                    target_matchers=[grafana.alerting.v1beta1.NotificationsInhibitionRuleSpecTargetMatcherArgs(**m)
+                                     for m in r["target_matchers"]],
+                    equals=r["equal"]),
+                opts=child)
+            for r in inhibition_builders.grafana_inhibition_rules(definitions)
+        } if config.grafana_inhibition_rules else {}
         self.folder_uid = self.folder.uid
         self.dashboard_urls = {uid: f"{config.grafana_url}/d/{uid}" for uid in self.dashboards}
         self.alert_names = sorted(a.name for a in definitions.alerts)

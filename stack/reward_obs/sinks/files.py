@@ -12,6 +12,7 @@ import yaml
 from reward_obs.build import alerts as alert_builders
 from reward_obs.build import dashboards as dashboard_builders
 from reward_obs.build import grafana_recording
+from reward_obs.build import inhibition as inhibition_builders
 from reward_obs.build import notifications as notification_builders
 from reward_obs.build.runbook_dashboard import (
     RUNBOOK_DASHBOARD_UID,
@@ -29,6 +30,7 @@ OWNED_DIRS = ("grafana", "prometheus")
 PROMETHEUS_RULE_FILE = "prometheus/reward-alerts.rules.yaml"
 PROMETHEUS_RECORDING_FILE = "prometheus/reward-recording.rules.yaml"
 GRAFANA_RECORDING_FILE = "grafana/provisioning/alerting/recording-rules.yaml"
+GRAFANA_INHIBITION_FILE = "grafana/inhibition-rules.json"
 DASHBOARDS_PATH = "/etc/grafana/dashboards/rewards"
 
 
@@ -144,7 +146,8 @@ def render_files(definitions: Definitions, config: StackConfig) -> dict[str, str
         "apiVersion": 1,
         "contactPoints": [
             {"orgId": config.org_id, "name": cp["name"],
-             "receivers": [{"uid": cp["uid"], "type": cp["type"], "disableResolveMessage": False, "settings": _provisioning_settings(cp)}]}
+             "receivers": [{"uid": cp["uid"], "type": cp["type"], "disableResolveMessage": cp["disable_resolve_message"],
+                            "settings": _provisioning_settings(cp)}]}
             for cp in notification_builders.contact_points(definitions, config)
         ],
     })
@@ -157,6 +160,8 @@ def render_files(definitions: Definitions, config: StackConfig) -> dict[str, str
         "apiVersion": 1,
         "templates": [{"orgId": config.org_id, **t} for t in notification_builders.templates(definitions)],
     })
+    if config.grafana_inhibition_rules:  # not file-provisionable: for Grafana 13+'s API (README, "Inhibition")
+        files[GRAFANA_INHIBITION_FILE] = dump_json(inhibition_builders.grafana_inhibition_rules(definitions))
     files[PROMETHEUS_RULE_FILE] = dump_yaml(alert_builders.prometheus_rule_file(definitions, config))
     files.update(recording_files(definitions, config))
     return dict(sorted(files.items()))

@@ -5,7 +5,7 @@ Every label of every metric must be one of:
 - a scaling dimension: pool_id (pools), campaign_id (campaigns), provider (providers);
 - dependent on a scaling label of the same metric (currency: one per pool);
 - enumerated: the contract lists its values (per metric where label_values says so);
-- budgeted: open in the contract, with a fixed cap here (source).
+- budgeted: open in the contract, with a fixed cap here (source; currency where no pool fixes it).
 A label that is none of these would let a metric's series count grow with something
 else (players, claims, time): `unbudgeted_labels` reports it and a test fails.
 """
@@ -14,13 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reward_obs.model.contract import MetricsContract
-from reward_obs.tools.simulator import DURATION_BUCKETS, Simulator, Topology
+from reward_obs.tools.simulator import CURRENCIES, DURATION_BUCKETS, Simulator, Topology
 
 SCALING = {"pool_id": "pools", "campaign_id": "campaigns", "provider": "providers"}
 DEPENDENT = {"currency": "pool_id", "campaign_id": "pool_id"}  # a pool has one currency and one campaign
 # Open labels and their caps: the allowed funding sources (a forbidden source is a fault
 # that adds one series to one pool).
-BUDGETED = {"source": None}  # None: the contract's listed values
+# Reconciliation is per provider and currency (no pool): its currency is capped at the
+# currencies payouts settle in, a short list finance adds to.
+BUDGETED = {"source": None, "currency": len(CURRENCIES)}  # None: the contract's listed values
 TARGET_LABELS = ("job", "instance")  # one scrape target: one value each
 
 

@@ -50,6 +50,10 @@ FAULTS = {
     "claim_volume_spike": "RewardClaimVolumeAbnormal",
     "claim_rejection_spike": "RewardClaimRejectionRateHigh",
     "forbidden_funding": "RewardPoolFundingSourceInvalid",
+    # Reconciliation (issue 15): what providers confirm against the ledger.
+    "double_payment": "RewardPayoutDoublePaid",
+    "reconciliation_mismatch": "RewardReconciliationMismatch",
+    "reconciliation_stale": "RewardReconciliationStale",
 }
 # Not a scenario of the running simulator: stop it and this alert fires.
 METRICS_ABSENT_ALERT = "RewardMetricsAbsent"
@@ -71,6 +75,9 @@ INITIAL_BUDGET = 20000.0
 # pool_low: the share of the budget the low pool loses per simulated second, down to 1% left.
 LOW_DRAIN_PER_SECOND = 1e-5
 LOW_DRAIN_FLOOR = 0.04
+RECONCILIATION_INTERVAL = 300.0  # simulated seconds between reconciliation runs
+UNCONFIRMED_SHARE = 0.1  # reconciliation_mismatch: share of paid amounts the provider has no record of
+OUTAGE_RETRY_DUPLICATES = 0.1  # per simulated second: retries against a dead provider, blocked by the key
 
 
 def parse_scenario(text: str) -> frozenset[str]:
@@ -240,7 +247,12 @@ class Simulator:
         self._next_provider = 0
         self._matches = 0
         self._last_paid: dict[str, tuple] = {}  # provider -> (correlation, event, campaign, pool) of its last payout
+        # Reconciliation timestamps are compared with Prometheus' time(): a served simulator
+        # (accelerated clock) stamps runs with the wall clock, a backfill with simulated time.
+        self.wall_clock = None
         self._init_series()
+        self._init_switches()
+        self._init_reconciliation()
 
     # -- targets of each fault: distinct entities, so combined faults stay apart
 
@@ -248,7 +260,7 @@ class Simulator:
         """The labels the fault's alert carries when this simulator raises it."""
         pools, providers, campaigns = self.pools, self.providers, self.campaigns
         return {
-            "pool_exhausted": {"campaign_id": pools[0].campaign_id},
+            "pool_exhausted": {"campaign_id": pools[0].campaign_id, "pool_id": pools[0].pool_id},
             "pool_low": {"pool_id": pools[1 % len(pools)].pool_id},
             "forbidden_funding": {"pool_id": pools[-1].pool_id, "source": FORBIDDEN_SOURCE},
             "claim_rejection_spike": {"campaign_id": campaigns[-1]},
@@ -256,6 +268,9 @@ class Simulator:
             "webhook_failures": {"provider": providers[2 % len(providers)]},
             "provider_outage": {"provider": providers[1 % len(providers)]},
             "duplicate_payout": {"provider": providers[3 % len(providers)]},
+            "double_payment": {"provider": providers[4 % len(providers)]},
+            "reconciliation_mismatch": {"provider": providers[5 % len(providers)]},
+            "reconciliation_stale": {"provider": providers[0]},
         }[fault]
 
     def _target_pool(self, fault: str) -> _Pool | None:
@@ -481,6 +496,7 @@ class Simulator:
                 payout = None
                 if result == "paid":
                     pool.paid += amount
+                    self._book_paid(provider, pool.currency, amount)
                     duration = min(3500.0, rng.expovariate(1 / 90.0) + 3.0)
                     self.histogram[provider][next((i for i, b in enumerate(DURATION_BUCKETS) if duration <= b), len(DURATION_BUCKETS) - 1)] += 1
                     self.histogram_count[provider] += 1
@@ -511,10 +527,11 @@ class Simulator:
             self.gauges["reward_payouts_pending"][(provider,)] = float(len(batch) // 2 + (pi % 3))
             if probe:
                 self.gauges["reward_provider_up"][(provider,)] = 0.0 if down else 1.0
-            if provider == duplicate and provider in self._last_paid:
+            if (provider == duplicate or down) and provider in self._last_paid:
                 # A second attempt to pay an already paid claim, blocked by the idempotency
-                # key: part of that claim's story (same correlation id).
-                n = take(("dup", provider), 0.5 * dt)
+                # key: part of that claim's story (same correlation id). A dead provider gets
+                # them too: callers retry payouts whose confirmation never came.
+                n = take(("dup", provider), (0.5 if provider == duplicate else OUTAGE_RETRY_DUPLICATES) * dt)
                 c["reward_payout_duplicate_attempts_total"][(provider,)] += n
                 if events is not None:
                     correlation, paid_event, campaign, pool_id = self._last_paid[provider]
@@ -532,6 +549,59 @@ class Simulator:
         if forbidden is not None and (forbidden.pool_id, FORBIDDEN_SOURCE) not in c["reward_pool_funding_total"]:
             self._fund(forbidden, FORBIDDEN_SOURCE, 500.0, ts())
         self.now = t0 + dt
+        self._reconcile(dt)
+
+    # -- operator switches (issue 15): accrual is on for every campaign
+
+    def _init_switches(self) -> None:
+        self.gauges["reward_campaign_accrual_enabled"] = {(camp,): 1.0 for camp in self.campaigns}
+
+    # -- reconciliation (issue 15): providers' confirmed payouts against the ledger
+
+    def _init_reconciliation(self) -> None:
+        keys = [(p, cur) for p in self.providers for cur in CURRENCIES]
+        self._ledger_paid = {k: 0.0 for k in keys}  # the ledger's paid, live
+        self._confirmed_paid = {k: 0.0 for k in keys}  # what the provider's records say, live
+        self._double_paid: dict = {}  # (provider, currency) -> "paid twice" until a run finds it, then "found"
+        self._since_reconciliation = 0.0
+        for name in ("reward_reconciliation_provider_paid", "reward_reconciliation_ledger_paid",
+                     "reward_reconciliation_last_success_timestamp_seconds"):
+            self.gauges[name] = {k: 0.0 for k in keys}
+        self.counters["reward_reconciliation_double_payments_total"] = {k: 0.0 for k in keys}
+        self._run_reconciliation(set())
+
+    def _book_paid(self, provider: str, currency: str, amount: float) -> None:
+        key = (provider, currency)
+        self._ledger_paid[key] += amount
+        unconfirmed = provider == self._target("reconciliation_mismatch", "provider")
+        self._confirmed_paid[key] += amount * (1 - UNCONFIRMED_SHARE if unconfirmed else 1.0)
+        if provider == self._target("double_payment", "provider") and key not in self._double_paid:
+            # The provider pays one claim a second time (its own retry): it confirms the
+            # amount twice, the ledger books it once.
+            self._double_paid[key] = "paid twice"
+            self._confirmed_paid[key] += amount
+
+    def _reconcile(self, dt: float) -> None:
+        self._since_reconciliation += dt
+        if self._since_reconciliation < RECONCILIATION_INTERVAL:
+            return
+        self._since_reconciliation = 0.0
+        # A stale provider's run fails; so does a dead provider's (its report API is down too).
+        skipped = {self._target("reconciliation_stale", "provider"), self._target("provider_outage", "provider")}
+        self._run_reconciliation(skipped - {None})
+
+    def _run_reconciliation(self, skipped: set) -> None:
+        g, c = self.gauges, self.counters
+        stamp = self.wall_clock() if self.wall_clock is not None else self.now
+        for key in self._ledger_paid:
+            if key[0] in skipped:
+                continue  # the run for this provider failed: nothing is updated
+            g["reward_reconciliation_provider_paid"][key] = round(self._confirmed_paid[key], 2)
+            g["reward_reconciliation_ledger_paid"][key] = round(self._ledger_paid[key], 2)
+            g["reward_reconciliation_last_success_timestamp_seconds"][key] = float(int(stamp))
+            if self._double_paid.get(key) == "paid twice":
+                self._double_paid[key] = "found"
+                c["reward_reconciliation_double_payments_total"][key] += 1
 
     # -- reading the state
 
@@ -654,6 +724,7 @@ class SimulatorServer:
             def log_message(self, *args):
                 pass
 
+        sim.wall_clock = time.time  # reconciliation runs are stamped with real time (see Simulator)
         self.httpd = ThreadingHTTPServer((address, port), Handler)
         self.httpd.daemon_threads = True
         self._stop = threading.Event()

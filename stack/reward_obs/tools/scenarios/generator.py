@@ -160,6 +160,8 @@ def _build(scenario: Scenario, contract: MetricsContract) -> list[Series]:
                 approved * ALLOCATION_SHARE.get(outcome, 0.0), True, exists)
         for reason in _label_values(contract, "reward_claims_held", "reason", HELD_REASON_SHARE):
             add("reward_claims_held", {"campaign_id": c.id, "reason": reason}, zeros, False, exists, derived=True)
+        # The operator's accrual switch: on from the campaign's creation (issue 15).
+        add("reward_campaign_accrual_enabled", {"campaign_id": c.id}, np.ones(n), False, exists)
         pool = active[c.id]
         for gauge in ("reward_pool_budget", "reward_pool_reserved", "reward_pool_paid", "reward_pool_remaining"):
             add(gauge, {"pool_id": c.pool, "campaign_id": c.id, "currency": c.currency}, zeros, False, pool, derived=True)
@@ -184,7 +186,43 @@ def _build(scenario: Scenario, contract: MetricsContract) -> list[Series]:
                 if op in ERROR_OPERATIONS:
                     add("reward_provider_errors_total", {"provider": p, "operation": op, "error_code": code}, calls * share, True)
         add("reward_provider_up", {"provider": p}, np.ones(n), False)
+    _build_reconciliation(out, providers, campaigns, n)
     return out
+
+
+# Reconciliation (issue 15): the backend reconciles every RECONCILIATION_MINUTES; each run
+# exports what the provider confirms and what the ledger paid, both at the run's cutoff.
+RECONCILIATION_MINUTES = 15
+RECONCILIATION_GAUGES = ("reward_reconciliation_provider_paid", "reward_reconciliation_ledger_paid",
+                         "reward_reconciliation_last_success_timestamp_seconds")
+
+
+def _build_reconciliation(out: list[Series], providers, campaigns, n: int) -> None:
+    """Per provider and currency, from the first campaign paying in that currency on."""
+    zeros = np.zeros(n)
+    for p in providers:
+        for currency in sorted({c.currency for c in campaigns}):
+            exists = np.arange(n) >= min(c.start for c in campaigns if c.currency == currency)
+            labels = {"provider": p, "currency": currency}
+            for gauge in RECONCILIATION_GAUGES:
+                out.append(Series(gauge, dict(labels), False, zeros.copy(), exists.copy(), derived=True))
+            out.append(Series("reward_reconciliation_double_payments_total", dict(labels), True, zeros.copy(), exists.copy()))
+
+
+def _derive_reconciliation(scenario: Scenario, by_key: dict, paid_by_currency: dict[str, np.ndarray]) -> None:
+    """Both sides agree (a healthy provider): the provider's share of the amount the pools of
+    each currency paid, as of each run; the run's time as promtool's clock (0 at the start)."""
+    n = scenario.duration + 1
+    runs = np.arange(n) - np.arange(n) % RECONCILIATION_MINUTES
+    for (metric, labels), s in by_key.items():
+        if metric not in RECONCILIATION_GAUGES:
+            continue
+        labels = dict(labels)
+        if metric == "reward_reconciliation_last_success_timestamp_seconds":
+            s.values = runs * 60.0
+        else:
+            paid = paid_by_currency.get(labels["currency"], np.zeros(n)) * PROVIDER_SHARE.get(labels["provider"], 0.0)
+            s.values = np.round(paid[runs], 2)
 
 
 def series_catalog(scenario: Scenario, contract: MetricsContract) -> list[tuple[str, dict]]:
@@ -263,6 +301,7 @@ def generate(scenario: Scenario, contract: MetricsContract) -> Generated:
     for e, targets in gauge_events:
         for s in targets:
             _gauge_event(e, s, n)
+    _book_remaining(scenario, series, gauge_events)
     for e, targets in presence_events:
         _presence_event(e, targets, n)
     return Generated(scenario, series)
@@ -307,6 +346,7 @@ def _derive(scenario: Scenario, series: list[Series], funding: list[Event]) -> N
         c = np.cumsum(x)
         return c - np.concatenate((np.zeros(minutes), c[:-minutes])) if minutes < len(c) else c
 
+    paid_by_currency: dict[str, np.ndarray] = {}
     for c in scenario.system.campaigns:
         allocated = get("reward_allocations_total", campaign_id=c.id, outcome="allocated")
         inc = np.diff(allocated.values, prepend=allocated.values[0]) if allocated is not None else np.zeros(n)
@@ -324,6 +364,7 @@ def _derive(scenario: Scenario, series: list[Series], funding: list[Event]) -> N
             "reward_pool_paid": np.maximum(spent - reserved, 0.0),
             "reward_pool_remaining": np.maximum(budget - spent, 0.0),
         }
+        paid_by_currency[c.currency] = paid_by_currency.get(c.currency, np.zeros(n)) + c.reward * np.cumsum(inc)
         for metric, v in values.items():
             s = get(metric, **labels)
             s.values = np.round(v, 4)
@@ -339,11 +380,31 @@ def _derive(scenario: Scenario, series: list[Series], funding: list[Event]) -> N
             s = get("reward_claims_held", campaign_id=c.id, reason=reason)
             if s is not None:
                 s.values = np.round(rolling(held_inc, HELD_MINUTES) * share)
+    _derive_reconciliation(scenario, by_key, paid_by_currency)
     for s in series:
         if s.metric == "reward_payouts_pending":
             paid = get("reward_payouts_total", provider=s.labels["provider"], result="paid")
             inc = np.maximum(np.diff(paid.values, prepend=paid.values[0]), 0.0)
             s.values = rolling(inc, PENDING_MINUTES)
+
+
+def _book_remaining(scenario: Scenario, series: list[Series], gauge_events) -> None:
+    """A scenario that moves a pool's remaining spent the money: paid follows, so the
+    ledger still adds up (budget - reserved - paid = remaining). A scenario that sets paid
+    or reserved itself is left alone: that is how a ledger that does not add up is made."""
+    touched: dict[str, set[str]] = {}
+    for e, targets in gauge_events:
+        for s in targets:
+            if "pool_id" in s.labels:
+                touched.setdefault(s.labels["pool_id"], set()).add(s.metric)
+    by_key = {s.key: s for s in series}
+    for c in scenario.system.campaigns:
+        metrics = touched.get(c.pool, set())
+        if "reward_pool_remaining" not in metrics or metrics & {"reward_pool_paid", "reward_pool_reserved", "reward_pool_budget"}:
+            continue
+        labels = tuple(sorted({"pool_id": c.pool, "campaign_id": c.id, "currency": c.currency}.items()))
+        get = lambda metric: by_key[(metric, labels)].values  # noqa: E731
+        get("reward_pool_paid")[:] = np.round(get("reward_pool_budget") - get("reward_pool_reserved") - get("reward_pool_remaining"), 4)
 
 
 def _gauge_event(e: Event, s: Series, n: int) -> None:

@@ -21,6 +21,7 @@ from reward_obs.tools.scenarios.model import (
     GAUGE_ONLY,
     SCENARIO_DIR,
     SCHEMA,
+    SEASON_POINTS_ALERT,
     SYSTEM_ACTIONS,
     TARGET_LABELS,
     Campaign,
@@ -106,7 +107,14 @@ def _scenario(rel: str, path: Path, data: dict, text: str, definitions: Definiti
     if duration is not None and duration < 2:
         problems.add(rel, "duration", "must be at least 2m")
     system = _system(rel, data.get("system", {}), problems)
-    alerts = {a.name for a in definitions.alerts}
+    # A refused currency (Season Points) is the fault of the one alert that catches it;
+    # any other scenario naming one is a mistake.
+    for i, c in enumerate(system.campaigns if data.get("system", {}).get("campaigns") else ()):
+        if definitions.contract.refused("currency", c.currency) and data.get("fault", {}).get("alert") != SEASON_POINTS_ALERT:
+            problems.add(rel, f"system.campaigns[{i}].currency", f"{c.currency!r} is refused by the metrics contract "
+                         f"(Season Points are never a currency); only a scenario whose fault is {SEASON_POINTS_ALERT} may export it")
+    # The heartbeat fires in every run by design: it is neither a fault nor a silence.
+    alerts = {a.name for a in definitions.alerts if not a.is_heartbeat}
 
     events = []
     for i, e in enumerate(data["events"]):

@@ -16,6 +16,7 @@ SYSTEM_ACTIONS = ("restart", "target", "fund")
 ACTIONS = SERIES_ACTIONS + SYSTEM_ACTIONS
 COUNTER_ONLY = {"rate", "increment", "reset"}
 GAUGE_ONLY = {"value", "ramp_to"}
+SEASON_POINTS_ALERT = "RewardSeasonPointsAsCurrency"
 # Labels Prometheus attaches from the scrape target; the generator sets them.
 TARGET_LABELS = ("job", "instance")
 

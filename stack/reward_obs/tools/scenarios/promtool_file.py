@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from reward_obs.model.definitions import HEARTBEAT_LABEL
 from reward_obs.model.durations import format_duration
 from reward_obs.tools.scenarios.generator import Generated, promtool_values, tokens
 from reward_obs.tools.scenarios.model import Scenario
@@ -81,12 +82,15 @@ def test_file(rule_file: Path, series_block: str, assertions: list[Assertion], e
 # ---------------------------------------------------------------- queries
 
 
-def _matchers(alert: str | None = None, state: str = "firing", labels: dict | None = None, regex: list[str] | None = None) -> str:
+def _matchers(alert: str | None = None, state: str = "firing", labels: dict | None = None, regex: list[str] | None = None,
+              exclude: list[str] | None = None) -> str:
     parts = []
     if alert:
         parts.append(f'alertname="{alert}"')
     if regex:
         parts.append('alertname=~"' + "|".join(regex) + '"')
+    if exclude:
+        parts.append('alertname!~"' + "|".join(exclude) + '"')
     if state:
         parts.append(f'alertstate="{state}"')
     parts += [f'{k}="{v}"' for k, v in sorted((labels or {}).items())]
@@ -163,10 +167,13 @@ def measure_assertions(scenario: Scenario, rules: dict, window: range, headroom:
     end = scenario.duration
     rng = run_range(scenario)
     sentinel = ((SENTINEL["labels"], SENTINEL["value"]),)
+    # The heartbeat fires at every evaluation by design: not a finding, and a week of it is
+    # more samples than promtool lets one query hold.
+    always = sorted(name for name, rule in rules.items() if rule.labels.get(HEARTBEAT_LABEL) == "true") or None
     out = [
-        (MEASURE_FIRST, Assertion(f"min_over_time(timestamp({_matchers()})[{rng}:1m])", end, sentinel)),
-        (MEASURE_LAST, Assertion(f"max_over_time(timestamp({_matchers()})[{rng}:1m])", end, sentinel)),
-        (MEASURE_COUNT, Assertion(f"count_over_time({_matchers()}[{rng}])", end, sentinel)),
+        (MEASURE_FIRST, Assertion(f"min_over_time(timestamp({_matchers(exclude=always)})[{rng}:1m])", end, sentinel)),
+        (MEASURE_LAST, Assertion(f"max_over_time(timestamp({_matchers(exclude=always)})[{rng}:1m])", end, sentinel)),
+        (MEASURE_COUNT, Assertion(f"count_over_time({_matchers(exclude=always)}[{rng}])", end, sentinel)),
         (MEASURE_PENDING, Assertion(f"min_over_time(timestamp({_matchers(state='pending')})[{rng}:1m])", end, sentinel)),
         (MEASURE_PENDING_COUNT, Assertion(f"count_over_time({_matchers(state='pending')}[{rng}])", end, sentinel)),
     ]
