@@ -12,11 +12,10 @@ from collections import defaultdict
 from reward_obs.catalog.config import StackConfig
 from reward_obs.model.definitions import Definitions, ResolvedAlert
 from reward_obs.build.runbook_dashboard import runbook_url
-from reward_obs.model.names import FOLDER_TITLE, LOKI_DATASOURCE_TYPE, PROMETHEUS_DATASOURCE_TYPE, rule_uid
+from reward_obs.model.names import TEAM, FOLDER_TITLE, LOKI_DATASOURCE_TYPE, PROMETHEUS_DATASOURCE_TYPE, rule_uid
 from reward_obs.lang import promql
 from reward_obs.build.notifications import policy_tree, rule_notification_settings
 
-TEAM = "rewards"
 EVALUATION_INTERVAL = "1m"
 QUERY_REF, CONDITION_REF = "A", "B"
 # Query-model fields Grafana fills in and returns; sending them avoids a perpetual diff.

@@ -7,14 +7,13 @@ it writes a `$__env{...}` reference in their place.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
 import yaml
 
 from reward_obs.catalog.definitions import REPO_ROOT, Definitions
-from reward_obs.catalog.grafana_compat import oldest_supported
 from reward_obs.lang import promql
 from reward_obs.lang.logql import event_fields, logql_problems
 from reward_obs.model.errors import ProblemCollector
@@ -33,35 +32,36 @@ def secret_env_var(key: str) -> str:
 
 @dataclass(frozen=True)
 class StackConfig:
+    # No defaults here: load_config fills every optional key from the schema's "default".
     grafana_url: str
     runbook_base_url: str
     environment: str
-    prometheus_datasource_uid: str = "prometheus"
-    loki_datasource_uid: str = "loki"
-    rewards_live: bool = False
-    scrape_interval: str = "30s"
-    org_id: int = 1
-    telegram_chat_id: str = ""
-    email_addresses: tuple[str, ...] = ()
-    alert_overrides: dict = field(default_factory=dict)
-    runbook_links: str = "repository"  # or "grafana": links open the Reward runbooks dashboard
+    prometheus_datasource_uid: str
+    loki_datasource_uid: str
+    rewards_live: bool
+    scrape_interval: str
+    org_id: int
+    telegram_chat_id: str
+    email_addresses: tuple[str, ...]
+    alert_overrides: dict
+    runbook_links: str
     # "owned": this stack owns the organisation's notification policy tree (Grafana has
     # one per org; managing it replaces whatever else is there). "rule-level": the tree
     # is left alone and each rule routes itself to its contact point.
-    notification_policy: str = "owned"
+    notification_policy: str
     # Where the recording rules (recording_rules/*.yaml) are evaluated; exactly one place
     # writes the recorded series the dashboards read. "prometheus": the Prometheus server
     # loads the rendered rule file. "grafana": Grafana-managed recording rules write them
     # to the Prometheus data source by remote write.
-    recording_rules: str = "prometheus"
+    recording_rules: str
     # The reward backend's admin API/console (runbooks/actions.yaml calls are made under it).
-    admin_base_url: str = ""
+    admin_base_url: str
     # The Grafana minor line deployed to (grafana_compat.supported_versions()); the render and
     # the Pulumi component choose version-dependent fields from it.
-    grafana_version: str = field(default_factory=oldest_supported)
+    grafana_version: str
     # Grafana 13+ with the alertingMultiplePolicies toggle applies inhibition rules (README,
     # "Inhibition"); older Grafana rejects them, so they are created only on request.
-    grafana_inhibition_rules: bool = False
+    grafana_inhibition_rules: bool
 
     @property
     def owns_policy_tree(self) -> bool:
@@ -94,6 +94,11 @@ def _schema() -> dict:
     return json.loads((REPO_ROOT / "schemas" / "stack_config.schema.json").read_text(encoding="utf-8"))
 
 
+def defaults() -> dict:
+    """Every optional key's default, from the schema: the one place a default is written."""
+    return {key: spec["default"] for key, spec in _schema()["properties"].items() if "default" in spec}
+
+
 def key_types() -> dict[str, str]:
     """Stack config key -> its JSON type, for readers that get every value as text."""
     return {key: spec.get("type", "string") for key, spec in _schema()["properties"].items()}
@@ -120,8 +125,9 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
             message = error.message
         problems.add(source, _key(".".join(path)), message)
     problems.raise_if_any()
+    plain = {**defaults(), **plain}
 
-    overrides = plain.get("alertOverrides", {})
+    overrides = plain["alertOverrides"]
     if definitions is not None:
         for cp in definitions.routing.contact_points:
             for setting, key in sorted(cp.config.items()):
@@ -152,20 +158,20 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
         grafana_url=plain["grafanaUrl"],
         runbook_base_url=plain["runbookBaseUrl"],
         environment=plain["environment"],
-        prometheus_datasource_uid=plain.get("prometheusDatasourceUid", "prometheus"),
-        loki_datasource_uid=plain.get("lokiDatasourceUid", "loki"),
-        rewards_live=plain.get("rewardsLive", False),
-        scrape_interval=plain.get("scrapeInterval", "30s"),
-        org_id=plain.get("orgId", 1),
-        telegram_chat_id=plain.get("telegramChatId", ""),
-        email_addresses=tuple(plain.get("emailAddresses", ())),
+        prometheus_datasource_uid=plain["prometheusDatasourceUid"],
+        loki_datasource_uid=plain["lokiDatasourceUid"],
+        rewards_live=plain["rewardsLive"],
+        scrape_interval=plain["scrapeInterval"],
+        org_id=plain["orgId"],
+        telegram_chat_id=plain["telegramChatId"],
+        email_addresses=tuple(plain["emailAddresses"]),
         alert_overrides=overrides,
-        runbook_links=plain.get("runbookLinks", "repository"),
+        runbook_links=plain["runbookLinks"],
         notification_policy=plain["notificationPolicy"],
         recording_rules=plain["recordingRules"],
-        admin_base_url=plain.get("adminBaseUrl", ""),
-        grafana_version=plain.get("grafanaVersion", oldest_supported()),
-        grafana_inhibition_rules=plain.get("grafanaInhibitionRules", False),
+        admin_base_url=plain["adminBaseUrl"],
+        grafana_version=plain["grafanaVersion"],
+        grafana_inhibition_rules=plain["grafanaInhibitionRules"],
     )
 
 

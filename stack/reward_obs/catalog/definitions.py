@@ -29,7 +29,7 @@ from reward_obs.model.definitions import (  # noqa: F401 (re-exported: the loade
     substitute,
 )
 from reward_obs.model.errors import ProblemCollector
-from reward_obs.model.names import rule_uid
+from reward_obs.model.names import SELECTORS, expand_selectors, rule_uid, selector_refs
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -97,7 +97,7 @@ def _dashboard(file: str, data: dict) -> Dashboard:
                     width=p["width"],
                     height=p.get("height", 8),
                     description=p["description"],
-                    queries=tuple(Query(q["expr"].strip(), q.get("legend", "")) for q in p["queries"]),
+                    queries=tuple(Query(expand_selectors(q["expr"].strip()), q.get("legend", "")) for q in p["queries"]),
                     thresholds=tuple(p.get("thresholds", ())),
                     min=p.get("min"),
                     max=p.get("max"),
@@ -141,7 +141,7 @@ def _alert(file: str, data: dict) -> AlertRule:
         runbook_anchor=anchor,
         dashboard_uid=dashboard_uid,
         panel_key=panel_key,
-        expr=data["expr"].strip(),
+        expr=expand_selectors(data["expr"].strip()),
         op=data["condition"]["op"],
         threshold=data["condition"]["threshold"],
         for_=data["for"],
@@ -189,6 +189,12 @@ def _check_query(file: str, field: str, expr: str, contract: MetricsContract, pr
         problems.add(file, field, message)
 
 
+def _check_selectors(file: str, field: str, expr: str, problems: ProblemCollector) -> None:
+    """A %(name)s left after expansion names no selector of model/names.py."""
+    for name in sorted(selector_refs(expr)):
+        problems.add(file, field, f"%({name})s is not a known selector (known: {', '.join(sorted(SELECTORS))})")
+
+
 def _check_dashboards(root: Path, dashboards: list[Dashboard], contract: MetricsContract, problems: ProblemCollector) -> None:
 
     fields, vocab = event_fields(root), vocabulary(root)
@@ -218,6 +224,7 @@ def _check_dashboards(root: Path, dashboards: list[Dashboard], contract: Metrics
                 ids.add(p.id)
                 keys.add(p.key)
                 for q_index, q in enumerate(p.queries):
+                    _check_selectors(d.file, f"{where}.queries[{q_index}].expr", q.expr, problems)
                     for used in re.findall(r"\$\{?([A-Za-z][A-Za-z0-9_]*)", q.expr):
                         if used not in variables:
                             problems.add(d.file, f"{where}.queries[{q_index}].expr", f"uses undefined variable ${used}")
@@ -235,6 +242,7 @@ def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboar
 
     uids: dict[str, str] = {}
     for a in alerts:
+        _check_selectors(a.file, "expr", a.expr, problems)
         if Path(a.file).stem != a.name:
             problems.add(a.file, "name", f"the file must be named {a.name}.yaml, after the alert it defines")
         if a.name in names:

@@ -12,10 +12,14 @@ from reward_obs.lang.logql import event_fields, logql_problems, vocabulary
 from reward_obs.lang.markdown import Section, anchors, headings, sections, title_and_intro  # noqa: F401 (re-exported)
 from reward_obs.lang.secret_scan import secret_findings
 from reward_obs.model.errors import ProblemCollector
+from reward_obs.model.names import JOB_SELECTOR, LOG_STREAM_SELECTOR
 
 # The shape every `## ` section follows, in this order.
 SECTION_PARTS = ("Meaning", "Confirm", "Stop the bleeding", "Recover", "Verify", "Escalate", "Never")
 PLACEHOLDER = re.compile(r"\b(TODO|TBD|FIXME|XXX)\b|lorem|fill in|<insert|\?\?\?", re.IGNORECASE)
+# The scrape job and log stream selectors a runbook query writes out (GitHub shows the
+# Markdown as it is, so runbooks spell them; they must be the ones in model/names.py).
+_SELECTOR = re.compile(r'\bjob="[^"]*"|\{app="[^"]*"\}')
 _FENCED = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
 _MD_LINK = re.compile(r"\]\(([a-z0-9-]+\.md)?(?:#([a-z0-9-]+))?\)")
 _PANEL_LINK = re.compile(r"/d/([a-z0-9-]+)(?:\?viewPanel=(\d+))?")
@@ -80,6 +84,10 @@ def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
         for finding in secret_findings(text):
             problems.append((rel, finding.split(":")[0], finding.split(": ", 1)[1] + "; runbooks never hold secrets"))
         for number, line in enumerate(text.splitlines(), start=1):
+            for selector in _SELECTOR.findall(line):
+                if selector not in (JOB_SELECTOR, LOG_STREAM_SELECTOR):
+                    problems.append((rel, f"line {number}", f"{selector} is not the stack's selector: use "
+                                     f"{JOB_SELECTOR if selector.startswith('job') else LOG_STREAM_SELECTOR} (model/names.py)"))
             if PLACEHOLDER.search(line):
                 problems.append((rel, f"line {number}", f"placeholder text: {PLACEHOLDER.search(line).group(0)!r}"))
         for section in sections(path) if path.name != ACTIONS_MD else ():  # the actions table has its own shape

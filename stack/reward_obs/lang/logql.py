@@ -11,8 +11,10 @@ import json
 import re
 from pathlib import Path
 
+from reward_obs.model.names import LOG_STREAM_SELECTOR
+
 EVENT_SCHEMA = "contract/reward_event.schema.json"
-STREAM = '{app="reward-backend"}'
+STREAM = LOG_STREAM_SELECTOR
 # Labels Loki or the log shipper adds to every line, besides the event's own fields.
 STREAM_LABELS = {"app", "env", "level", "__error__", "__error_details__", "__line__", "__stream_shard__"}
 

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reward_obs.model.contract import MetricsContract
+from reward_obs.model.names import SCRAPE_JOB
 from reward_obs.tools.scenarios.model import Campaign, Event, Scenario
 
-JOB = "rewards"
+JOB = SCRAPE_JOB
 INSTANCE = "rewards-backend:9464"
 STALE = "stale"
 
