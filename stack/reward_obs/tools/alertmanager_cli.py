@@ -7,15 +7,14 @@ from pathlib import Path
 
 from reward_obs.build.alertmanager import alertmanager_config
 from reward_obs.catalog.load import load
-from reward_obs.sinks.files import dump_yaml
+from reward_obs.sinks.files import GENERATED_HEADER, dump_yaml
 
 
 def cmd_alertmanager_config(args) -> int:
-
     definitions, _config = load(args)
     base = args.webhook_base.rstrip("/")
     urls = {cp.name: f"{base}/{cp.name}" for cp in definitions.routing.contact_points}
-    text = dump_yaml(alertmanager_config(definitions, urls))
+    text = GENERATED_HEADER + dump_yaml(alertmanager_config(definitions, urls))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text, encoding="utf-8")
