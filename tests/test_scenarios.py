@@ -328,6 +328,7 @@ def test_cli_exits_1_when_a_scenario_fails(tmp_path, definitions):
 
 
 BAD_SCENARIO = """\
+version: 2
 name: not-the-file-name
 description: a scenario with one mistake in every field that can have one
 duration: 2 hours
@@ -336,6 +337,7 @@ silent: others
 """
 
 BAD_EVENTS = """\
+version: 1
 name: bad-events
 description: events that do not fit the metrics contract or the alerts
 duration: 1h
@@ -361,6 +363,7 @@ def test_bad_scenario_files_are_refused_naming_file_and_field(definitions, tmp_p
     text = str(err.value)
     expected = [
         "scenarios/bad-schema.yaml:duration: '2 hours' does not match",
+        "scenarios/bad-schema.yaml:version: 1 was expected",
         "scenarios/bad-events.yaml:events[0].labels.provider: 'paypal' is not a value of provider on reward_payout_webhooks_total",
         "scenarios/bad-events.yaml:events[1].rate: rate does not apply to reward_pool_remaining, a gauge",
         "scenarios/bad-events.yaml:events[2]: needs exactly one action",
