@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, unbind_runbook_numbers
 from rendered import dashboard, grafana_rules, panels, prometheus_rules
 from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS
 
@@ -42,6 +42,7 @@ def test_every_required_alert_is_rendered_with_severity_team_and_annotations(out
 
 def test_deleting_an_alert_definition_is_caught(repo_copy, tmp_path):
     (repo_copy / "alert_rules" / "RewardDuplicatePayoutAttempt.yaml").unlink()
+    unbind_runbook_numbers(repo_copy, "RewardDuplicatePayoutAttempt")
     out = tmp_path / "out"
     assert run_cli("--root", str(repo_copy), "--stack-config", str(repo_copy / "Pulumi.selfhost.yaml"),
                    "render", "--out", str(out)).returncode == 0

@@ -61,7 +61,7 @@ ALERT_CASES = [
             "data": [
                 {"refId": "A", "relativeTimeRange": {"from": 600, "to": 0}, "datasourceUid": "prometheus",
                  "model": {"refId": "A", "datasource": {"type": "prometheus", "uid": "prometheus"},
-                           "expr": _expr("15m", 30), "intervalMs": 1000, "maxDataPoints": 43200,
+                           "expr": _expr("10m", 30), "intervalMs": 1000, "maxDataPoints": 43200,
                            "instant": True, "range": False}},
                 {"refId": "B", "relativeTimeRange": {"from": 0, "to": 0}, "datasourceUid": "__expr__",
                  "model": {"refId": "B", "datasource": {"type": "__expr__", "uid": "__expr__"}, "type": "threshold",
@@ -70,10 +70,10 @@ ALERT_CASES = [
             ],
             "noDataState": "OK",
             "execErrState": "Error",
-            "for": "5m",
+            "for": "10m",
             "annotations": {
                 "summary": _SUMMARY.format(value=_GRAFANA_VALUE),
-                "description": _DESCRIPTION.format(value=_GRAFANA_VALUE, window="15m"),
+                "description": _DESCRIPTION.format(value=_GRAFANA_VALUE, window="10m"),
                 "runbook_url": _RUNBOOK,
                 "dashboard_url": "http://127.0.0.1:3000/d/reward-operations?viewPanel=25&var-campaign={{ $labels.campaign_id }}",
                 "__dashboardUid__": "reward-operations",
@@ -88,12 +88,12 @@ ALERT_CASES = [
         },
         "prometheus": {
             "alert": ALERT,
-            "expr": f"({_expr('15m', 30)}) > 0.2",
-            "for": "5m",
+            "expr": f"({_expr('10m', 30)}) > 0.2",
+            "for": "10m",
             "labels": {"severity": "warning", "team": "rewards", "environment": "selfhost"},
             "annotations": {
                 "summary": _SUMMARY.format(value=_PROM_VALUE),
-                "description": _DESCRIPTION.format(value=_PROM_VALUE, window="15m"),
+                "description": _DESCRIPTION.format(value=_PROM_VALUE, window="10m"),
                 "runbook_url": _RUNBOOK,
                 "dashboard_url": "http://127.0.0.1:3000/d/reward-operations?viewPanel=25&var-campaign={{ $labels.campaign_id }}",
             },
@@ -294,6 +294,7 @@ CONTACT_POINT_CASES = [
         "name": "rewards-oncall-webhook",
         # builder output: neutral setting names, the secret as a reference to its config key
         "built": {"name": "rewards-oncall-webhook", "uid": "rewards-oncall-webhook", "type": "webhook",
+                  "disable_resolve_message": False,
                   "settings": {"http_method": "POST", "max_alerts": 50, "url": SecretRef("oncallWebhookUrl"),
                                "message": _MESSAGE, "title": _TITLE}},
         # provisioning file: Grafana's webhook setting keys, the secret read from the environment
@@ -305,6 +306,7 @@ CONTACT_POINT_CASES = [
     {
         "name": "rewards-telegram",
         "built": {"name": "rewards-telegram", "uid": "rewards-telegram", "type": "telegram",
+                  "disable_resolve_message": False,
                   "settings": {"parse_mode": "HTML", "disable_web_page_preview": True,
                                "bot_token": SecretRef("telegramBotToken"), "chat_id": "-1001234567890",
                                "message": _MESSAGE}},

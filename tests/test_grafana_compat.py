@@ -141,7 +141,8 @@ def test_file_rules_carry_dashboard_uid_and_panel_id_matching_their_annotations(
 @pytest.fixture(scope="module")
 def program():
     values = read_stack_file(ROOT / "Pulumi.selfhost.yaml")
-    secrets = {"telegramBotToken": "x", "oncallWebhookUrl": "https://paging.invalid/h"}
+    secrets = {"telegramBotToken": "x", "oncallWebhookUrl": "https://paging.invalid/h",
+               "heartbeatWebhookUrl": "https://deadman.invalid/h"}
     result = run_program(values, secrets)
     assert result["error"] is None, result["error"]
     return result

@@ -40,7 +40,7 @@ def test_alert_changes_are_named(repo_copy, base, tmp_path):
                                                                           "condition": {"op": "<", "threshold": 0.2}}))
     edit(repo_copy / "alert_rules/RewardPayoutWebhookFailing.yaml", lambda d: d["params"].update(window="10m"))
     (repo_copy / "alert_rules/RewardDuplicatePayoutAttempt.yaml").unlink()
-    for name in ("RewardPoolLow", "RewardPayoutWebhookFailing"):  # the runbooks' quotes of the old numbers
+    for name in ("RewardPoolLow", "RewardPayoutWebhookFailing", "RewardDuplicatePayoutAttempt"):  # the runbooks' quotes
         unbind_runbook_numbers(repo_copy, name)
     out = diff(base, render(repo_copy, tmp_path / "head"))
     assert "- **changed** `RewardPoolLow`: threshold < 0.1 → < 0.2; for 10m → 15m; severity warning → critical" in out
@@ -65,7 +65,11 @@ def test_recording_rule_changes_are_named(repo_copy, base, tmp_path):
 
 def test_added_alert_is_listed(repo_copy, tmp_path):
     (repo_copy / "alert_rules/RewardDuplicatePayoutAttempt.yaml").rename(tmp_path / "dup.yaml")
+    runbook = repo_copy / "runbooks/payout-provider-retry.md"
+    bound = runbook.read_text()
+    unbind_runbook_numbers(repo_copy, "RewardDuplicatePayoutAttempt")  # they quote an alert the base lacks
     base = render(repo_copy, tmp_path / "base")
+    runbook.write_text(bound)
     (tmp_path / "dup.yaml").rename(repo_copy / "alert_rules/RewardDuplicatePayoutAttempt.yaml")
     out = diff(base, render(repo_copy, tmp_path / "head"))
     assert out.startswith("### Alerts\n- **added** `RewardDuplicatePayoutAttempt` (warning, > 5, for 15m), runbook ")

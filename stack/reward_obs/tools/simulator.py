@@ -251,7 +251,6 @@ class Simulator:
         # (accelerated clock) stamps runs with the wall clock, a backfill with simulated time.
         self.wall_clock = None
         self._init_series()
-        self._init_switches()
         self._init_reconciliation()
 
     # -- targets of each fault: distinct entities, so combined faults stay apart
@@ -550,11 +549,6 @@ class Simulator:
             self._fund(forbidden, FORBIDDEN_SOURCE, 500.0, ts())
         self.now = t0 + dt
         self._reconcile(dt)
-
-    # -- operator switches (issue 15): accrual is on for every campaign
-
-    def _init_switches(self) -> None:
-        self.gauges["reward_campaign_accrual_enabled"] = {(camp,): 1.0 for camp in self.campaigns}
 
     # -- reconciliation (issue 15): providers' confirmed payouts against the ledger
 
