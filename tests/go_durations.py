@@ -4,7 +4,7 @@ and Prometheus store back.
 Grafana's provisioning API and Prometheus print durations with prometheus/common
 model.Duration.String() (model/time.go): units y (365d), w, d, h, m, s, ms, largest
 first, each printed only when non-zero, "0s" for zero. The strings below were worked
-out from that function, not from reward_obs.durations, so a change to our formatter
+out from that function, not from reward_obs.model.durations, so a change to our formatter
 cannot change its own oracle.
 """
 from __future__ import annotations
