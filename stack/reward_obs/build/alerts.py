@@ -14,6 +14,7 @@ from reward_obs.model.definitions import Definitions, ResolvedAlert
 from reward_obs.build.runbook_dashboard import runbook_url
 from reward_obs.model.names import TEAM, FOLDER_TITLE, LOKI_DATASOURCE_TYPE, PROMETHEUS_DATASOURCE_TYPE, rule_uid
 from reward_obs.lang import promql
+from reward_obs.lang.dashboard_queries import label_values_query
 from reward_obs.build.notifications import policy_tree, rule_notification_settings
 
 EVALUATION_INTERVAL = "1m"
@@ -54,7 +55,7 @@ def dashboard_url(alert: ResolvedAlert, definitions: Definitions, config: StackC
         uses = re.compile(rf"\$\{{?{re.escape(v['name'])}\b")
         if v.get("include_all", True) or "query" not in v or not any(uses.search(q.expr) for q in panel.queries):
             continue
-        label = v["query"][len("label_values("):-1].rpartition(",")[2].strip()
+        _, label = label_values_query(v["query"])
         if label in result_labels:
             url += f"&var-{v['name']}={{{{ $labels.{label} }}}}"
     return url

@@ -9,6 +9,7 @@ from reward_obs.catalog import recording
 from reward_obs.catalog.files import json_path, load_schema, read_yaml, rel_path, validated  # noqa: F401 (json_path re-exported)
 from reward_obs.catalog.runbooks import runbook_problems
 from reward_obs.lang import promql
+from reward_obs.lang.dashboard_queries import label_values_query
 from reward_obs.lang.logql import event_fields, logql_problems, vocabulary
 from reward_obs.lang.markdown import anchors
 from reward_obs.model.contract import MetricsContract, build_contract
@@ -209,9 +210,7 @@ def _check_dashboards(root: Path, dashboards: list[Dashboard], contract: Metrics
         for v_index, v in enumerate(d.variables):
             if "query" not in v:
                 continue
-            inner = v["query"][len("label_values(") : -1]
-            metric, _, label = inner.rpartition(",")
-            metric, label = metric.strip(), label.strip()
+            metric, label = label_values_query(v["query"])
             if contract.series_metric(metric) is None or label not in contract.series_labels(metric):
                 problems.add(d.file, f"variables[{v_index}].query", f"{metric!r} has no label {label!r} in the metrics contract")
         for r_index, row in enumerate(d.rows):

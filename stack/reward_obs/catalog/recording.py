@@ -24,7 +24,6 @@ from reward_obs.model.errors import ProblemCollector
 
 RULE_DIR = "recording_rules"
 SCHEMA = "recording_rule.schema.json"
-PROMETHEUS_RECORDING_FILE = "prometheus/reward-recording.rules.yaml"
 
 
 @dataclass(frozen=True)

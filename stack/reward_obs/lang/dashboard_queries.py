@@ -52,6 +52,12 @@ def rate_interval(interval_seconds: float, scrape_seconds: float) -> int:
     return int(max(interval_seconds + scrape_seconds, 4 * scrape_seconds))
 
 
+def label_values_query(query: str) -> tuple[str, str]:
+    """(metric, label) of a Grafana `label_values(metric, label)` variable query."""
+    metric, _, label = query[len("label_values("):-1].rpartition(",")
+    return metric.strip(), label.strip()
+
+
 def default_variables(definitions: Definitions, dashboard_uid: str, query) -> dict[str, str]:
     """The values Grafana gives a dashboard's variables on load: All (.*) for a multi-value
     variable, the first sorted value for a single-select one. `query(expr)` runs an
@@ -63,8 +69,8 @@ def default_variables(definitions: Definitions, dashboard_uid: str, query) -> di
         if v.get("include_all", True):
             values[v["name"]] = ".*"
             continue
-        metric, _, label = v["query"][len("label_values("):-1].rpartition(",")
-        found = sorted(r["metric"].get(label.strip(), "") for r in query(f"group by ({label.strip()}) ({metric.strip()})"))
+        metric, label = label_values_query(v["query"])
+        found = sorted(r["metric"].get(label, "") for r in query(f"group by ({label}) ({metric})"))
         if not found:
             raise RuntimeError(f"variable ${v['name']}: {v['query']} has no value in this Prometheus")
         values[v["name"]] = found[0]

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import yaml
 
-RULES = "grafana/provisioning/alerting/rules.yaml"
-CONTACT_POINTS = "grafana/provisioning/alerting/contact-points.yaml"
-POLICIES = "grafana/provisioning/alerting/policies.yaml"
-TEMPLATES = "grafana/provisioning/alerting/templates.yaml"
-DASHBOARDS = "grafana/dashboards"
+from reward_obs.sinks import files
+
+RULES = files.RULES_FILE
+CONTACT_POINTS = files.CONTACT_POINTS_FILE
+POLICIES = files.POLICIES_FILE
+TEMPLATES = files.TEMPLATES_FILE
+DASHBOARDS = files.DASHBOARDS_DIR
 # The recording rules live in exactly one of these, as the stack's recordingRules says.
-PROMETHEUS_RECORDING = "prometheus/reward-recording.rules.yaml"
-GRAFANA_RECORDING = "grafana/provisioning/alerting/recording-rules.yaml"
+PROMETHEUS_RECORDING = files.PROMETHEUS_RECORDING_FILE
+GRAFANA_RECORDING = files.GRAFANA_RECORDING_FILE
 # Contact point settings that hold credentials: their values are never printed.
 SECRET_SETTINGS = {"bottoken", "url", "password", "token", "authorization_credentials", "basicAuthPassword", "apiKey", "secret"}
 _OPS = {"gt": ">", "lt": "<", "gte": ">=", "lte": "<="}
