@@ -30,8 +30,9 @@ _DESCRIPTION = ("{value} of claim decisions for campaign {{{{ $labels.campaign_i
                 "rejections. Either an abuse wave is being caught, or an eligibility rule or data source is wrongly "
                 "rejecting honest players.")
 _SUMMARY = "{value} of claims in campaign {{{{ $labels.campaign_id }}}} are rejected"
-# The prod stack opens the Grafana copy of the runbooks (runbookLinks: grafana), whose
-# section panels have ids hashed from the section anchor.
+# The prod stack opens the Grafana copy of the runbooks (runbookLinks: grafana). A section's
+# panel id is 10 000 + CRC-32("claim-anomalies.md#rewardclaimrejectionratehigh") mod 90 000,
+# worked out with binascii.crc32 (= 47734), not read off the render.
 _PROD_RUNBOOK = "https://grafana.elmental.example/d/reward-runbooks?viewPanel=47734"
 _RUNBOOK = "https://github.com/elmental/reward-observability/blob/main/runbooks/claim-anomalies.md#rewardclaimrejectionratehigh"
 _GRAFANA_VALUE = "{{ $values.A.Value | humanizePercentage }}"
