@@ -1,4 +1,4 @@
 """Pulumi entry point (Pulumi.yaml: main: stack/)."""
-from reward_obs.pulumi_program import main
+from reward_obs.sinks.pulumi_program import main
 
 main()

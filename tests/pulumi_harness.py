@@ -27,7 +27,7 @@ class Recorder(pulumi.runtime.Mocks):
 runtime_config.set_all_config({k: v for k, v in spec["config"].items()}, spec["secret_keys"])
 pulumi.runtime.set_mocks(Recorder(), project="reward-observability", stack=spec["stack"], preview=spec["preview"])
 
-from reward_obs import pulumi_program
+from reward_obs.sinks import pulumi_program
 
 outcome = {"error": None, "outputs": {}, "secret_outputs": []}
 exports = {}

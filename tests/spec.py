@@ -9,7 +9,8 @@ REQUIRED_ALERTS = {
     "RewardPayoutWebhookFailing": "critical",
     "RewardPoolExhausted": "critical",
     "RewardPoolLow": "warning",
-    "RewardDuplicatePayoutAttempt": "critical",
+    # Issue 15: the safety net working is a warning (above its normal rate), not a page.
+    "RewardDuplicatePayoutAttempt": "warning",
     "RewardPayoutProviderOutage": "critical",
     "RewardClaimVolumeAbnormal": "warning",
     "RewardClaimRejectionRateHigh": "warning",
@@ -30,6 +31,19 @@ REQUIRED_ALERTS = {
     "RewardPayoutWebhooksStopped": "critical",
     "RewardClaimsHeldPastTarget": "warning",
     "RewardClaimsStopped": "critical",
+    # Issue 15: the ledger's own invariants page; a time-to-empty forecast warns.
+    "RewardPoolOverAllocated": "critical",
+    "RewardPoolLedgerMismatch": "critical",
+    "RewardPoolEmptyingSoon": "warning",
+    # Issue 15: providers' confirmed payouts against the ledger.
+    "RewardPayoutDoublePaid": "critical",
+    "RewardReconciliationMismatch": "critical",
+    "RewardReconciliationStale": "warning",
+    # Issue 15: the product's constraints, at runtime.
+    "RewardSeasonPointsAsCurrency": "critical",
+    "RewardPoolFundingSourceOther": "warning",
+    # Issue 15: always firing, to the external dead-man service only.
+    "RewardHeartbeat": "none",
 }
 
 # The metrics contract from the core issue: name -> (type, labels).
@@ -39,6 +53,7 @@ REQUIRED_METRICS = {
     "reward_pool_reserved": ("gauge", {"pool_id", "campaign_id", "currency"}),
     "reward_pool_paid": ("gauge", {"pool_id", "campaign_id", "currency"}),
     "reward_pool_remaining": ("gauge", {"pool_id", "campaign_id", "currency"}),
+    "reward_campaign_accrual_enabled": ("gauge", {"campaign_id"}),  # issue 15: the operator's switch
     "reward_pool_funding_total": ("counter", {"pool_id", "source"}),
     "reward_allocations_total": ("counter", {"campaign_id", "outcome"}),
     "reward_claim_requests_total": ("counter", {"campaign_id"}),
@@ -56,6 +71,11 @@ REQUIRED_METRICS = {
     "reward_payout_oldest_pending_age_seconds": ("gauge", {"provider"}),
     "reward_payout_webhook_last_processed_timestamp_seconds": ("gauge", {"provider"}),
     "reward_claim_oldest_held_age_seconds": ("gauge", {"reason"}),
+    # Issue 15: reconciliation, per provider and currency.
+    "reward_reconciliation_provider_paid": ("gauge", {"provider", "currency"}),
+    "reward_reconciliation_ledger_paid": ("gauge", {"provider", "currency"}),
+    "reward_reconciliation_last_success_timestamp_seconds": ("gauge", {"provider", "currency"}),
+    "reward_reconciliation_double_payments_total": ("counter", {"provider", "currency"}),
 }
 
 PROVIDERS = {"manual", "gift_card", "ton_wallet", "crypto_exchange", "fiat_provider", "telegram_if_supported"}

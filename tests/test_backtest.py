@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from reward_obs import promql
-from reward_obs.backtest import Firing, firings_from_samples
-from reward_obs.builders.alerts import resolved_alerts
-from reward_obs.servers import Prometheus, backfill
-from reward_obs.simulator import Simulator, Topology, write_openmetrics
+from reward_obs.lang import promql
+from reward_obs.tools.backtest import Firing, firings_from_samples
+from reward_obs.build.alerts import resolved_alerts
+from reward_obs.tools.servers import Prometheus, backfill
+from reward_obs.tools.simulator import Simulator, Topology, write_openmetrics
 
 DAY = 86_400
 STEP = 120  # two-minute samples: 4x fewer than a real scrape, enough for every alert window
@@ -93,19 +93,29 @@ def test_healthy_week_would_have_fired_nothing(history, tmp_path):
     assert (tmp_path / "backtest.png").stat().st_size > 0
 
 
-def test_week_with_injected_faults_fires_exactly_those(history, tmp_path):
+def test_week_with_injected_faults_fires_exactly_those(history, tmp_path, definitions):
     import json
 
     prom, _, faulty, segments = history
     fired = {name: f for name, f in json.loads(run_backtest(prom, faulty, tmp_path)).items() if f}
     assert set(fired) == EXPECTED
     fault_windows = {scenario: (start, stop) for start, stop, scenario in segments if scenario != "healthy"}
-    for name, scenario in (("RewardPayoutProviderOutage", "provider_outage"), ("RewardDuplicatePayoutAttempt", "duplicate_payout")):
+    # alert, fault, detection bound in minutes (the duplicate alert waits 15m for a steady stream: issue 15)
+    targets = {scenario: Simulator(definitions.contract, TOPOLOGY, scenario).target(scenario)["provider"]
+               for scenario in ("provider_outage", "duplicate_payout")}
+    # Callers retry against the dead provider, so its blocked duplicates fire too, during the
+    # outage (a consequence: Alertmanager holds it back, tests/test_live_stack.py).
+    start, stop = fault_windows["provider_outage"]
+    retries = [f for f in fired["RewardDuplicatePayoutAttempt"] if f["labels"]["provider"] == targets["provider_outage"]]
+    assert len(retries) == 1 and start < retries[0]["start"] <= stop, retries
+    for name, scenario, bound in (("RewardPayoutProviderOutage", "provider_outage", 10),
+                                  ("RewardDuplicatePayoutAttempt", "duplicate_payout", 20)):
         start, stop = fault_windows[scenario]
-        assert len(fired[name]) == 1, fired[name]
-        [firing] = fired[name]
+        mine = [f for f in fired[name] if f["labels"]["provider"] == targets[scenario]]
+        assert len(mine) == 1 and len(fired[name]) <= 2, fired[name]
+        [firing] = mine
         # Fires during the fault, within the alert's detection bound, and stops after it.
-        assert start < firing["start"] <= start + 10 * 60, (name, firing["start"] - start)
+        assert start < firing["start"] <= start + bound * 60, (name, firing["start"] - start)
         assert firing["end"] <= stop + 15 * 60
     table = (tmp_path / "backtest.md").read_text()
     assert "| RewardPayoutProviderOutage | 1 |" in table and "| RewardPoolLow | 0 |" in table

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from reward_obs.cardinality import SCALING, budget, simulated_counts, unbudgeted_labels
-from reward_obs.simulator import FAULTS, Topology
+from reward_obs.tools.cardinality import SCALING, budget, simulated_counts, unbudgeted_labels
+from reward_obs.tools.simulator import FAULTS, Topology
 
 TOPOLOGIES = [Topology(4, 2, 3), Topology(10, 5, 4), Topology(40, 20, 6), Topology.scaled(100)]
 

@@ -7,8 +7,8 @@ import yaml
 from conftest import run_cli
 from spec import IDENTITY_LABELS, PROVIDERS, REQUIRED_METRICS
 
-from reward_obs import promql
-from reward_obs.contract import identity_label
+from reward_obs.lang import promql
+from reward_obs.model.contract import identity_label
 
 
 def test_contract_has_every_backend_metric_with_its_type_and_labels(definitions):
@@ -81,8 +81,8 @@ def test_catalog_check_accepts(definitions, expr):
 
 def test_every_dashboard_and_alert_query_fits_the_contract(definitions, config):
     """The loader enforces this; here it is re-checked on the resolved queries."""
-    from reward_obs import recording
-    from reward_obs.builders.alerts import resolved_alerts
+    from reward_obs.catalog import recording
+    from reward_obs.build.alerts import resolved_alerts
 
     # Panels may read recorded series (themselves checked against the contract).
     with_recorded = recording.with_recorded_series(definitions.contract, recording.load_checked(definitions))
@@ -101,3 +101,42 @@ def test_every_dashboard_and_alert_query_fits_the_contract(definitions, config):
         assert promql.catalog_problems(alert.condition_expr, with_recorded if alert.rule.slo else definitions.contract) == [], alert.name
         checked += 1
     assert checked >= 9 + 8
+
+
+# ---------------------------------------------------------------- Season Points (issue 15)
+
+SEASON_POINTS = ["SP", "SEASON_POINTS", "SEASONPOINTS"]  # the names the game uses for them
+
+
+def test_season_points_are_refused_as_a_currency_in_any_letter_case(definitions):
+    contract = definitions.contract
+    for name in SEASON_POINTS:
+        assert contract.refused("currency", name) and contract.refused("currency", name.lower()), name
+    assert not contract.refused("currency", "TON") and not contract.refused("currency", "STARS_GIFT")
+    problems = promql.catalog_problems('sum(reward_pool_budget{currency="SEASON_POINTS"})', contract)
+    assert problems == ["reward_pool_budget{currency='SEASON_POINTS'}: 'SEASON_POINTS' is refused by the metrics contract as a currency"]
+
+
+def test_the_season_points_alert_looks_for_exactly_the_refused_names_in_every_amount_metric(definitions):
+    """One list, three places: the metrics contract, the event contract's currency pattern
+    and the alert that catches the backend exporting one."""
+    import json
+    import re
+
+    from conftest import ROOT
+
+    refused = sorted(definitions.contract.labels["currency"]["refused"])
+    assert refused == sorted(SEASON_POINTS)
+    alert = definitions.alert("RewardSeasonPointsAsCurrency").resolved()
+    tree = promql.parse(alert.expr)
+    matchers = {s.metric: [m for m in s.matchers if m[0] == "currency"] for s in promql.selectors(tree)}
+    amount_metrics = {n for n, m in definitions.contract.metrics.items()
+                      if "currency" in m.labels and m.unit == "currency_units"}
+    assert amount_metrics - set(matchers) <= {"reward_pool_remaining"}  # budget - reserved - paid: no new currency
+    for metric, [(label, op, value)] in matchers.items():
+        assert op == "=~" and value.removeprefix("(?i)").split("|") == SEASON_POINTS, metric
+    schema = json.loads((ROOT / "contract/reward_event.schema.json").read_text())
+    pattern = schema["$defs"]["currency"]["pattern"] if "$defs" in schema and "currency" in schema["$defs"] else None
+    text = json.dumps(schema)
+    assert all(re.search(rf"\b{name}\b", text) for name in SEASON_POINTS)
+    assert pattern is None or all(name in pattern for name in SEASON_POINTS)

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from reward_obs.event_contract import STAGES, EventContract, UnsupportedSchema, compile_schema
-from reward_obs.secret_scan import secret_findings
-from reward_obs.trace_gen import generate
+from reward_obs.catalog.event_contract import STAGES, EventContract, UnsupportedSchema, compile_schema
+from reward_obs.lang.secret_scan import secret_findings
+from reward_obs.tools.trace_gen import generate
 
 SCHEMA_FILE = ROOT / "contract" / "reward_event.schema.json"
 EXAMPLES = ROOT / "contract" / "examples"
@@ -30,6 +30,7 @@ FIELDS = {
     "schema_version", "event_id", "correlation_id", "causation_id", "stage", "type", "timestamp",
     "campaign_id", "pool_id", "match_id", "claim_status", "provider", "provider_reference", "payout_result",
     "amount", "currency", "admin_action", "reason_code", "actor_role",
+    "receipt_reference",  # the claim receipt reference a player quotes in a dispute (issue 16)
 }
 # Every invalid example and the field its error must name.
 INVALID = {
@@ -50,6 +51,7 @@ INVALID = {
     "season-points-as-currency": "currency",
     "payout-without-provider": "provider",
     "claim-without-claim-status": "claim_status",
+    "claim-without-receipt-reference": "receipt_reference",  # disputes start from it (issue 16)
     "allocation-without-pool": "pool_id",
     "settlement-without-match-id": "match_id",
     "unknown-stage": "stage",

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, unbind_runbook_numbers
 
-from reward_obs import lint as lint_module
-from reward_obs.config import load_config, read_stack_file
-from reward_obs.definitions import load_definitions
-from reward_obs.render import render_files
+from reward_obs.checks import lint as lint_module
+from reward_obs.catalog.config import load_config, read_stack_file
+from reward_obs.catalog.definitions import load_definitions
+from reward_obs.sinks.files import render_files
 
 
 def run_lint(root: Path, config_changes: dict | None = None):
@@ -30,6 +30,7 @@ def edit_alert(root: Path, name: str, **changes) -> None:
         else:
             data[key] = value
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+    unbind_runbook_numbers(root, name)  # lint, not the runbook drift check, is under test
 
 
 def checks(report) -> set[tuple[str, str]]:
@@ -40,7 +41,8 @@ def test_shipped_definitions_are_lint_clean():
     report = run_lint(ROOT)
     assert report.findings == []
     # The one documented exception is listed with its reason.
-    assert [(e.alert, e.check) for e in report.exceptions] == [("RewardPoolFundingSourceInvalid", "counter-without-rate")]
+    assert [(e.alert, e.check) for e in report.exceptions] == [("RewardPayoutProviderOutage", "for-window"),
+                                                               ("RewardPoolFundingSourceInvalid", "counter-without-rate")]
     assert all(len(e.reason) > 20 for e in report.exceptions)
 
 
@@ -49,7 +51,7 @@ FAILING = {
     "alert-comparison": (DUP, {"expr": "sum by (provider) (increase(reward_payout_duplicate_attempts_total[$window])) > bool 0"}, None),
     "counter-without-rate": (DUP, {"expr": "sum by (provider) (reward_payout_duplicate_attempts_total)", "params": None,
                                    "description": "A duplicate payout was blocked at {{ $labels.provider }} and must be looked at."}, None),
-    "range-window": (DUP, {}, {"scrapeInterval": "2m"}),
+    "range-window": (DUP, {}, {"scrapeInterval": "5m"}),
     "ratio-guard": ("RewardPayoutWebhookFailing", {
         "expr": ('sum by (provider) (rate(reward_payout_webhooks_total{result="failed"}[$window]))\n/\n'
                  "sum by (provider) (rate(reward_payout_webhooks_total[$window]))"),
@@ -58,6 +60,8 @@ FAILING = {
     "template-label": (DUP, {"summary": "A duplicate payout for pool {{ $labels.pool_id }} was blocked"}, None),
     "value-in-label": (DUP, {"labels": {"attempts": "{{ $value }}"}}, None),
     "for-interval": (DUP, {"for": "30s"}, None),
+    # Issue 15: the claim-volume rule as it was, 10m of `for` on a 15m window.
+    "for-window": ("RewardClaimVolumeAbnormal", {"for": "10m"}, None),
     "no-data-state": ("RewardPoolLow", {"no_data_state": "Alerting"}, None),
 }
 
@@ -68,6 +72,25 @@ def test_check_fails_on_its_pitfall(repo_copy, check):
     edit_alert(repo_copy, alert, **changes)
     report = run_lint(repo_copy, config_changes)
     assert (f"{alert}.yaml", check) in checks(report), [str(f) for f in report.findings]
+
+
+def test_for_window_judges_counts_and_ratios_not_single_events_or_burn_rates(repo_copy):
+    # A count of harmful events where one is the fault: `> 0`, no ratio of rates.
+    edit_alert(repo_copy, "RewardPayoutDoublePaid", **{"for": "0s"})
+    edit_alert(repo_copy, "RewardPoolExhausted", **{"for": "1m"})
+    # A multiwindow burn rate (1h and 5m): protected by its long window.
+    edit_alert(repo_copy, "RewardPayoutWebhookFailing", **{"for": "2m", "params": {"window": "1h", "min_deliveries": 20}, "expr": (
+        'sum by (provider) (rate(reward_payout_webhooks_total{result="failed"}[$window]))\n/\n'
+        'sum by (provider) (rate(reward_payout_webhooks_total[$window])) > 0.1\n'
+        'and on (provider)\n'
+        'sum by (provider) (rate(reward_payout_webhooks_total{result="failed"}[5m]))\n/\n'
+        'sum by (provider) (rate(reward_payout_webhooks_total[5m]))\n'
+        'and on (provider) sum by (provider) (increase(reward_payout_webhooks_total[$window])) >= $min_deliveries')})
+    found = {c for c in checks(run_lint(repo_copy)) if c[1] == "for-window"}
+    assert found == set()
+    # A threshold above one event is a count a burst can reach: judged again.
+    edit_alert(repo_copy, "RewardPayoutDoublePaid", condition={"op": ">", "threshold": 2})
+    assert ("RewardPayoutDoublePaid.yaml", "for-window") in checks(run_lint(repo_copy))
 
 
 def test_gauge_ratio_without_a_guarded_divisor_fails(repo_copy):
@@ -94,7 +117,7 @@ def test_exception_for_an_unknown_check_fails(repo_copy):
 
 
 def test_group_interval_must_be_a_multiple_of_ten_seconds(monkeypatch):
-    from reward_obs.builders import alerts
+    from reward_obs.build import alerts
 
     monkeypatch.setattr(alerts, "EVALUATION_INTERVAL", "45s")
     assert {f.check for f in run_lint(ROOT).findings} >= {"group-interval"}
@@ -103,7 +126,8 @@ def test_group_interval_must_be_a_multiple_of_ten_seconds(monkeypatch):
 def test_repeat_interval_shorter_than_group_interval_fails(repo_copy):
     path = repo_copy / "notifications/routing.yaml"
     data = yaml.safe_load(path.read_text())
-    data["policy"]["routes"][0]["repeat_interval"] = "1m"
+    [team] = [r for r in data["policy"]["routes"] if r.get("matchers") == {"team": "rewards"}]
+    team["repeat_interval"] = "1m"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     assert ("routing.yaml", "repeat-interval") in checks(run_lint(repo_copy))
 
@@ -111,7 +135,8 @@ def test_repeat_interval_shorter_than_group_interval_fails(repo_copy):
 def test_datasource_alerts_must_reach_the_rewards_route(repo_copy):
     path = repo_copy / "notifications/routing.yaml"
     data = yaml.safe_load(path.read_text())
-    data["policy"]["routes"][0]["matchers"] = {"team": "payments"}
+    [team] = [r for r in data["policy"]["routes"] if r.get("matchers") == {"team": "rewards"}]
+    team["matchers"] = {"team": "payments"}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     report = run_lint(repo_copy)
     assert any(f.check == "datasource-alert-routing" and "DatasourceError" in f.message for f in report.findings)
@@ -137,11 +162,16 @@ def test_a_range_panel_reading_every_pool_or_campaign_fails(repo_copy, old, new,
     assert [(f.file, f.field) for f in found] == [("dashboards/reward-operations.yaml", field)], [str(f) for f in report.findings]
 
 
-def test_unescaped_dollar_in_a_rendered_label_fails():
-    files = {"grafana/provisioning/alerting/rules.yaml": yaml.safe_dump(
-        {"groups": [{"rules": [{"title": "X", "labels": {"instance": "{{ $labels.instance }}", "ok": "$$HOME"}}]}]})}
-    findings = lint_module.check_rendered_labels(files)
-    assert [(f.field, f.check) for f in findings] == [("X.labels.instance", "label-dollar")]
+def test_lint_runs_the_grafana_provisioning_validator(definitions, config):
+    """An unescaped `$` in a rendered label (read as an environment variable) and the other
+    provisioning checks: tests/test_grafana_provisioning.py holds their negative fixtures."""
+    from reward_obs.sinks.files import render_files
+
+    files = render_files(definitions, config)
+    path = "grafana/provisioning/alerting/rules.yaml"
+    files[path] = files[path].replace("team: rewards", "team: $TEAM", 1)
+    findings = [f for f in lint_module.lint(definitions, config, files).findings if f.check == "grafana-provisioning"]
+    assert len(findings) == 1 and findings[0].field.endswith(".labels") and "'$TEAM'" in findings[0].message, findings
 
 
 def test_telegram_message_check_catches_a_long_and_a_broken_template(repo_copy):

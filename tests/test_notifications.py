@@ -27,8 +27,11 @@ def test_contact_points_read_credentials_from_the_environment(out):
     assert points["rewards-telegram"]["settings"]["parse_mode"] == "HTML"
     assert points["rewards-oncall-webhook"]["settings"]["url"] == "$__env{REWARD_OBS_ONCALL_WEBHOOK_URL}"
     assert points["rewards-email"]["type"] == "email" and "@" in points["rewards-email"]["settings"]["addresses"]
-    for point in points.values():
-        assert point["settings"]["message"] == '{{ template "reward.message" . }}'
+    # Telegram and the webhook get the HTML message; email plain text (its notifier wraps
+    # the message in Grafana's own HTML template: test_email_message_is_plain_text).
+    assert points["rewards-telegram"]["settings"]["message"] == '{{ template "reward.message" . }}'
+    assert points["rewards-oncall-webhook"]["settings"]["message"] == '{{ template "reward.message" . }}'
+    assert points["rewards-email"]["settings"]["message"] == '{{ template "reward.text" . }}'
 
 
 INTERPOLATED_OK = re.compile(r"\$__env\{[A-Z0-9_]+\}|\$\$")
@@ -56,20 +59,79 @@ def test_no_bare_dollar_where_grafana_interpolates_environment_variables(out):
 
 
 def test_label_with_a_dollar_is_escaped():
-    from reward_obs.render import escape_env
+    from reward_obs.sinks.files import escape_env
 
     assert escape_env("{{ $labels.provider }}") == "{{ $$labels.provider }}"
 
 
+def _team_route(root: dict) -> dict:
+    [team] = [r for r in root["routes"] if r["object_matchers"] == [["team", "=", "rewards"]]]
+    return team
+
+
+def test_heartbeat_reaches_only_its_dead_man_contact_point_every_5_minutes(out, definitions, tmp_path):
+    """Issue 15: an always-firing alert, routed to its own contact point whose URL is a
+    secret; no resolved message (the dead-man service would take it as a ping)."""
+    points = {cp["name"]: cp["receivers"][0] for cp in provisioning(out, "contact-points.yaml")["contactPoints"]}
+    heartbeat = points["rewards-heartbeat"]
+    assert heartbeat["type"] == "webhook" and heartbeat["settings"]["url"] == "$__env{REWARD_OBS_HEARTBEAT_WEBHOOK_URL}"
+    assert heartbeat["disableResolveMessage"] is True
+    assert all(p["disableResolveMessage"] is False for name, p in points.items() if name != "rewards-heartbeat")
+    [root] = provisioning(out, "policies.yaml")["policies"]
+    first = root["routes"][0]  # before the team route, which would post it to chat
+    assert (first["object_matchers"], first["receiver"], first["repeat_interval"]) == ([["heartbeat", "=", "true"]], "rewards-heartbeat", "5m")
+    rules = {r["alert"]: r for g in yaml.safe_load((out / "prometheus/reward-alerts.rules.yaml").read_text())["groups"]
+             for r in g["rules"]}
+    beat = rules["RewardHeartbeat"]
+    assert beat["expr"] == "(vector(1)) > 0" and beat["for"] == "0s"
+    assert _amtool_routes(tmp_path, definitions, {"alertname": "RewardHeartbeat", **beat["labels"]}) == ["rewards-heartbeat"]
+
+
 def test_policy_routes_by_severity_and_groups_by_campaign_and_provider(out):
     [root] = provisioning(out, "policies.yaml")["policies"]
-    [team] = root["routes"]
+    team = _team_route(root)
     assert team["object_matchers"] == [["team", "=", "rewards"]]
     assert {"alertname", "campaign_id", "provider"} <= set(team["group_by"])
     routes = [(r["object_matchers"], r["receiver"], r.get("continue", False)) for r in team["routes"]]
-    assert routes[0] == ([["severity", "=", "critical"]], "rewards-oncall-webhook", True)
+    assert ([["severity", "=", "critical"]], "rewards-oncall-webhook", True) in routes
     assert ([["severity", "=", "warning"]], "rewards-telegram", False) in routes
     assert team["repeat_interval"] and team["group_interval"]
+
+
+def _amtool_routes(tmp_path: Path, definitions, labels: dict) -> list[str]:
+    """The receivers Alertmanager's own router picks for these labels (amtool)."""
+    from reward_obs.build.alertmanager import alertmanager_config
+    from reward_obs.sinks.files import dump_yaml
+
+    urls = {cp.name: f"http://127.0.0.1:9/{cp.name}" for cp in definitions.routing.contact_points}
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(dump_yaml(alertmanager_config(definitions, urls)))
+    result = subprocess.run(["amtool", "config", "routes", "test", f"--config.file={path}",
+                             *[f"{k}={v}" for k, v in sorted(labels.items())]], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().split(",")
+
+
+def test_forbidden_funding_pages_once_then_reminds_daily(out, definitions, tmp_path):
+    """Issue 15: finance takes days; on-call is paged once (again only after 4 days,
+    under the 5-day notification log of Grafana and Alertmanager), chat daily, instead of
+    every hour like other critical alerts."""
+    rules = {r["alert"]: r for g in yaml.safe_load((out / "prometheus/reward-alerts.rules.yaml").read_text())["groups"]
+             for r in g["rules"]}
+    funding = {"alertname": "RewardPoolFundingSourceInvalid", **rules["RewardPoolFundingSourceInvalid"]["labels"]}
+    assert funding["reminder"] == "daily"
+    assert _amtool_routes(tmp_path, definitions, funding) == ["rewards-oncall-webhook", "rewards-telegram"]
+    [root] = provisioning(out, "policies.yaml")["policies"]
+    team = _team_route(root)
+    reminder = [(r["receiver"], r["repeat_interval"], r.get("continue", False)) for r in team["routes"]
+                if ["reminder", "=", "daily"] in r["object_matchers"]]
+    assert reminder == [("rewards-oncall-webhook", "4d", True), ("rewards-telegram", "1d", False)]
+    hourly = [r["repeat_interval"] for r in team["routes"] if r["object_matchers"] == [["severity", "=", "critical"]]]
+    assert hourly == ["1h", "1h"]
+    # Every other critical alert still reaches the hourly routes, not the daily ones.
+    exhausted = {"alertname": "RewardPoolExhausted", **rules["RewardPoolExhausted"]["labels"]}
+    assert "reminder" not in exhausted
+    assert _amtool_routes(tmp_path, definitions, exhausted) == ["rewards-oncall-webhook", "rewards-telegram"]
 
 
 SUMMARY_MAX = 200  # schemas/alert_rule.schema.json caps summaries at 200 characters

@@ -13,7 +13,7 @@ from pulumi_policy import Secret
 from pulumi_policy.deserialize import deserialize_properties
 from test_pulumi_program import SECRET_SIG, SECRETS
 
-from reward_obs.config import read_stack_file
+from reward_obs.catalog.config import read_stack_file
 
 sys.path.insert(0, str(ROOT / "policy"))
 import reward_policies as rp  # noqa: E402

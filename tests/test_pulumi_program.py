@@ -11,11 +11,12 @@ from pulumi_harness import run_program
 from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS
 from test_dashboard import distinct_assignment, signal_panels
 
-from reward_obs.config import read_stack_file
+from reward_obs.catalog.config import read_stack_file
 from conftest import STACK_FILE
 
 # Built at run time so the repository itself never holds a token-shaped string.
-SECRETS = {"telegramBotToken": "70123" + "45678:" + "AAH" + "m" * 32, "oncallWebhookUrl": "https://paging.invalid/hook/" + "s" * 24}
+SECRETS = {"telegramBotToken": "70123" + "45678:" + "AAH" + "m" * 32, "oncallWebhookUrl": "https://paging.invalid/hook/" + "s" * 24,
+           "heartbeatWebhookUrl": "https://deadman.invalid/ping/" + "h" * 24}
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker for a secret value
 
 
@@ -97,10 +98,14 @@ def test_pulumi_rules_are_the_rendered_rules(program, tmp_path):
 
 def test_contact_points_keep_credentials_secret(program):
     points = {r["inputs"]["name"]: r["inputs"] for r in resources(program, ":ContactPoint")}
-    assert set(points) == {"rewards-telegram", "rewards-oncall-webhook", "rewards-email"}
+    assert set(points) == {"rewards-telegram", "rewards-oncall-webhook", "rewards-email", "rewards-heartbeat"}
     assert points["rewards-telegram"]["telegrams"][SECRET_SIG] and points["rewards-oncall-webhook"]["webhooks"][SECRET_SIG]
     assert SECRETS["telegramBotToken"] == points["rewards-telegram"]["telegrams"]["value"][0]["token"]
     assert SECRETS["oncallWebhookUrl"] == points["rewards-oncall-webhook"]["webhooks"]["value"][0]["url"]
+    # Issue 15: the heartbeat's dead-man URL is a secret too, and it sends no resolved messages.
+    assert points["rewards-heartbeat"]["webhooks"][SECRET_SIG]
+    assert SECRETS["heartbeatWebhookUrl"] == points["rewards-heartbeat"]["webhooks"]["value"][0]["url"]
+    assert points["rewards-heartbeat"]["webhooks"]["value"][0]["disableResolveMessage"] is True
     assert points["rewards-email"]["emails"][0]["addresses"] == stack_values()["emailAddresses"]
 
 
@@ -125,7 +130,8 @@ def test_secret_values_appear_only_inside_secret_wrappers_and_never_in_outputs(p
 
 def test_policy_routes_rewards_alerts_by_severity(program):
     [policy] = resources(program, ":NotificationPolicy")
-    [team] = policy["inputs"]["policies"]
+    heartbeat, team = policy["inputs"]["policies"]
+    assert (heartbeat["matchers"], heartbeat["contactPoint"]) == ([{"label": "heartbeat", "match": "=", "value": "true"}], "rewards-heartbeat")
     assert team["matchers"] == [{"label": "team", "match": "=", "value": "rewards"}]
     assert {"alertname", "campaign_id", "provider"} <= set(team["groupBies"])
     routes = [(r["matchers"][0]["value"], r["contactPoint"], r.get("continue", False)) for r in team["policies"]]
@@ -220,8 +226,10 @@ def test_grafana_mode_registers_the_rendered_recording_rules(grafana_program, tm
     recorded = {r["record"]["metric"]: json.loads(r["datas"][0]["model"])["expr"]
                 for g in groups.values() for r in g["inputs"]["rules"]}
     assert recorded == {r["record"]: r["expr"] for g in prometheus["groups"] for r in g["rules"]}
-    assert {r["record"]["targetDatasourceUid"] for g in groups.values() for r in g["inputs"]["rules"]} == {
-        stack_values()["prometheusDatasourceUid"]}
+    # The example stack names Grafana 11.6: neither path sends a target data source there
+    # (the API stores it from 12.1, file provisioning reads it from 12.4: test_grafana_compat.py).
+    assert stack_values()["grafanaVersion"] == "11.6"
+    assert all("targetDatasourceUid" not in r["record"] for g in groups.values() for r in g["inputs"]["rules"])
 
 
 def test_grafana_recording_rules_send_nothing_grafana_clears(grafana_program):

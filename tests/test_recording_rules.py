@@ -9,10 +9,10 @@ import pytest
 import yaml
 from conftest import ROOT, run_cli
 
-from reward_obs import recording
-from reward_obs.builders import grafana_recording
-from reward_obs.dashboard_queries import panel_queries
-from reward_obs.errors import DefinitionError
+from reward_obs.catalog import recording
+from reward_obs.build import grafana_recording
+from reward_obs.lang.dashboard_queries import panel_queries
+from reward_obs.model.errors import DefinitionError
 
 RULES = ROOT / "recording_rules" / "reward-dashboard.yaml"
 
@@ -48,7 +48,7 @@ def test_recording_rules_load_and_serve_real_panel_queries(definitions):
 
 
 def test_rendered_recording_rules_pass_promtool(definitions, config, tmp_path):
-    from reward_obs.render import PROMETHEUS_RECORDING_FILE, render_files
+    from reward_obs.sinks.files import PROMETHEUS_RECORDING_FILE, render_files
 
     assert config.recording_rules == "prometheus"
     path = tmp_path / "rules.yaml"
@@ -96,8 +96,8 @@ def test_a_panel_reading_a_series_no_rule_records_is_refused(rules_copy):
 
 
 def test_every_recorded_series_a_panel_reads_is_recorded(definitions):
-    from reward_obs.dashboard_queries import panel_queries
-    from reward_obs.promql import parse, selectors, without_grafana_variables
+    from reward_obs.lang.dashboard_queries import panel_queries
+    from reward_obs.lang.promql import parse, selectors, without_grafana_variables
 
     recorded = {r.record for r in recording.load_checked(definitions)}
     served = {s.panel: r.record for r in recording.load_checked(definitions) for s in r.serves}

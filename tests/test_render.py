@@ -77,7 +77,7 @@ BROKEN = {
     "bad YAML": (lambda r: (r / "alert_rules/RewardPoolLow.yaml").write_text("name: [unclosed\n"),
                  "alert_rules/RewardPoolLow.yaml:line 2: not valid YAML"),
     "schema violation": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolLow.yaml", lambda d: d.update(severity="page")),
-                         "alert_rules/RewardPoolLow.yaml:severity: 'page' is not one of ['critical', 'warning']"),
+                         "alert_rules/RewardPoolLow.yaml:severity: 'page' is not one of ['critical', 'warning', 'none']"),
     "missing field": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolLow.yaml", lambda d: d.pop("runbook")),
                       "alert_rules/RewardPoolLow.yaml:(top level): 'runbook' is a required property"),
     "unknown metric": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolLow.yaml",
@@ -198,7 +198,7 @@ def test_switching_mode_removes_the_other_recording_file(tmp_path):
 
 
 def test_grafana_recording_file_is_the_file_provisioning_form_of_the_prometheus_rules(tmp_path, definitions):
-    from reward_obs import recording
+    from reward_obs.catalog import recording
 
     out = tmp_path / "out"
     assert run_cli("--stack-config", str(_stack_with(tmp_path, "grafana")), "render", "--out", str(out)).returncode == 0
@@ -206,12 +206,13 @@ def test_grafana_recording_file_is_the_file_provisioning_form_of_the_prometheus_
     assert provisioning["apiVersion"] == 1
     rules = [r for g in provisioning["groups"] for r in g["rules"]]
     assert all(g["folder"] == "Rewards" and g["orgId"] == 1 for g in provisioning["groups"])
-    # Grafana's file provisioning reads `record` (metric, from, targetDatasourceUid) and
-    # needs no condition with it; nothing an alert-only field would add.
+    # Grafana's file provisioning reads `record` and, before 12.3, refuses a rule without
+    # `condition` (tests/test_grafana_compat.py); the example stack names 11.6, whose file
+    # mapper has no targetDatasourceUid. Nothing an alert-only field would add.
     for rule in rules:
-        assert set(rule) == {"uid", "title", "record", "data", "isPaused"}, rule["title"]
-        assert rule["record"]["metric"] == rule["title"] and rule["record"]["from"] == rule["data"][0]["refId"]
-        assert rule["record"]["targetDatasourceUid"] == "prometheus"
+        assert set(rule) == {"uid", "title", "condition", "record", "data", "isPaused"}, rule["title"]
+        assert rule["record"]["metric"] == rule["title"] and rule["record"]["from"] == rule["data"][0]["refId"] == rule["condition"]
+        assert "targetDatasourceUid" not in rule["record"]
     recorded = {r["record"]["metric"]: r["data"][0]["model"]["expr"] for r in rules}
     assert recorded == {r["record"]: r["expr"] for g in recording.prometheus_groups(definitions) for r in g["rules"]}
     alert_groups = {g["name"] for g in yaml.safe_load((out / "grafana/provisioning/alerting/rules.yaml").read_text())["groups"]}

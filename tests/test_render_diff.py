@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli
+from conftest import run_cli, unbind_runbook_numbers
 
 
 def render(root: Path, out: Path, stack: Path | None = None) -> Path:
@@ -40,11 +40,13 @@ def test_alert_changes_are_named(repo_copy, base, tmp_path):
                                                                           "condition": {"op": "<", "threshold": 0.2}}))
     edit(repo_copy / "alert_rules/RewardPayoutWebhookFailing.yaml", lambda d: d["params"].update(window="10m"))
     (repo_copy / "alert_rules/RewardDuplicatePayoutAttempt.yaml").unlink()
+    for name in ("RewardPoolLow", "RewardPayoutWebhookFailing", "RewardDuplicatePayoutAttempt"):  # the runbooks' quotes
+        unbind_runbook_numbers(repo_copy, name)
     out = diff(base, render(repo_copy, tmp_path / "head"))
     assert "- **changed** `RewardPoolLow`: threshold < 0.1 → < 0.2; for 10m → 15m; severity warning → critical" in out
     assert "- **changed** `RewardPayoutWebhookFailing`:" in out and "query changed" in out
     assert "    +sum by (provider) (rate(reward_payout_webhooks_total{result=~\"invalid_signature|failed\"}[10m]))" in out
-    assert "- **removed** `RewardDuplicatePayoutAttempt` (critical)" in out
+    assert "- **removed** `RewardDuplicatePayoutAttempt` (warning)" in out
     assert "RewardClaimVolumeAbnormal" not in out
 
 
@@ -63,10 +65,14 @@ def test_recording_rule_changes_are_named(repo_copy, base, tmp_path):
 
 def test_added_alert_is_listed(repo_copy, tmp_path):
     (repo_copy / "alert_rules/RewardDuplicatePayoutAttempt.yaml").rename(tmp_path / "dup.yaml")
+    runbook = repo_copy / "runbooks/payout-provider-retry.md"
+    bound = runbook.read_text()
+    unbind_runbook_numbers(repo_copy, "RewardDuplicatePayoutAttempt")  # they quote an alert the base lacks
     base = render(repo_copy, tmp_path / "base")
+    runbook.write_text(bound)
     (tmp_path / "dup.yaml").rename(repo_copy / "alert_rules/RewardDuplicatePayoutAttempt.yaml")
     out = diff(base, render(repo_copy, tmp_path / "head"))
-    assert out.startswith("### Alerts\n- **added** `RewardDuplicatePayoutAttempt` (critical, > 0, for 0s), runbook ")
+    assert out.startswith("### Alerts\n- **added** `RewardDuplicatePayoutAttempt` (warning, > 5, for 15m), runbook ")
 
 
 def test_panel_changes_are_named(repo_copy, base, tmp_path):

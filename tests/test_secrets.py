@@ -8,8 +8,8 @@ import sys
 import yaml
 from conftest import ROOT, STACK_FILE
 
-from reward_obs.config import SECRET_KEYS, secret_env_var
-from reward_obs.secret_scan import secret_findings
+from reward_obs.catalog.config import SECRET_KEYS, secret_env_var
+from reward_obs.lang.secret_scan import secret_findings
 
 
 def tracked_files() -> list[str]:

@@ -13,8 +13,8 @@ import pytest
 from conftest import ROOT, STACK_FILE, run_cli
 from prometheus_client.parser import text_string_to_metric_families
 
-from reward_obs.contract import identity_label
-from reward_obs.simulator import (FAULTS, SCENARIOS, STAGES, EventSink, Simulator, SimulatorServer,
+from reward_obs.model.contract import identity_label
+from reward_obs.tools.simulator import (FAULTS, SCENARIOS, STAGES, EventSink, Simulator, SimulatorServer,
                                   Topology, parse_scenario)
 from spec import REWARD_STAGES
 
@@ -69,7 +69,7 @@ def test_counters_start_at_zero_for_every_known_label_value(definitions):
 
 
 def test_scenarios_are_healthy_plus_one_fault_per_alert(definitions):
-    assert SCENARIOS[0] == "healthy" and len(FAULTS) == 8
+    assert SCENARIOS[0] == "healthy" and len(FAULTS) == 11
     assert set(FAULTS.values()) <= {a.name for a in definitions.alerts}
     assert parse_scenario("healthy") == frozenset()
     assert parse_scenario("pool_low,provider_outage") == {"pool_low", "provider_outage"}
@@ -103,6 +103,25 @@ def test_each_fault_moves_its_own_signal(definitions):
     decisions = {d: faulty["reward_claim_decisions_total"][(camp, d)] for d in ("approved", "rejected", "held")}
     assert decisions["rejected"] > 0.3 * sum(decisions.values())
     assert sum(faulty["reward_claim_requests_total"].values()) > 3 * sum(healthy["reward_claim_requests_total"].values())
+    # Reconciliation (two runs in these 10 minutes): the double-paying provider confirms
+    # more than the ledger paid and the run counts it; the other provider confirms less;
+    # the stale one keeps the stamp of the run before the fault.
+    def recon(name, provider):
+        return {k[1]: v for k, v in faulty[name].items() if k[0] == provider}
+    twice = t["double_payment"]["provider"]
+    assert any(recon("reward_reconciliation_provider_paid", twice)[cur] > recon("reward_reconciliation_ledger_paid", twice)[cur]
+               for cur in recon("reward_reconciliation_ledger_paid", twice))
+    assert sum(recon("reward_reconciliation_double_payments_total", twice).values()) >= 1
+    short = t["reconciliation_mismatch"]["provider"]
+    assert any(recon("reward_reconciliation_provider_paid", short)[cur] < recon("reward_reconciliation_ledger_paid", short)[cur]
+               for cur in recon("reward_reconciliation_ledger_paid", short))
+    stamps = faulty["reward_reconciliation_last_success_timestamp_seconds"]
+    stale, down = t["reconciliation_stale"]["provider"], t["provider_outage"]["provider"]  # a dead provider cannot be reconciled either
+    assert max(v for k, v in stamps.items() if k[0] in (stale, down)) < min(v for k, v in stamps.items() if k[0] not in (stale, down))
+    assert faulty["reward_payout_duplicate_attempts_total"][(down,)] > 0  # callers retry against the dead provider
+    assert healthy["reward_reconciliation_provider_paid"] == healthy["reward_reconciliation_ledger_paid"]
+    assert sum(healthy["reward_reconciliation_ledger_paid"].values()) > 0
+    assert not any(healthy["reward_reconciliation_double_payments_total"].values())
     # Healthy: nothing of the above.
     assert all(v == 0 for v in healthy["reward_payout_duplicate_attempts_total"].values())
     assert all(v == 1 for v in healthy["reward_provider_up"].values())

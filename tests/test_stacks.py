@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, unbind_runbook_numbers
 from pulumi_harness import run_program
 from spec import LOG_ALERTS, REQUIRED_ALERTS
 from test_pulumi_program import SECRETS
 
-from reward_obs.config import read_stack_file
+from reward_obs.catalog.config import read_stack_file
 
 STACKS = sorted(p.name for p in ROOT.glob("Pulumi.*.yaml"))
 
@@ -77,10 +77,11 @@ def test_rule_level_routing_leaves_the_policy_tree_alone(tmp_path):
         for rule in group["rules"]:
             settings = rule["notification_settings"]
             severity = {**REQUIRED_ALERTS, **LOG_ALERTS}[rule["title"]]
-            expected = "rewards-oncall-webhook" if severity == "critical" else "rewards-telegram"
+            expected = {"critical": "rewards-oncall-webhook", "none": "rewards-heartbeat"}.get(severity, "rewards-telegram")
             assert settings["receiver"] == expected, rule["title"]
             assert settings["group_by"][:2] == ["alertname", "grafana_folder"]
-            assert {"campaign_id", "provider"} <= set(settings["group_by"])
+            if severity != "none":  # the heartbeat is one alert, grouped by name
+                assert {"campaign_id", "provider"} <= set(settings["group_by"])
 
 
 def test_owned_tree_renders_policies_and_no_rule_level_settings(tmp_path):
@@ -97,7 +98,8 @@ def test_rule_level_stack_registers_no_notification_policy():
     rules = [rule for r in result["resources"] if r["type"].endswith(":RuleGroup") for rule in r["inputs"]["rules"]
              if not rule.get("record")]  # recording rules never notify
     assert len(rules) == len(REQUIRED_ALERTS) + len(LOG_ALERTS)
-    assert all(rule["notificationSettings"]["contactPoint"] in ("rewards-oncall-webhook", "rewards-telegram") for rule in rules)
+    assert all(rule["notificationSettings"]["contactPoint"] in ("rewards-oncall-webhook", "rewards-telegram")
+               or (rule["name"], rule["notificationSettings"]["contactPoint"]) == ("RewardHeartbeat", "rewards-heartbeat") for rule in rules)
 
 
 def test_prod_override_reaches_the_rule(tmp_path):
@@ -108,6 +110,7 @@ def test_prod_override_reaches_the_rule(tmp_path):
 
 
 def test_changing_one_alert_touches_only_its_rule_group(repo_copy, tmp_path):
+    unbind_runbook_numbers(repo_copy, "RewardDuplicatePayoutAttempt")  # the runbook quotes the old window
     args = ["--root", str(repo_copy), "--stack-config", str(repo_copy / "Pulumi.selfhost.yaml"), "render", "--out"]
     assert run_cli(*args, str(tmp_path / "before")).returncode == 0
     path = repo_copy / "alert_rules/RewardDuplicatePayoutAttempt.yaml"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli
 
-from reward_obs.trace import BROKEN_KINDS, analyse, trace_chain
-from reward_obs.trace_gen import generate, generate_file, measure_command
+from reward_obs.tools.trace import BROKEN_KINDS, analyse, trace_chain
+from reward_obs.tools.trace_gen import generate, generate_file, measure_command
 
 COR = "cor_Chain0001full"
 
@@ -32,6 +32,8 @@ class Chain:
         event = {"schema_version": 1, "event_id": f"evt_{self.prefix}{len(self.events):08d}", "correlation_id": self.cid,
                  "causation_id": self.events[-1]["event_id"] if self.events else None, "stage": stage,
                  "type": f"{stage}.{kind}", "timestamp": f"2025-11-20T18:{int(minutes):02d}:{seconds:06.3f}Z", **fields}
+        if stage == "claim":  # the contract requires the receipt reference on every claim event
+            event.setdefault("receipt_reference", "RCP-7K2M-Q9XD-4TWA")
         self.events.append(event)
         return event
 
@@ -341,3 +343,26 @@ def test_bench_command_runs_on_a_small_file():
     result = run_cli("trace", "bench", "--events", "3000")
     assert result.returncode == 0, result.stderr
     assert "peak RSS" in result.stdout and "--id cor_" in result.stdout and "machine:" in result.stdout
+
+
+def test_retries_are_whole_chain_answers_not_line_counts():
+    """A normal chain logs several payout and claim events; only a second event of a type
+    a chain carries once is a retry. Paid twice makes the report (and the exit code) fail."""
+    normal = Chain("cor_Normal0000001", "N").full()
+    normal.add(72, "payout", "webhook_received", provider="ton_wallet", payout_result="paid")  # redelivery: normal
+    blocked = Chain("cor_Blocked000001", "B").full()
+    blocked.add(75, "payout", "duplicate_blocked", provider="ton_wallet")
+    retried = Chain("cor_Retried000001", "R").full()
+    retried.add(80, "claim", "started", claim_status="claim_started")
+    twice = Chain("cor_PaidTwice0001", "T").full()
+    twice.add(90, "payout", "paid", provider="ton_wallet", provider_reference="tonref_Other0001", payout_result="paid")
+    events = normal.events + blocked.events + retried.events + twice.events
+    report = analyse(lines(*events))
+    assert report.retries == {"claim_retried": 1, "payout_attempt_blocked": 1, "paid_twice": 1}
+    assert report.retry_samples == {"claim_retried": ["cor_Retried000001"], "payout_attempt_blocked": ["cor_Blocked000001"],
+                                    "paid_twice": ["cor_PaidTwice0001"]}
+    assert report.broken_chains == 0 and report.bad_lines == 0 and not report.ok
+    assert analyse(lines(*(normal.events + blocked.events + retried.events))).ok
+    assert trace_chain(lines(*events), "cor_PaidTwice0001").retries == ["paid_twice"]
+    assert not trace_chain(lines(*events), "cor_PaidTwice0001").ok
+    assert trace_chain(lines(*events), "cor_Normal0000001").retries == []

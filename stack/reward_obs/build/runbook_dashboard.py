@@ -1,0 +1,113 @@
+"""The runbooks as a Grafana dashboard of text panels, for operators of a self-hosted
+Grafana who cannot reach the repository. One panel per `## ` section, so an alert's
+runbook link can land on exactly the section written for it."""
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+
+from reward_obs.model.definitions import Definitions
+from reward_obs.catalog.operator_actions import ADMIN_URL_TOKEN
+from reward_obs.catalog.runbook_numbers import render_for_stack
+from reward_obs.lang.markdown import sections, title_and_intro
+
+RUNBOOK_DASHBOARD_UID = "reward-runbooks"
+RUNBOOK_DASHBOARD_TITLE = "Reward runbooks"
+_LINK = re.compile(r"\]\((?P<file>[a-z0-9-]+\.md)?(?:#(?P<anchor>[a-z0-9-]+))?\)")
+
+
+def section_panel_id(file: str, anchor: str) -> int:
+    """Derived from the section's address, not its position: adding a section elsewhere
+    never moves a link. (The builder refuses a collision.)"""
+    return 10_000 + zlib.crc32(f"{file}#{anchor}".encode()) % 90_000
+
+
+def _runbook_files(definitions: Definitions) -> list[Path]:
+    files = sorted((definitions.root / "runbooks").glob("*.md"))
+    return sorted(files, key=lambda p: (p.name != "README.md", p.name))
+
+
+def _panels_by_address(definitions: Definitions) -> dict[tuple[str, str], int]:
+    ids: dict[tuple[str, str], int] = {}
+    for path in _runbook_files(definitions):
+        ids[(path.name, "")] = section_panel_id(path.name, "")
+        for section in sections(path):
+            ids[(path.name, section.anchor)] = section_panel_id(path.name, section.anchor)
+    if len(set(ids.values())) != len(ids):
+        raise ValueError("two runbook sections hash to the same panel id; rename one heading")
+    return ids
+
+
+def runbook_panel_url(definitions: Definitions, grafana_url: str, file: str, anchor: str) -> str:
+    panel_id = _panels_by_address(definitions)[(file, anchor)]
+    return f"{grafana_url}/d/{RUNBOOK_DASHBOARD_UID}?viewPanel={panel_id}"
+
+
+def _relink(markdown: str, file: str, ids: dict[tuple[str, str], int]) -> str:
+    """Links between runbooks point at files in the repository; in Grafana they must
+    point at the panel that holds the target section."""
+
+    def repl(match: re.Match) -> str:
+        target = (match["file"] or file, match["anchor"] or "")
+        if target not in ids:
+            return match.group(0)
+        return f"](/d/{RUNBOOK_DASHBOARD_UID}?viewPanel={ids[target]})"
+
+    return _LINK.sub(repl, markdown)
+
+
+def _for_stack(markdown: str, definitions: Definitions, config) -> str:
+    """The stack's copy of a runbook text: every number bound to an alert in the stack's
+    value (after alertOverrides), the binding comments gone, and the operator actions'
+    calls under the stack's admin URL."""
+    overrides = config.alert_overrides if config is not None else {}
+    text = render_for_stack(markdown, definitions, overrides)
+    admin = getattr(config, "admin_base_url", "") if config is not None else ""
+    return text.replace(ADMIN_URL_TOKEN, admin) if admin else text
+
+
+def runbook_dashboard_json(definitions: Definitions, config=None) -> dict:
+    """`config`: the stack whose numbers and admin URL the panels show (None: the
+    definitions' defaults, as in the repository copy)."""
+    ids = _panels_by_address(definitions)
+    panels: list[dict] = []
+    y = 0
+    for index, path in enumerate(_runbook_files(definitions)):
+        title, intro = title_and_intro(path)
+        panels.append({"id": 1000 + index, "type": "row", "title": title, "collapsed": False,
+                       "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []})
+        y += 1
+        blocks = [("", title, intro)] + [(s.anchor, s.title, s.text) for s in sections(path)]
+        for anchor, heading, text in blocks:
+            height = min(40, max(4, text.count("\n") + 3))
+            panels.append({
+                "id": ids[(path.name, anchor)],
+                "type": "text",
+                "title": heading if anchor else f"{title}: overview",
+                "gridPos": {"h": height, "w": 24, "x": 0, "y": y},
+                "options": {"mode": "markdown", "content": _relink(_for_stack(text, definitions, config), path.name, ids),
+                            "code": {"language": "plaintext", "showLineNumbers": False, "showMiniMap": False}},
+            })
+            y += height
+    return {
+        "uid": RUNBOOK_DASHBOARD_UID,
+        "title": RUNBOOK_DASHBOARD_TITLE,
+        "description": "On-call runbooks for the reward system, provisioned from runbooks/ in the repository.",
+        "tags": ["rewards", "runbooks"],
+        "timezone": "utc",
+        "editable": False,
+        "schemaVersion": 39,
+        "time": {"from": "now-6h", "to": "now"},
+        "templating": {"list": []},
+        "annotations": {"list": []},
+        "links": [],
+        "panels": panels,
+    }
+
+
+def runbook_url(definitions: Definitions, config, file: str, anchor: str) -> str:
+    """Where an alert's runbook link opens, per the stack's `runbookLinks`."""
+    if config.runbook_links == "grafana":
+        return runbook_panel_url(definitions, config.grafana_url, file, anchor)
+    return config.repository_runbook_url(file, anchor)

@@ -1,0 +1,147 @@
+"""Recording rules as data (recording_rules/*.yaml, schemas/recording_rule.schema.json).
+
+Dashboard panels that would aggregate thousands of series at every step read a recorded
+series instead (README, "Scale benchmark"). Checked like alert queries: the expression
+may use only contract metrics and labels, the recorded series keeps only contract
+labels, the name follows level:metric:operations, and every panel query it `serves`
+exists and reads the recorded series; `raw` is the same answer computed from the raw
+metrics (the bench times both, the live test proves they agree). Built into a Prometheus
+rule group (the rendered recording rule file) and into Grafana-managed recording rules
+(the Pulumi component), as the stack's `recordingRules` says.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from reward_obs.catalog import slos as slo_catalog
+from reward_obs.catalog.files import validated
+from reward_obs.lang import promql
+from reward_obs.lang.dashboard_queries import panel_queries
+from reward_obs.model.contract import Metric, MetricsContract
+from reward_obs.model.definitions import RecordingRule, Serves  # noqa: F401 (re-exported)
+from reward_obs.model.durations import canonical
+from reward_obs.model.errors import ProblemCollector
+
+RULE_DIR = "recording_rules"
+SCHEMA = "recording_rule.schema.json"
+
+
+def load(root: Path, problems) -> list[RecordingRule]:
+    """Every recording rule under root/recording_rules, schema-checked (problems recorded)."""
+    rules = []
+    for path in sorted((Path(root) / RULE_DIR).glob("*.yaml")):
+        data = validated(root, path, SCHEMA, problems)
+        if data is None:
+            continue
+        file = str(path.relative_to(root))
+        for r in data["rules"]:
+            rules.append(RecordingRule(
+                file=file, group=data["group"], interval=canonical(data["interval"]), record=r["record"],
+                expr=" ".join(r["expr"].split()), labels=tuple(r["labels"]), why=" ".join(r["why"].split()),
+                serves=tuple(Serves(s["panel"], " ".join(s["raw"].split())) for s in r.get("serves", ())),
+            ))
+    return rules
+
+
+def with_recorded_series(contract: MetricsContract, rules: list[RecordingRule]) -> MetricsContract:
+    """The contract plus every recorded series (no job/instance: a rule's output has none)."""
+    recorded = {r.record: Metric(name=r.record, type="gauge", unit="", help=r.why, labels=r.labels, synthetic=True) for r in rules}
+    return dataclasses.replace(contract, metrics={**contract.metrics, **recorded})
+
+
+def check(rules: list[RecordingRule], contract: MetricsContract, dashboards, problems) -> None:
+    """Contract and panel checks for loaded rules."""
+
+    names: dict[str, str] = {}
+    # A rule may read another recorded series (the SLO period ratio reads the 5m one).
+    series_contract = with_recorded_series(contract, rules)
+    queries = {f"{q.dashboard}/{q.panel_key}[{q.ref}]": q for q in panel_queries(_Dashboards(dashboards))}
+    for i, r in enumerate(rules):
+        where = f"rules[{r.record}]"
+        if r.record in names:
+            problems.add(r.file, where, f"duplicate recording rule (also in {names[r.record]})")
+        names[r.record] = r.file
+        if r.record in contract.metrics:
+            problems.add(r.file, where, "records a name that is a contract metric")
+        for message in promql.catalog_problems(r.expr, series_contract):
+            problems.add(r.file, f"{where}.expr", message)
+        for label in r.labels:
+            if label not in contract.labels or label in ("job", "instance", "le"):
+                problems.add(r.file, f"{where}.labels", f"{label!r} is not a label a recorded series can keep")
+        try:
+            kept = promql.output_labels(promql.parse(r.expr), series_contract)
+        except ValueError:
+            kept = None  # catalog_problems above already reports the parse error
+        if kept is not None and set(kept) != set(r.labels):
+            problems.add(r.file, f"{where}.labels", f"the expression keeps {sorted(kept)}, not {sorted(r.labels)}")
+        for j, s in enumerate(r.serves):
+            query = queries.get(s.panel)
+            if query is None:
+                problems.add(r.file, f"{where}.serves[{j}].panel", f"no PromQL panel query {s.panel}")
+            elif r.record not in _metrics_read(query.expr):
+                problems.add(r.file, f"{where}.serves[{j}].panel", f"{s.panel} does not read {r.record}")
+            for message in promql.catalog_problems(promql.without_grafana_variables(s.raw), contract):
+                problems.add(r.file, f"{where}.serves[{j}].raw", message)
+
+
+def raw_selectors(expr: str, rules: list[RecordingRule]) -> list[promql.Selector]:
+    """The raw-metric selectors a query reads, seeing through recorded series: a selector
+    of a recorded series stands for its rule's selectors, each with the query's matchers
+    added (they match labels the rule keeps, so they narrow the same series)."""
+    by_name = {r.record: r for r in rules}
+    out = []
+    for sel in promql.selectors(promql.parse(promql.without_grafana_variables(expr))):
+        rule = by_name.get(sel.metric)
+        if rule is None:
+            out.append(sel)
+            continue
+        out += [dataclasses.replace(inner, matchers=tuple(dict.fromkeys(inner.matchers + sel.matchers)))
+                for inner in raw_selectors(rule.expr, rules)]
+    return out
+
+
+def _metrics_read(expr: str) -> set[str]:
+    try:
+        return {sel.metric for sel in promql.selectors(promql.parse(promql.without_grafana_variables(expr)))}
+    except ValueError:
+        return set()  # the dashboard check reports the parse error
+
+
+class _Dashboards:
+    def __init__(self, dashboards):
+        self.dashboards = dashboards
+
+
+def load_checked(definitions) -> list[RecordingRule]:
+    """The recording rules of a loaded definitions tree; DefinitionError if any is wrong."""
+
+    problems = ProblemCollector()
+    rules = load(definitions.root, problems) + slo_catalog.recording_rules(definitions.slos, definitions.dashboards)
+    check(rules, definitions.contract, definitions.dashboards, problems)
+    problems.raise_if_any()
+    return rules
+
+
+# ------------------------------------------------------------------ builders
+
+
+def prometheus_groups(definitions) -> list[dict]:
+    """Recording rule groups in Prometheus rule-file shape."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in load_checked(definitions):
+        groups.setdefault((r.group, r.interval), []).append({"record": r.record, "expr": r.expr})
+    return [{"name": name, "interval": interval, "rules": rules} for (name, interval), rules in sorted(groups.items())]
+
+
+def prometheus_rule_file(definitions) -> dict | None:
+    groups = prometheus_groups(definitions)
+    return {"groups": groups} if groups else None
+
+
+def raw_queries(definitions) -> dict[str, dict]:
+    """The raw-metric equivalent of every panel query served by a recorded series:
+    "panel_key[REF]" -> {raw, record} (the bench's "before", the live test's cross-check)."""
+    return {s.panel.split("/", 1)[1]: {"raw": s.raw, "record": r.record}
+            for r in load_checked(definitions) for s in r.serves}

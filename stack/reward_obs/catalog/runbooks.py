@@ -1,0 +1,130 @@
+"""Runbook sections and the checks every section must pass, plus `reward-obs runbooks`."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from reward_obs.catalog.operator_actions import ACTIONS_MD, action_link_problems, load_actions
+from reward_obs.catalog.runbook_numbers import number_problems
+from reward_obs.lang import promql
+from reward_obs.lang.logql import event_fields, logql_problems, vocabulary
+from reward_obs.lang.markdown import Section, anchors, headings, sections, title_and_intro  # noqa: F401 (re-exported)
+from reward_obs.lang.secret_scan import secret_findings
+from reward_obs.model.errors import ProblemCollector
+from reward_obs.model.names import JOB_SELECTOR, LOG_STREAM_SELECTOR
+
+# The shape every `## ` section follows, in this order.
+SECTION_PARTS = ("Meaning", "Confirm", "Stop the bleeding", "Recover", "Verify", "Escalate", "Never")
+PLACEHOLDER = re.compile(r"\b(TODO|TBD|FIXME|XXX)\b|lorem|fill in|<insert|\?\?\?", re.IGNORECASE)
+# The scrape job and log stream selectors a runbook query writes out (GitHub shows the
+# Markdown as it is, so runbooks spell them; they must be the ones in model/names.py).
+_SELECTOR = re.compile(r'\bjob="[^"]*"|\{app="[^"]*"\}')
+_FENCED = re.compile(r"^```(\w+)\n(.*?)^```", re.M | re.S)
+_MD_LINK = re.compile(r"\]\(([a-z0-9-]+\.md)?(?:#([a-z0-9-]+))?\)")
+_PANEL_LINK = re.compile(r"/d/([a-z0-9-]+)(?:\?viewPanel=(\d+))?")
+
+
+# The line before a query says the query must come back empty on a healthy system.
+_EXPECT_EMPTY = re.compile(r"(?:must|should) (?:return nothing|be empty)|\breturns nothing\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RunbookQuery:
+    file: str
+    anchor: str  # the `## ` section
+    part: str  # the `### ` part
+    index: int  # 1-based, among the section's PromQL blocks
+    expr: str
+    expect_empty: bool  # the runbook says it returns nothing when all is well
+
+    def __str__(self) -> str:
+        return f"{self.file}#{self.anchor} {self.part} promql {self.index}: {self.expr}"
+
+
+def promql_queries(path: Path) -> list[RunbookQuery]:
+    """Every fenced PromQL query of a runbook, with where it is and what it should return."""
+    out = []
+    for section in sections(path):
+        index = 0
+        for part, body in section.parts.items():
+            before = ""
+            lines = body.splitlines()
+            i = 0
+            while i < len(lines):
+                line = lines[i]
+                if line.startswith("```"):
+                    lang = line[3:].strip()
+                    end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), len(lines))
+                    if lang == "promql":
+                        index += 1
+                        out.append(RunbookQuery(path.name, section.anchor, part, index, "\n".join(lines[i + 1:end]).strip(),
+                                                bool(_EXPECT_EMPTY.search(before))))
+                    i = end + 1
+                    continue
+                if line.strip():
+                    before = line
+                i += 1
+    return out
+
+
+def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
+    """(file, field, message) for everything wrong in runbooks/."""
+
+    collector = ProblemCollector()
+    actions = load_actions(root, collector, set(definitions.contract.metrics))
+    problems = [(p.file, p.field, p.message) for p in collector.problems]
+    problems += action_link_problems(root, actions)
+    fields, vocab = event_fields(root), vocabulary(root)
+    for path in sorted((root / "runbooks").glob("*.md")):
+        rel = f"runbooks/{path.name}"
+        text = path.read_text(encoding="utf-8")
+        for where, message in number_problems(definitions, path):
+            problems.append((rel, where, message))
+        for finding in secret_findings(text):
+            problems.append((rel, finding.split(":")[0], finding.split(": ", 1)[1] + "; runbooks never hold secrets"))
+        for number, line in enumerate(text.splitlines(), start=1):
+            for selector in _SELECTOR.findall(line):
+                if selector not in (JOB_SELECTOR, LOG_STREAM_SELECTOR):
+                    problems.append((rel, f"line {number}", f"{selector} is not the stack's selector: use "
+                                     f"{JOB_SELECTOR if selector.startswith('job') else LOG_STREAM_SELECTOR} (model/names.py)"))
+            if PLACEHOLDER.search(line):
+                problems.append((rel, f"line {number}", f"placeholder text: {PLACEHOLDER.search(line).group(0)!r}"))
+        for section in sections(path) if path.name != ACTIONS_MD else ():  # the actions table has its own shape
+            where = f"#{section.anchor}"
+            if list(section.parts) != list(SECTION_PARTS):
+                problems.append((rel, where, f"parts must be exactly {', '.join(SECTION_PARTS)} in order; found {', '.join(section.parts) or 'none'}"))
+            for name, body in section.parts.items():
+                if len(body.split()) < 5:
+                    problems.append((rel, f"{where}/{name}", "is empty or too thin to act on"))
+        for index, (lang, body) in enumerate(_FENCED.findall(text)):
+            if lang == "promql":
+                for message in promql.catalog_problems(body.strip(), definitions.contract):
+                    problems.append((rel, f"promql block {index + 1}", message))
+            elif lang == "logql":
+                for message in logql_problems(body.strip(), fields, vocab):
+                    problems.append((rel, f"logql block {index + 1}", message))
+        for number, line in enumerate(text.splitlines(), start=1):
+            for target, anchor in _MD_LINK.findall(line):
+                target_path = root / "runbooks" / (target or path.name)
+                if not target_path.is_file():
+                    problems.append((rel, f"line {number}", f"links to runbooks/{target}, which does not exist"))
+                elif anchor and anchor not in anchors(target_path):
+                    problems.append((rel, f"line {number}", f"links to {target or path.name}#{anchor}, which has no such heading"))
+        for uid, panel_id in _PANEL_LINK.findall(text):
+            dashboard = definitions.dashboard(uid)
+            if dashboard is None:
+                problems.append((rel, f"/d/{uid}", "links to a dashboard uid that does not exist"))
+            elif panel_id and int(panel_id) not in {p.id for p in dashboard.panels}:
+                problems.append((rel, f"/d/{uid}?viewPanel={panel_id}", f"dashboard {uid} has no panel {panel_id}"))
+    return problems
+
+
+def alert_sections(definitions) -> list[tuple[str, str, str]]:
+    """(alert, runbook file#anchor, section title) for every alert."""
+    rows = []
+    for alert in sorted(definitions.alerts, key=lambda a: a.name):
+        path = definitions.root / "runbooks" / alert.runbook_file
+        title = next((s.title for s in sections(path) if s.anchor == alert.runbook_anchor), "(missing)")
+        rows.append((alert.name, f"{alert.runbook_file}#{alert.runbook_anchor}", title))
+    return rows

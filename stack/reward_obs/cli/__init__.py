@@ -1,0 +1,124 @@
+"""`reward-obs`: validate and render the reward observability stack without Grafana or Pulumi.
+
+The thin top layer: parses arguments and wires commands to the layers below."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from reward_obs.build.runbook_dashboard import runbook_url
+from reward_obs.catalog import operator_actions
+from reward_obs.catalog.definitions import REPO_ROOT
+from reward_obs.catalog.load import DEFAULT_STACK_FILE, load
+from reward_obs.catalog.operator_actions import ACTIONS_MD
+from reward_obs.catalog.runbooks import alert_sections
+from reward_obs.checks.lint import format_report, lint, warnings
+from reward_obs.lang.markdown import sections
+from reward_obs.model.errors import DefinitionError
+from reward_obs.sinks.files import render_files, summary, write_files
+from reward_obs.tools import backtest, live_cli, render_diff, trace
+from reward_obs.tools.scenarios import cli as scenarios_cli
+
+__all__ = ["load", "main"]
+
+
+def cmd_validate(args) -> int:
+    definitions, config = load(args)
+    files = render_files(definitions, config)
+    report = lint(definitions, config, files)
+    if not report.ok:
+        print(format_report(report), file=sys.stderr)
+        return 1
+    for line in warnings(report):
+        print(line, file=sys.stderr)
+    clean = f"lint clean except {len(report.notes)} skipped check(s), see the warning" if report.notes else "lint clean"
+    print(f"OK: {len(definitions.alerts)} alerts, {len(definitions.dashboards)} dashboards, "
+          f"{len(definitions.contract.metrics)} metrics; {len(files)} files would be rendered; {clean} "
+          f"({len(report.exceptions)} documented exception(s))")
+    return 0
+
+
+def cmd_render(args) -> int:
+    definitions, config = load(args)
+    files = render_files(definitions, config)
+    write_files(files, args.out)
+    print(summary(definitions, config, files))
+    return 0
+
+
+def register(sub) -> None:
+    validate = sub.add_parser("validate", help="check every definition and the stack config; write nothing")
+    validate.set_defaults(handler=cmd_validate)
+    render = sub.add_parser("render", help="write Grafana provisioning files, dashboards and a Prometheus rule file")
+    render.add_argument("--out", type=Path, required=True, help="output directory (its grafana/ and prometheus/ are replaced)")
+    render.set_defaults(handler=cmd_render)
+
+
+def cmd_runbooks(args) -> int:
+    definitions, config = load(args)
+    rows = alert_sections(definitions)
+    width = max(len(r[0]) for r in rows)
+    for name, target, title in rows:
+        print(f"{name:<{width}}  {runbook_url(definitions, config, *target.split('#'))}  ({title})")
+    procedures = [(s.file, s) for p in sorted((definitions.root / "runbooks").glob("*.md")) if p.name != ACTIONS_MD
+                  for s in sections(p) if (s.file, s.anchor) not in {(a.runbook_file, a.runbook_anchor) for a in definitions.alerts}]
+    if procedures:
+        print("Procedures (reached from the alert sections):")
+        for file, s in procedures:
+            print(f"  {s.title}: {runbook_url(definitions, config, file, s.anchor)}")
+    return 0
+
+
+def register_runbooks(sub) -> None:
+    parser = sub.add_parser("runbooks", help="print which alert lands on which runbook section (after validating them)")
+    parser.set_defaults(handler=cmd_runbooks)
+
+
+def cmd_lint(args) -> int:
+    definitions, config = load(args)
+    report = lint(definitions, config, render_files(definitions, config))
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def register_lint(sub) -> None:
+    parser = sub.add_parser("lint", help="check the alerting pitfalls no schema catches (exits 1 on any error)")
+    parser.set_defaults(handler=cmd_lint)
+
+
+# The commands defined elsewhere: each module's register(sub) adds its subcommand(s); a
+# handler gets the parsed args and calls catalog.load.load(args) for validated definitions
+# and stack config. Order is the order of `reward-obs --help`.
+REGISTER = (
+    register_runbooks,
+    operator_actions.register,
+    register_lint,
+    render_diff.register,
+    backtest.register,
+    live_cli.register,
+    scenarios_cli.register,
+    trace.register,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="reward-obs", description=__doc__)
+    parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository holding the definitions (default: this checkout)")
+    parser.add_argument("--stack-config", type=Path, help=f"Pulumi stack file to read config from (default: ROOT/{DEFAULT_STACK_FILE})")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    for add in REGISTER:
+        add(sub)
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except DefinitionError as exc:
+        print(f"reward-obs {args.command}: {len(exc.problems)} problem(s); nothing was written", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

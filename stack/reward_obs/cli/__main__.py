@@ -1,0 +1,6 @@
+"""`python -m reward_obs.cli`."""
+import sys
+
+from reward_obs.cli import main
+
+sys.exit(main())

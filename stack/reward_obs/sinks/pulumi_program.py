@@ -1,0 +1,69 @@
+"""The Pulumi program: read config once, validate everything, then register resources."""
+from __future__ import annotations
+
+import json
+
+import pulumi
+
+from reward_obs.catalog.config import NAMESPACE, StackConfig, key_types, load_config
+from reward_obs.catalog.definitions import Definitions, load_definitions
+from reward_obs.checks.lint import format_report, lint, warnings
+from reward_obs.model.errors import DefinitionError, Problem
+from reward_obs.sinks.component import RewardObservability
+from reward_obs.sinks.files import render_files
+
+
+def read_config(definitions: Definitions) -> tuple[StackConfig, dict[str, pulumi.Output]]:
+    """Stack config from `pulumi config`, validated; secrets stay Pulumi secrets."""
+    cfg = pulumi.Config(NAMESPACE)
+    values: dict = {}
+    problems: list[Problem] = []
+    source = f"Pulumi.{pulumi.get_stack()}.yaml"
+    for key, kind in key_types().items():
+        raw = cfg.get(key)
+        if raw is None:
+            continue
+        if kind == "string":
+            values[key] = raw
+            continue
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            problems.append(Problem(source, f"{NAMESPACE}:{key}", f"expects {kind}, got {raw!r}"))
+    needed = sorted({key for cp in definitions.routing.contact_points for key in cp.secrets.values()})
+    secrets = {}
+    for key in needed:
+        value = cfg.get_secret(key)
+        if value is None:
+            problems.append(Problem(source, f"{NAMESPACE}:{key}", f"is required: pulumi config set --secret {NAMESPACE}:{key} ..."))
+        secrets[key] = value
+    try:
+        config = load_config(values, source, definitions)
+    except DefinitionError as exc:
+        problems += exc.problems
+    if problems:
+        raise DefinitionError(problems)
+    return config, secrets
+
+
+def main() -> None:
+    try:
+        definitions = load_definitions()
+        config, secrets = read_config(definitions)
+        files = render_files(definitions, config)
+    except DefinitionError as exc:
+        # Raised before any resource is registered: nothing is created or changed.
+        raise pulumi.RunError(f"reward-observability: {len(exc.problems)} problem(s):\n{exc}") from None
+    report = lint(definitions, config, files)
+    if not report.ok:
+        raise pulumi.RunError(f"reward-observability: lint failed, nothing registered:\n{format_report(report)}")
+    for line in warnings(report):
+        pulumi.log.warn(f"reward-observability: {line}")
+    stack = RewardObservability("rewards", definitions, config, secrets)
+    pulumi.export("folder_uid", stack.folder_uid)
+    pulumi.export("dashboard_urls", stack.dashboard_urls)
+    pulumi.export("alert_names", stack.alert_names)
+    pulumi.export("rules_paused", not config.rewards_live)
+    # Which server writes the recorded series the dashboard reads: with "prometheus", load
+    # the rendered rule file there, or the fleet-wide panels stay empty.
+    pulumi.export("recording_rules_evaluated_by", config.recording_rules)

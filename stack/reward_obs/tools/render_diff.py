@@ -1,0 +1,210 @@
+"""`reward-obs diff BASE_DIR HEAD_DIR`: what a change does to alerting, in words a
+reviewer reads in a pull request, from two offline renders. Never prints a secret."""
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+
+import yaml
+
+from reward_obs.sinks import files
+
+RULES = files.RULES_FILE
+CONTACT_POINTS = files.CONTACT_POINTS_FILE
+POLICIES = files.POLICIES_FILE
+TEMPLATES = files.TEMPLATES_FILE
+DASHBOARDS = files.DASHBOARDS_DIR
+# The recording rules live in exactly one of these, as the stack's recordingRules says.
+PROMETHEUS_RECORDING = files.PROMETHEUS_RECORDING_FILE
+GRAFANA_RECORDING = files.GRAFANA_RECORDING_FILE
+# Contact point settings that hold credentials: their values are never printed.
+SECRET_SETTINGS = {"bottoken", "url", "password", "token", "authorization_credentials", "basicAuthPassword", "apiKey", "secret"}
+_OPS = {"gt": ">", "lt": "<", "gte": ">=", "lte": "<="}
+
+
+def _yaml(root: Path, rel: str):
+    path = root / rel
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def alerts(root: Path) -> dict[str, dict]:
+    """Alert name -> the fields a reviewer cares about."""
+    data = _yaml(root, RULES) or {"groups": []}
+    out = {}
+    for group in data["groups"]:
+        for rule in group["rules"]:
+            query, condition = rule["data"][0]["model"], rule["data"][-1]["model"]
+            evaluator = condition.get("conditions", [{}])[0].get("evaluator", {})
+            out[rule["title"]] = {
+                "group": group["name"],
+                "query": query.get("expr", ""),
+                "threshold": f"{_OPS.get(evaluator.get('type'), evaluator.get('type'))} {evaluator.get('params', ['?'])[0]}",
+                "for": rule.get("for"),
+                "severity": rule.get("labels", {}).get("severity"),
+                "labels": {k: v for k, v in rule.get("labels", {}).items() if k != "severity"},
+                "runbook": rule.get("annotations", {}).get("runbook_url"),
+                "summary": rule.get("annotations", {}).get("summary"),
+                "no data": rule.get("noDataState"),
+                "on error": rule.get("execErrState"),
+                "paused": rule.get("isPaused"),
+                "routing": rule.get("notification_settings", {}).get("receiver", "(policy tree)"),
+            }
+    return out
+
+
+def panels(root: Path) -> dict[tuple[str, int], dict]:
+    out = {}
+    for path in sorted((root / DASHBOARDS).glob("*.json")):
+        board = json.loads(path.read_text(encoding="utf-8"))
+        for panel in board.get("panels", []):
+            if panel.get("type") == "row":
+                continue
+            out[(board["uid"], panel["id"])] = {
+                "title": panel.get("title"),
+                "type": panel.get("type"),
+                "queries": [t.get("expr", "") for t in panel.get("targets", [])],
+                "unit": panel.get("fieldConfig", {}).get("defaults", {}).get("unit"),
+                "thresholds": panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps"),
+                "content": panel.get("options", {}).get("content"),
+            }
+    return out
+
+
+def recorded_series(root: Path) -> dict[str, dict]:
+    """Recorded series name -> its expression and which server evaluates it."""
+    out = {}
+    for group in (_yaml(root, PROMETHEUS_RECORDING) or {}).get("groups", []):
+        for rule in group["rules"]:
+            out[rule["record"]] = {"expr": rule["expr"], "evaluated by": "Prometheus"}
+    for group in (_yaml(root, GRAFANA_RECORDING) or {}).get("groups", []):
+        for rule in group["rules"]:
+            out[rule["record"]["metric"]] = {"expr": rule["data"][0]["model"].get("expr", ""), "evaluated by": "Grafana"}
+    return out
+
+
+def contact_points(root: Path) -> dict[str, dict]:
+    data = _yaml(root, CONTACT_POINTS) or {"contactPoints": []}
+    return {cp["name"]: {"type": cp["receivers"][0]["type"], "settings": cp["receivers"][0].get("settings", {})}
+            for cp in data["contactPoints"]}
+
+
+def policy_lines(root: Path) -> list[str]:
+    data = _yaml(root, POLICIES)
+    if data is None:
+        return ["(no policy tree: rules route themselves)"]
+
+    def walk(node, depth):
+        matchers = ", ".join(f"{l}{op}{v}" for l, op, v in node.get("object_matchers", [])) or "(root)"
+        extras = ", ".join(f"{k}={node[k]}" for k in ("group_by", "group_wait", "group_interval", "repeat_interval", "continue") if k in node)
+        yield f"{'  ' * depth}{matchers} -> {node['receiver']}" + (f" [{extras}]" if extras else "")
+        for child in node.get("routes", []):
+            yield from walk(child, depth + 1)
+
+    return [line for policy in data["policies"] for line in walk(policy, 0)]
+
+
+def _value(key: str, value) -> str:
+    if key in SECRET_SETTINGS:
+        return "(secret)"
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def _query_diff(old: str, new: str) -> list[str]:
+    lines = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
+    body = [l for l in lines if not l.startswith(("---", "+++", "@@"))]
+    return ["    ```diff", *[f"    {l}" for l in body], "    ```"]
+
+
+def _changed(name: str, old: dict, new: dict, keys: tuple[str, ...], query_key: str) -> list[str]:
+    """The "changed" line of one alert or recorded series (fields old → new, and whether
+    the query changed) and the query's diff; nothing when it did not change."""
+    changes = [f"{key} {_value(key, old[key])} → {_value(key, new[key])}" for key in keys if old[key] != new[key]]
+    query_changed = old[query_key] != new[query_key]
+    if query_changed:
+        changes.append("query changed")
+    if not changes:
+        return []
+    return [f"- **changed** `{name}`: " + "; ".join(changes),
+            *(_query_diff(old[query_key], new[query_key]) if query_changed else [])]
+
+
+def diff(base: Path, head: Path) -> str:
+    sections: list[str] = []
+
+    old, new = alerts(base), alerts(head)
+    lines = []
+    for name in sorted(set(new) - set(old)):
+        a = new[name]
+        lines.append(f"- **added** `{name}` ({a['severity']}, {a['threshold']}, for {a['for']}), runbook {a['runbook']}")
+    for name in sorted(set(old) - set(new)):
+        lines.append(f"- **removed** `{name}` ({old[name]['severity']})")
+    for name in sorted(set(old) & set(new)):
+        lines += _changed(name, old[name], new[name], ("threshold", "for", "severity", "labels", "runbook", "summary",
+                                                       "no data", "on error", "paused", "group", "routing"), "query")
+    if lines:
+        sections.append("### Alerts\n" + "\n".join(lines))
+
+    old_p, new_p = panels(base), panels(head)
+    lines = []
+    for key in sorted(set(new_p) - set(old_p)):
+        lines.append(f"- **added** panel {key[1]} \"{new_p[key]['title']}\" on `{key[0]}`")
+    for key in sorted(set(old_p) - set(new_p)):
+        lines.append(f"- **removed** panel {key[1]} \"{old_p[key]['title']}\" from `{key[0]}`")
+    for key in sorted(set(old_p) & set(new_p)):
+        changed = [f for f in ("title", "type", "queries", "unit", "thresholds", "content") if old_p[key][f] != new_p[key][f]]
+        if changed:
+            lines.append(f"- **changed** panel {key[1]} \"{new_p[key]['title']}\" on `{key[0]}`: {', '.join(changed)}")
+    if lines:
+        sections.append("### Dashboard panels\n" + "\n".join(lines))
+
+    old_r, new_r = recorded_series(base), recorded_series(head)
+    lines = [f"- **added** `{name}` (evaluated by {new_r[name]['evaluated by']})" for name in sorted(set(new_r) - set(old_r))]
+    lines += [f"- **removed** `{name}`: a panel that reads it shows no data" for name in sorted(set(old_r) - set(new_r))]
+    for name in sorted(set(old_r) & set(new_r)):
+        lines += _changed(name, old_r[name], new_r[name], ("evaluated by",), "expr")
+    if lines:
+        sections.append("### Recording rules\n" + "\n".join(lines))
+
+    old_c, new_c = contact_points(base), contact_points(head)
+    lines = []
+    for name in sorted(set(new_c) - set(old_c)):
+        lines.append(f"- **added** contact point `{name}` ({new_c[name]['type']})")
+    for name in sorted(set(old_c) - set(new_c)):
+        lines.append(f"- **removed** contact point `{name}`")
+    for name in sorted(set(old_c) & set(new_c)):
+        o, n = old_c[name]["settings"], new_c[name]["settings"]
+        changes = [f"{k} {_value(k, o.get(k))} → {_value(k, n.get(k))}" for k in sorted(set(o) | set(n)) if o.get(k) != n.get(k)]
+        if old_c[name]["type"] != new_c[name]["type"]:
+            changes.insert(0, f"type {old_c[name]['type']} → {new_c[name]['type']}")
+        if changes:
+            lines.append(f"- **changed** contact point `{name}`: " + "; ".join(changes))
+    old_tree, new_tree = policy_lines(base), policy_lines(head)
+    if old_tree != new_tree:
+        lines.append("- **notification policy changed**:")
+        lines += ["  ```diff", *[f"  {l}" for l in difflib.unified_diff(old_tree, new_tree, lineterm="", n=1)
+                                 if not l.startswith(("---", "+++"))], "  ```"]
+    if (_yaml(base, TEMPLATES) or {}) != (_yaml(head, TEMPLATES) or {}):
+        lines.append("- **message template changed**")
+    if lines:
+        sections.append("### Routing and contact points\n" + "\n".join(lines))
+
+    if not sections:
+        return "No change to alerts, recording rules, dashboards or routing."
+    return "\n\n".join(sections)
+
+
+def cmd_diff(args) -> int:
+    for root in (args.base, args.head):
+        if not (root / "grafana").is_dir():
+            print(f"reward-obs diff: {root} is not a render (no grafana/ inside); run `reward-obs render --out {root}`")
+            return 2
+    print(diff(args.base, args.head))
+    return 0
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("diff", help="semantic diff of two renders (alerts, panels, routing); never prints secrets")
+    parser.add_argument("base", type=Path, help="render of the base revision")
+    parser.add_argument("head", type=Path, help="render of the head revision")
+    parser.set_defaults(handler=cmd_diff)

@@ -1,0 +1,206 @@
+"""Real Prometheus and Alertmanager processes on loopback, for the live test and the
+bench: free ports, private data directories, readiness waits, and the HTTP API.
+
+Every server listens on 127.0.0.1 only (Alertmanager's cluster listener is switched
+off: it would otherwise bind 0.0.0.0:9094). `stop()` is safe to call twice and kills a
+server that does not exit on SIGTERM.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def binary(*names: str) -> str:
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise FileNotFoundError(f"none of {', '.join(names)} is installed (scripts/install-tools.sh installs them)")
+
+
+def prometheus_version() -> str:
+    result = subprocess.run([binary("prometheus"), "--version"], capture_output=True, text=True)
+    first = (result.stdout + result.stderr).split("\n")[0]
+    return first.replace("prometheus, version ", "").split(" ")[0]
+
+
+def http_json(url: str, data: dict | None = None, timeout: float = 30.0) -> dict:
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+class _Server:
+    name = "server"
+    ready_path = "/-/ready"
+
+    def __init__(self, workdir: Path, log_name: str):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log_path = self.workdir / log_name
+        self._log = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 60.0) -> _Server:
+        for attempt in range(3):  # the free port can be taken between pick and bind
+            self._log = open(self.log_path, "ab")
+            self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT, cwd=self.workdir)
+            if self._wait_ready(timeout):
+                return self
+            self.stop()
+            if "address already in use" not in self.log_path.read_text(errors="replace"):
+                break
+            self.port = free_port()
+        raise RuntimeError(f"{self.name} did not become ready; log:\n{self.log()}")
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as r:
+                    if r.status == 200:
+                        return True
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.1)
+        return False
+
+    def log(self, tail: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-tail:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+        self.proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class Prometheus(_Server):
+    name = "prometheus"
+
+    def __init__(self, workdir: Path, config: dict, rule_files: dict[str, str] | None = None,
+                 extra_args: tuple[str, ...] = ()):
+        super().__init__(workdir, "prometheus.log")
+        self.data_dir = self.workdir / "data"
+        self.data_dir.mkdir(exist_ok=True)
+        paths = []
+        for name, text in (rule_files or {}).items():
+            path = self.workdir / name
+            path.write_text(text, encoding="utf-8")
+            paths.append(str(path))
+        self.config_path = self.workdir / "prometheus.yml"
+        self.config_path.write_text(json.dumps({**config, "rule_files": paths}, indent=1), encoding="utf-8")
+        self.extra_args = tuple(extra_args)
+
+    def command(self) -> list[str]:
+        return [binary("prometheus"), f"--config.file={self.config_path}", f"--storage.tsdb.path={self.data_dir}",
+                f"--web.listen-address={LOOPBACK}:{self.port}", "--log.level=warn", *self.extra_args]
+
+    # -- HTTP API
+
+    def api(self, path: str, **params) -> dict:
+        result = http_json(f"{self.url}/api/v1/{path}", params or None)
+        if result.get("status") != "success":
+            raise RuntimeError(f"{path}: {result}")
+        return result["data"]
+
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        return self.api("query", **params)["result"]
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict]:
+        return self.api("query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step=f"{step:g}")["result"]
+
+    def alerts(self) -> list[dict]:
+        return http_json(f"{self.url}/api/v1/alerts")["data"]["alerts"]
+
+    def rule_groups(self) -> list[dict]:
+        return http_json(f"{self.url}/api/v1/rules")["data"]["groups"]
+
+
+class Alertmanager(_Server):
+    name = "alertmanager"
+
+    def __init__(self, workdir: Path, config_text: str):
+        super().__init__(workdir, "alertmanager.log")
+        self.config_path = self.workdir / "alertmanager.yml"
+        self.config_path.write_text(config_text, encoding="utf-8")
+        self.data_dir = self.workdir / "data"
+        self.data_dir.mkdir(exist_ok=True)
+
+    def command(self) -> list[str]:
+        return [binary("alertmanager", "prometheus-alertmanager"), f"--config.file={self.config_path}",
+                f"--storage.path={self.data_dir}", f"--web.listen-address={LOOPBACK}:{self.port}",
+                "--cluster.listen-address=", "--log.level=warn"]
+
+
+def backfill(openmetrics_file: Path, data_dir: Path, max_block_duration: str | None = None) -> str:
+    """`promtool tsdb create-blocks-from openmetrics` into a Prometheus data directory."""
+    cmd = [binary("promtool"), "tsdb", "create-blocks-from", "openmetrics"]
+    if max_block_duration:
+        cmd.append(f"--max-block-duration={max_block_duration}")
+    result = subprocess.run([*cmd, str(openmetrics_file), str(data_dir)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"promtool backfill failed: {result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def backfill_recording_rules(prom: Prometheus, groups: list[dict], start: float, end: float, eval_interval: str = "60s") -> None:
+    """Give recording rules their history, as one does when adding them to a running
+    Prometheus: `promtool tsdb create-blocks-from rules` evaluates the groups over
+    [start, end] against `prom`, then `prom` restarts with the new blocks in its data
+    directory (Prometheus 2.39+ queries overlapping blocks and compacts them later)."""
+
+    rule_path = prom.workdir / "recording-backfill.yaml"
+    rule_path.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
+    out_dir = prom.workdir / "recorded-blocks"
+    result = subprocess.run([binary("promtool"), "tsdb", "create-blocks-from", "rules", f"--start={int(start)}", f"--end={int(end)}",
+                             f"--url={prom.url}", f"--output-dir={out_dir}", f"--eval-interval={eval_interval}", "--quiet",
+                             str(rule_path)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"promtool rules backfill failed: {result.stdout}{result.stderr}")
+    prom.stop()
+    for block in out_dir.iterdir():
+        block.rename(prom.data_dir / block.name)
+    out_dir.rmdir()
+    prom.start(timeout=600)
