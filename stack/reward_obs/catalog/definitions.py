@@ -78,7 +78,7 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         series_contract = recording.with_recorded_series(contract, recording_rules)
         _check_dashboards(root, dashboards, series_contract, problems)
         _check_alerts(root, alerts, dashboards, series_contract, problems)
-        _check_inhibition(alerts, contract, problems)
+        _check_inhibition(alerts, series_contract, problems)
         recording.check(recording_rules, contract, dashboards, problems)
     if routing is not None:
         _check_routing(routing, problems)

@@ -70,6 +70,7 @@ def _model(file: str, data: dict) -> SLO:
         labels=(), alert_prefix=notes["alert-prefix"], runbook_file=notes["runbook"],
         dashboard_uid=dashboard_uid, panel_key=panel_key, min_bad_events=int(notes["min-bad-events"]),
         min_bad_events_ticket=int(notes["min-bad-events-ticket"]),
+        inhibited_by=tuple(n.strip() for n in notes.get("inhibited-by", "").split(",") if n.strip()),
     )
 
 
@@ -221,7 +222,7 @@ def alert_rules(slos) -> list:
                 dashboard_uid=s.dashboard_uid, panel_key=s.panel_key,
                 expr=alert_expr(s, tiers).strip(), op=">", threshold=1, for_="0s", params=_runbook_params(s, tiers),
                 labels={"slo": s.name}, no_data_state="OK", exec_err_state="Error", lint_exceptions={},
-                slo=s.name,
+                slo=s.name, inhibited_by=s.inhibited_by,
             ))
     return out
 

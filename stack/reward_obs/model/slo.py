@@ -79,6 +79,7 @@ class SLO:
     panel_key: str
     min_bad_events: int  # page tiers
     min_bad_events_ticket: int = 0  # ticket tiers
+    inhibited_by: tuple[str, ...] = ()  # alerts that hold this SLO's alerts back (alert_rules' inhibited_by)
 
     @property
     def budget(self) -> float:
