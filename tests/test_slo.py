@@ -1,4 +1,4 @@
-"""The SLO generator (stack/reward_obs/slo.py), Sloth style: each case is a small SLO and
+"""The SLO generator (stack/reward_obs/catalog/slos.py, model/slo.py), Sloth style: each case is a small SLO and
 the literal rules it must produce, written by hand from the SRE Workbook's tiers (14.4x
 1h/5m and 6x 6h/30m page; 3x 1d/2h and 1x 3d/6h ticket). Nothing here calls the
 generator to compute an expected value. Whether the rules detect and reset in time is
@@ -9,20 +9,24 @@ import re
 
 import pytest
 import yaml
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
-from reward_obs import slo as slo_rules
-from reward_obs.definitions import load_definitions
-from reward_obs.errors import DefinitionError
+from reward_obs.build.grafana_recording import grafana_recording_groups
+from reward_obs.catalog import slos as slo_rules
+from reward_obs.catalog.config import load_config, read_stack_file
+from reward_obs.catalog.definitions import load_definitions
+from reward_obs.model.definitions import Dashboard, Panel, Query, Row
+from reward_obs.model.errors import DefinitionError
+from reward_obs.model.slo import SLO
 
 
-def _slo(**kw) -> slo_rules.SLO:
+def _slo(**kw) -> SLO:
     base = dict(file="slos/x.yaml", name="payout-success", display_name="Payouts succeed", description="d.",
                 objective=0.999, bad='sum by (provider) (rate(reward_payouts_total{result="failed"}[$window]))',
                 total='sum by (provider) (rate(reward_payouts_total[$window]))', labels=("provider",),
                 alert_prefix="RewardX", runbook_file="payout-slos.md", dashboard_uid="reward-operations",
                 panel_key="payout_success", min_bad_events=3, min_bad_events_ticket=10)
-    return slo_rules.SLO(**{**base, **kw})
+    return SLO(**{**base, **kw})
 
 
 RECORDING_CASES = {
@@ -149,8 +153,6 @@ def test_alert_rules(case):
 
 
 def test_panels_reading_a_generated_series_are_served_with_the_raw_query():
-    from reward_obs.definitions import Dashboard, Panel, Query, Row
-
     panel = Panel(id=1, key="success", title="t", type="stat", unit="u", width=4, height=8, description="d",
                   queries=(Query("1 - provider:reward_slo_payout_success_errors:ratio_rate5m", ""),
                            Query("provider:reward_slo_payout_success_errors:ratio_rate5m_other", "")))
@@ -190,10 +192,6 @@ def test_both_sinks_carry_the_generated_rules(out):
 
 
 def test_grafana_recording_rules_include_the_slo_ratios(definitions):
-    from reward_obs.builders.grafana_recording import grafana_recording_groups
-    from reward_obs.config import load_config, read_stack_file
-    from conftest import ROOT
-
     config = load_config(read_stack_file(ROOT / "Pulumi.prod.yaml"), "Pulumi.prod.yaml", definitions)
     groups = {g["name"]: g for g in grafana_recording_groups(definitions, config)}
     assert groups["reward-slo-burn"]["interval"] == "1m" and groups["reward-slo-period"]["interval"] == "5m"

@@ -82,7 +82,7 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         recording.check(recording_rules, contract, dashboards, problems)
     if routing is not None:
         _check_routing(routing, problems)
-    definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing, tuple(slos), series_contract)
+    definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing, tuple(slos), tuple(recording_rules), series_contract)
     if contract is not None:
         for file, where, message in runbook_problems(root, definitions):
             problems.add(file, where, message)

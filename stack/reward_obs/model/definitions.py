@@ -205,6 +205,7 @@ class Definitions:
     dashboards: tuple[Dashboard, ...]
     routing: Routing
     slos: tuple = ()  # model.slo.SLO, from slos/*.yaml
+    recording_rules: tuple[RecordingRule, ...] = ()  # recording_rules/*.yaml and the SLOs' rules
     # Every recorded series (recording_rules/ and the SLOs' rules) added to the contract:
     # what an alert or a panel may read. None when the contract failed to load.
     series_contract: MetricsContract | None = None
