@@ -7,6 +7,7 @@ import yaml
 from conftest import run_cli
 from spec import IDENTITY_LABELS, PROVIDERS, REQUIRED_METRICS
 
+from reward_obs.catalog.recording import with_recorded_series
 from reward_obs.lang import promql
 from reward_obs.model.contract import identity_label
 
@@ -81,11 +82,10 @@ def test_catalog_check_accepts(definitions, expr):
 
 def test_every_dashboard_and_alert_query_fits_the_contract(definitions, config):
     """The loader enforces this; here it is re-checked on the resolved queries."""
-    from reward_obs.catalog import recording
     from reward_obs.build.alerts import resolved_alerts
 
     # Panels may read recorded series (themselves checked against the contract).
-    with_recorded = recording.with_recorded_series(definitions.contract, recording.load_checked(definitions))
+    with_recorded = with_recorded_series(definitions.contract, definitions.recording_rules)
     checked = 0
     for dashboard in definitions.dashboards:
         for panel in dashboard.panels:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from reward_obs.catalog import recording
 from reward_obs.catalog.files import json_path, load_schema, read_yaml, rel_path, validated  # noqa: F401 (json_path re-exported)
-from reward_obs.catalog.runbooks import runbook_problems
+from reward_obs.catalog.runbooks import load_runbooks, panel_id_problems, runbook_problems
 from reward_obs.lang import promql
 from reward_obs.lang.dashboard_queries import label_values_query
 from reward_obs.lang.logql import event_fields, logql_problems, vocabulary
@@ -22,6 +22,7 @@ from reward_obs.model.definitions import (  # noqa: F401 (re-exported: the loade
     Definitions,
     Panel,
     Query,
+    RecordingRule,
     ResolvedAlert,
     Route,
     Routing,
@@ -74,9 +75,13 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         _check_alerts(root, alerts, dashboards, contract, problems)
         _check_inhibition(alerts, contract, problems)
         recording.check(recording_rules, contract, dashboards, problems)
+    _check_rule_groups(alerts, recording_rules, problems)
     if routing is not None:
         _check_routing(routing, problems)
-    definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing)
+    runbooks = load_runbooks(root)
+    for file, where, message in panel_id_problems(runbooks):
+        problems.add(file, where, message)
+    definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing, tuple(recording_rules), runbooks)
     if contract is not None:
         for file, where, message in runbook_problems(root, definitions):
             problems.add(file, where, message)
@@ -312,6 +317,14 @@ def _check_inhibition(alerts: list[AlertRule], contract: MetricsContract, proble
             if missing:
                 problems.add(a.file, where, f"{source_name} fires per {', '.join(sorted(source_labels))}, but this alert has no "
                              f"{', '.join(missing)}: one {missing[0]}'s fault would silence this alert for all of them")
+
+
+def _check_rule_groups(alerts: list[AlertRule], recording_rules: list[RecordingRule], problems: ProblemCollector) -> None:
+    """A Grafana rule group is one object per folder and name: a recording rule group named
+    like an alert rule group would overwrite it."""
+    alert_groups = {a.group: a.file for a in alerts}
+    for file, name in sorted({(r.file, r.group) for r in recording_rules if r.group in alert_groups}):
+        problems.add(file, "group", f"{name!r} is also an alert rule group ({alert_groups[name]}); Grafana would keep only one of them")
 
 
 def _check_routing(routing: Routing, problems: ProblemCollector) -> None:

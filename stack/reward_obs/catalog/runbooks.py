@@ -9,10 +9,11 @@ from reward_obs.catalog.operator_actions import ACTIONS_MD, action_link_problems
 from reward_obs.catalog.runbook_numbers import number_problems
 from reward_obs.lang import promql
 from reward_obs.lang.logql import event_fields, logql_problems, vocabulary
-from reward_obs.lang.markdown import Section, anchors, headings, sections, title_and_intro  # noqa: F401 (re-exported)
+from reward_obs.lang.markdown import Section, anchors, headings, parse_sections, parse_title_and_intro, sections  # noqa: F401 (re-exported)
 from reward_obs.lang.secret_scan import secret_findings
+from reward_obs.model.definitions import Runbook
 from reward_obs.model.errors import ProblemCollector
-from reward_obs.model.names import JOB_SELECTOR, LOG_STREAM_SELECTOR
+from reward_obs.model.names import JOB_SELECTOR, LOG_STREAM_SELECTOR, section_panel_id
 
 # The shape every `## ` section follows, in this order.
 SECTION_PARTS = ("Meaning", "Confirm", "Stop the bleeding", "Recover", "Verify", "Escalate", "Never")
@@ -66,6 +67,32 @@ def promql_queries(path: Path) -> list[RunbookQuery]:
                     before = line
                 i += 1
     return out
+
+
+def load_runbooks(root: Path) -> tuple[Runbook, ...]:
+    """Every runbook under root/runbooks: README.md first, then by file name."""
+    paths = sorted(sorted((Path(root) / "runbooks").glob("*.md")), key=lambda p: (p.name != "README.md", p.name))
+    runbooks = []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        title, intro = parse_title_and_intro(path.stem, text)
+        runbooks.append(Runbook(path.name, title, intro, tuple(parse_sections(path.name, text))))
+    return tuple(runbooks)
+
+
+def panel_id_problems(runbooks: tuple[Runbook, ...]) -> list[tuple[str, str, str]]:
+    """Two sections whose addresses hash to the same runbook-dashboard panel id."""
+    seen: dict[int, str] = {}
+    problems = []
+    for runbook in runbooks:
+        for anchor in ("", *(s.anchor for s in runbook.sections)):
+            address = f"{runbook.file}#{anchor}"
+            panel_id = section_panel_id(runbook.file, anchor)
+            if panel_id in seen:
+                problems.append((f"runbooks/{runbook.file}", f"#{anchor}", f"hashes to the same runbook panel id {panel_id} as "
+                                 f"{seen[panel_id]}; rename one heading"))
+            seen[panel_id] = address
+    return problems
 
 
 def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
@@ -124,7 +151,7 @@ def alert_sections(definitions) -> list[tuple[str, str, str]]:
     """(alert, runbook file#anchor, section title) for every alert."""
     rows = []
     for alert in sorted(definitions.alerts, key=lambda a: a.name):
-        path = definitions.root / "runbooks" / alert.runbook_file
-        title = next((s.title for s in sections(path) if s.anchor == alert.runbook_anchor), "(missing)")
+        runbook = definitions.runbook(alert.runbook_file)
+        title = next((s.title for s in runbook.sections if s.anchor == alert.runbook_anchor), "(missing)") if runbook else "(missing)"
         rows.append((alert.name, f"{alert.runbook_file}#{alert.runbook_anchor}", title))
     return rows

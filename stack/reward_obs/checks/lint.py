@@ -348,7 +348,7 @@ def check_panel_scale(ctx) -> list[Finding]:
     recording rule that keeps few series, select one campaign or pool with `=`, or be an
     instant panel (one evaluation)."""
 
-    contract = recording.with_recorded_series(ctx.definitions.contract, recording.load_checked(ctx.definitions))
+    contract = recording.with_recorded_series(ctx.definitions.contract, ctx.definitions.recording_rules)
     findings = []
     for d in ctx.definitions.dashboards:
         for r_index, row in enumerate(d.rows):

@@ -1,5 +1,6 @@
-"""The definitions as typed objects: alerts, dashboards, notification routing, the metrics
-contract. No I/O; catalog/definitions.py reads and validates the files into these."""
+"""The definitions as typed objects: alerts, dashboards, recording rules, runbooks,
+notification routing, the metrics contract. No I/O; catalog/definitions.py reads and
+validates the files into these."""
 from __future__ import annotations
 
 import re
@@ -179,18 +180,59 @@ class Routing:
 
 
 @dataclass(frozen=True)
+class Serves:
+    panel: str  # dashboard_uid/panel_key[REF]: a panel query that reads the recorded series
+    raw: str  # the same answer from raw metrics: what the panel would cost without the rule
+
+
+@dataclass(frozen=True)
+class RecordingRule:
+    file: str
+    group: str
+    interval: str
+    record: str
+    expr: str
+    labels: tuple[str, ...]
+    why: str
+    serves: tuple[Serves, ...]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A runbook's `## ` section."""
+    file: str
+    title: str
+    anchor: str
+    parts: dict[str, str]  # `### ` heading -> its text
+    text: str = ""  # the whole section as Markdown, heading included
+
+
+@dataclass(frozen=True)
+class Runbook:
+    file: str  # its name under runbooks/
+    title: str  # the `# ` heading
+    intro: str  # the text before the first `## ` section
+    sections: tuple[Section, ...]
+
+
+@dataclass(frozen=True)
 class Definitions:
     root: Path
     contract: MetricsContract
     alerts: tuple[AlertRule, ...]
     dashboards: tuple[Dashboard, ...]
     routing: Routing
+    recording_rules: tuple[RecordingRule, ...] = ()
+    runbooks: tuple[Runbook, ...] = ()  # README.md first, then by file name
 
     def dashboard(self, uid: str) -> Dashboard | None:
         return next((d for d in self.dashboards if d.uid == uid), None)
 
     def alert(self, name: str) -> AlertRule | None:
         return next((a for a in self.alerts if a.name == name), None)
+
+    def runbook(self, file: str) -> Runbook | None:
+        return next((r for r in self.runbooks if r.file == file), None)
 
 
 def substitute(text: str, params: dict, keep: set[str] = frozenset()) -> str:

@@ -14,13 +14,13 @@ from reward_obs.build import dashboards as dashboard_builders
 from reward_obs.build import grafana_recording
 from reward_obs.build import inhibition as inhibition_builders
 from reward_obs.build import notifications as notification_builders
+from reward_obs.build import recording as recording_builders
 from reward_obs.build.runbook_dashboard import (
     RUNBOOK_DASHBOARD_UID,
     runbook_dashboard_json,
     runbook_url,
 )
 from reward_obs.catalog import grafana_compat
-from reward_obs.catalog import recording as recording_rules
 from reward_obs.catalog.config import StackConfig, secret_env_var
 from reward_obs.model.definitions import Definitions
 from reward_obs.model.names import FOLDER_TITLE
@@ -197,7 +197,7 @@ def recording_files(definitions: Definitions, config: StackConfig) -> dict[str, 
             "apiVersion": 1,
             "groups": [{**g, "rules": [_provisioning_recording_rule(r, config) for r in g["rules"]]} for g in groups],
         })}
-    recording = recording_rules.prometheus_rule_file(definitions)
+    recording = recording_builders.prometheus_rule_file(definitions)
     if recording is None:
         return {}
     # Load this file into Prometheus next to the alert file.
