@@ -337,11 +337,6 @@ def _check_routing(routing: Routing, problems: ProblemCollector) -> None:
     template_names = [t.name for t in routing.templates]
     for name in {n for n in template_names if template_names.count(n) > 1}:
         problems.add(routing.file, "templates", f"duplicate template {name!r}")
-
-    def walk(route: Route, where: str) -> None:
+    for route, where in routing.policy.walk():
         if route.contact_point not in names:
             problems.add(routing.file, f"{where}.contact_point", f"{route.contact_point!r} is not a defined contact point")
-        for i, child in enumerate(route.routes):
-            walk(child, f"{where}.routes[{i}]")
-
-    walk(routing.policy, "policy")

@@ -314,18 +314,11 @@ def check_group_interval(ctx) -> list[Finding]:
     return []
 
 
-def _routes(node, inherited: dict, path: str):
-    settings = {k: node.get(k, inherited.get(k)) for k in ("group_wait", "group_interval", "repeat_interval")}
-    yield node, settings, path
-    for i, child in enumerate(node.get("routes", [])):
-        yield from _routes(child, settings, f"{path}.routes[{i}]")
-
-
 def check_policy_intervals(ctx) -> list[Finding]:
 
     findings = []
     file = ctx.definitions.routing.file
-    for node, settings, path in _routes(policy_tree(ctx.definitions), notification_builders.POLICY_DEFAULTS, "policy"):
+    for _node, settings, path in notification_builders.policies(policy_tree(ctx.definitions)):
         group = parse_duration(settings["group_interval"])
         repeat = parse_duration(settings["repeat_interval"])
         if repeat < group:

@@ -164,6 +164,12 @@ class Route:
     continue_: bool = False
     routes: tuple[Route, ...] = ()
 
+    def walk(self, path: str = "policy"):
+        """This policy and every one below it, depth first, with where each is."""
+        yield self, path
+        for i, child in enumerate(self.routes):
+            yield from child.walk(f"{path}.routes[{i}]")
+
 
 @dataclass(frozen=True)
 class Template:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import heapq
 import json
-import os
-import platform
 import random
 import subprocess
 import sys
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from reward_obs.catalog.event_contract import EventContract
+from reward_obs.tools import machine
 
 # kind -> what it means; the order is the order of the report.
 BROKEN_KINDS = {
@@ -350,19 +349,6 @@ def measure_command(cmd: list[str], cwd: Path | None = None) -> Measurement:
                            out.read_text(errors="replace"), err.read_text(errors="replace"))
 
 
-def machine() -> str:
-    mem = "?"
-    try:
-        with open("/proc/meminfo") as f:
-            kib = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
-        mem = f"{kib / 1024 / 1024:.1f} GiB"
-    except (OSError, StopIteration, ValueError):
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {mem} memory, "
-            f"Python {platform.python_version()}, {platform.system()} {platform.machine()}; load average {load}")
-
-
 def _jsonschema_reference(path: Path, sample: int = 5000) -> str:
     """What plain jsonschema validation per line would cost, from the file's first lines
     (CPU time, so a busy machine does not inflate it)."""
@@ -401,7 +387,7 @@ def cmd_bench(args) -> int:
         stats = generate_file(path, events, **options)
         generated = time.perf_counter() - started
         size = path.stat().st_size / 1024 / 1024
-        print(f"machine: {machine()}")
+        print(f"machine: {machine.summary()}")
         print(f"generated {path.name} in {generated:.1f} s ({size:.0f} MiB): {_summary(stats)}")
         base = [sys.executable, "-m", "reward_obs.cli", "trace", str(path)]
         runs = [("reward-obs trace FILE", base), (f"reward-obs trace FILE --id {stats.middle_correlation_id}",
