@@ -51,6 +51,19 @@ def test_contract_refuses_identity_label(repo_copy, label):
     assert f"contract/metrics.yaml:metrics.reward_payouts_total.labels: '{label}' identifies a person" in result.stderr
 
 
+
+def test_contract_scrape_job_must_be_the_one_the_queries_select(repo_copy):
+    # Every query selects job="rewards" (model/names.py); a contract naming another job
+    # would scrape series no alert or panel reads.
+    path = repo_copy / "contract" / "metrics.yaml"
+    text = path.read_text()
+    assert "\nscrape_job: rewards\n" in text
+    path.write_text(text.replace("\nscrape_job: rewards\n", "\nscrape_job: reward-backend\n"))
+    result = run_cli("--root", str(repo_copy), "validate")
+    assert result.returncode == 1
+    assert ("contract/metrics.yaml:scrape_job: 'reward-backend' differs from the job every query selects, 'rewards' "
+            "(model/names.py SCRAPE_JOB)") in result.stderr, result.stderr
+
 @pytest.mark.parametrize(
     "expr, message",
     [
