@@ -35,16 +35,16 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import STACK_FILE
+from openmetrics import write_openmetrics
+from runbook_queries import promql_queries
 
 from reward_obs.build import recording as recording_builders
 from reward_obs.build.alertmanager import alertmanager_config
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.lang.dashboard_queries import default_variables, panel_queries, rate_interval, substitute
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
-from reward_obs.catalog.runbooks import promql_queries
 from reward_obs.tools.servers import LOOPBACK, Alertmanager, Prometheus, backfill, backfill_recording_rules
-from reward_obs.tools.simulator import (FAULTS, METRICS_ABSENT_ALERT, EventSink, Simulator, SimulatorServer, Topology,
-                                  write_openmetrics)
+from reward_obs.tools.simulator import FAULTS, METRICS_ABSENT_ALERT, EventSink, Simulator, SimulatorServer, Topology
 
 SCRAPE = 1  # seconds: scrape and rule evaluation interval of the test Prometheus
 SPEED = 20.0  # simulated seconds per real second

@@ -139,11 +139,11 @@ def render_for_stack(markdown: str, definitions, overrides: dict) -> str:
     return _COMMENT.sub("", BOUND.sub(repl, markdown))
 
 
-def overridden_numbers(definitions, path, overrides: dict) -> list[str]:
+def overridden_numbers(definitions, runbook, overrides: dict) -> list[str]:
     """Bound numbers of a runbook the stack's overrides change: 'file line N: 10% -> 15%'."""
     out = []
-    for b in bound_numbers(path.read_text(encoding="utf-8")):
+    for b in bound_numbers(runbook.text):
         expected, message = _problem(definitions, b, overrides)
         if message and expected is not None:
-            out.append(f"runbooks/{path.name} line {b.line}: {b.alert}.{b.field} {b.text} -> {expected}")
+            out.append(f"runbooks/{runbook.file} line {b.line}: {b.alert}.{b.field} {b.text} -> {expected}")
     return out

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from reward_obs.catalog.operator_actions import ACTIONS_MD, action_link_problems, load_actions
@@ -26,49 +25,6 @@ _MD_LINK = re.compile(r"\]\(([a-z0-9-]+\.md)?(?:#([a-z0-9-]+))?\)")
 _PANEL_LINK = re.compile(r"/d/([a-z0-9-]+)(?:\?viewPanel=(\d+))?")
 
 
-# The line before a query says the query must come back empty on a healthy system.
-_EXPECT_EMPTY = re.compile(r"(?:must|should) (?:return nothing|be empty)|\breturns nothing\b", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class RunbookQuery:
-    file: str
-    anchor: str  # the `## ` section
-    part: str  # the `### ` part
-    index: int  # 1-based, among the section's PromQL blocks
-    expr: str
-    expect_empty: bool  # the runbook says it returns nothing when all is well
-
-    def __str__(self) -> str:
-        return f"{self.file}#{self.anchor} {self.part} promql {self.index}: {self.expr}"
-
-
-def promql_queries(path: Path) -> list[RunbookQuery]:
-    """Every fenced PromQL query of a runbook, with where it is and what it should return."""
-    out = []
-    for section in sections(path):
-        index = 0
-        for part, body in section.parts.items():
-            before = ""
-            lines = body.splitlines()
-            i = 0
-            while i < len(lines):
-                line = lines[i]
-                if line.startswith("```"):
-                    lang = line[3:].strip()
-                    end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), len(lines))
-                    if lang == "promql":
-                        index += 1
-                        out.append(RunbookQuery(path.name, section.anchor, part, index, "\n".join(lines[i + 1:end]).strip(),
-                                                bool(_EXPECT_EMPTY.search(before))))
-                    i = end + 1
-                    continue
-                if line.strip():
-                    before = line
-                i += 1
-    return out
-
-
 def load_runbooks(root: Path) -> tuple[Runbook, ...]:
     """Every runbook under root/runbooks: README.md first, then by file name."""
     paths = sorted(sorted((Path(root) / "runbooks").glob("*.md")), key=lambda p: (p.name != "README.md", p.name))
@@ -76,7 +32,7 @@ def load_runbooks(root: Path) -> tuple[Runbook, ...]:
     for path in paths:
         text = path.read_text(encoding="utf-8")
         title, intro = parse_title_and_intro(path.stem, text)
-        runbooks.append(Runbook(path.name, title, intro, tuple(parse_sections(path.name, text))))
+        runbooks.append(Runbook(path.name, title, intro, tuple(parse_sections(path.name, text)), text))
     return tuple(runbooks)
 
 

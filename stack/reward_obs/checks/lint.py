@@ -394,8 +394,8 @@ def check_runbook_numbers(ctx) -> list[Finding]:
     if not config.alert_overrides or config.runbook_links != "repository":
         return []
     findings = []
-    for path in sorted((ctx.definitions.root / "runbooks").glob("*.md")):
-        for change in overridden_numbers(ctx.definitions, path, config.alert_overrides):
+    for runbook in sorted(ctx.definitions.runbooks, key=lambda r: r.file):
+        for change in overridden_numbers(ctx.definitions, runbook, config.alert_overrides):
             where, _, what = change.partition(": ")
             file, _, line = where.partition(" ")
             findings.append(Finding(file, line, "runbook-numbers",

@@ -219,6 +219,7 @@ class Runbook:
     title: str  # the `# ` heading
     intro: str  # the text before the first `## ` section
     sections: tuple[Section, ...]
+    text: str = ""  # the whole file
 
 
 @dataclass(frozen=True)
