@@ -90,6 +90,12 @@ def policies(tree: dict, inherited: dict | None = None, path: str = "policy"):
         yield from policies(child, settings, f"{path}.routes[{i}]")
 
 
+def fold_policies(tree: dict, convert, root: bool = True):
+    """convert(node, its converted children, is_root), bottom-up: the one recursion behind
+    every output form of the policy tree (Alertmanager, Grafana files, Pulumi)."""
+    return convert(tree, [fold_policies(child, convert, False) for child in tree.get("routes", [])], root)
+
+
 def route_settings(tree: dict, labels: dict[str, str]) -> list[dict]:
     """The policies an alert with these labels ends at, with inherited settings, in
     Alertmanager/Grafana routing order (first match wins unless `continue`)."""

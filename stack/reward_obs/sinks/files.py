@@ -107,15 +107,15 @@ def _provisioning_settings(cp: dict) -> dict:
     return dict(sorted(settings.items()))
 
 
-def _provisioning_route(node: dict) -> dict:
+def _provisioning_route(node: dict, children: list[dict], _root: bool) -> dict:
     out: dict = {"receiver": node["contact_point"]}
     if "matchers" in node:
         out["object_matchers"] = [[label, op, escape_env(value)] for label, op, value in node["matchers"]]
     for key in ("group_by", "group_wait", "group_interval", "repeat_interval", "continue"):
         if key in node:
             out[key] = node[key]
-    if "routes" in node:
-        out["routes"] = [_provisioning_route(child) for child in node["routes"]]
+    if children:
+        out["routes"] = children
     return out
 
 
@@ -162,7 +162,7 @@ def render_files(definitions: Definitions, config: StackConfig) -> dict[str, str
     if config.owns_policy_tree:
         files[POLICIES_FILE] = dump_yaml({
             "apiVersion": 1,
-            "policies": [{"orgId": config.org_id, **_provisioning_route(notification_builders.policy_tree(definitions))}],
+            "policies": [{"orgId": config.org_id, **notification_builders.fold_policies(notification_builders.policy_tree(definitions), _provisioning_route)}],
         })
     files[TEMPLATES_FILE] = dump_yaml({
         "apiVersion": 1,
