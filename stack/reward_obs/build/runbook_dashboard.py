@@ -8,7 +8,7 @@ import re
 from reward_obs.catalog.operator_actions import ADMIN_URL_TOKEN
 from reward_obs.catalog.runbook_numbers import render_for_stack
 from reward_obs.model.definitions import Definitions
-from reward_obs.model.names import section_panel_id  # noqa: F401 (re-exported)
+from reward_obs.model.names import section_panel_id
 
 RUNBOOK_DASHBOARD_UID = "reward-runbooks"
 RUNBOOK_DASHBOARD_TITLE = "Reward runbooks"

@@ -24,6 +24,7 @@ from reward_obs.model.definitions import (  # noqa: F401 (re-exported: the loade
     Query,
     RecordingRule,
     ResolvedAlert,
+    Runbook,
     Route,
     Routing,
     Row,
@@ -69,16 +70,16 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         problems.add("dashboards", "(directory)", "no dashboard definitions found")
 
     recording_rules = recording.load(root, problems)
+    runbooks = load_runbooks(root)
     if contract is not None:
         # Panels may read recorded series (the fleet-wide panels do); alerts read raw metrics.
         _check_dashboards(root, dashboards, recording.with_recorded_series(contract, recording_rules), problems)
-        _check_alerts(root, alerts, dashboards, contract, problems)
+        _check_alerts(root, alerts, dashboards, runbooks, contract, problems)
         _check_inhibition(alerts, contract, problems)
         recording.check(recording_rules, contract, dashboards, problems)
     _check_rule_groups(alerts, recording_rules, problems)
     if routing is not None:
         _check_routing(routing, problems)
-    runbooks = load_runbooks(root)
     for file, where, message in panel_id_problems(runbooks):
         problems.add(file, where, message)
     definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing, tuple(recording_rules), runbooks)
@@ -240,7 +241,8 @@ def _check_dashboards(root: Path, dashboards: list[Dashboard], contract: Metrics
                         _check_query(d.file, field, promql.without_grafana_variables(q.expr), contract, problems)
 
 
-def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboard], contract: MetricsContract, problems: ProblemCollector) -> None:
+def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboard], runbooks: tuple[Runbook, ...],
+                  contract: MetricsContract, problems: ProblemCollector) -> None:
     by_uid = {d.uid: d for d in dashboards}
     names: dict[str, str] = {}
 
@@ -279,10 +281,10 @@ def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboar
         unused = set(a.params) - set(PARAM.findall("\n".join((a.expr, a.summary, a.description))))
         for name in sorted(unused):
             problems.add(a.file, f"params.{name}", "is defined but never used")
-        runbook = root / "runbooks" / a.runbook_file
-        if not runbook.is_file():
+        runbook = next((r for r in runbooks if r.file == a.runbook_file), None)
+        if runbook is None:
             problems.add(a.file, "runbook", f"runbooks/{a.runbook_file} does not exist")
-        elif a.runbook_anchor not in anchors(runbook):
+        elif a.runbook_anchor not in anchors(runbook.text):
             problems.add(a.file, "runbook", f"runbooks/{a.runbook_file} has no heading with anchor #{a.runbook_anchor}")
         dashboard = by_uid.get(a.dashboard_uid)
         if dashboard is None:

@@ -59,10 +59,9 @@ def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
     problems = [(p.file, p.field, p.message) for p in collector.problems]
     problems += action_link_problems(root, actions)
     fields, vocab = event_fields(root), vocabulary(root)
-    for path in sorted((root / "runbooks").glob("*.md")):
-        rel = f"runbooks/{path.name}"
-        text = path.read_text(encoding="utf-8")
-        for where, message in number_problems(definitions, path):
+    for runbook in sorted(definitions.runbooks, key=lambda r: r.file):
+        rel, text = f"runbooks/{runbook.file}", runbook.text
+        for where, message in number_problems(definitions, runbook):
             problems.append((rel, where, message))
         for finding in secret_findings(text):
             problems.append((rel, finding.split(":")[0], finding.split(": ", 1)[1] + "; runbooks never hold secrets"))
@@ -73,7 +72,7 @@ def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
                                      f"{JOB_SELECTOR if selector.startswith('job') else LOG_STREAM_SELECTOR} (model/names.py)"))
             if PLACEHOLDER.search(line):
                 problems.append((rel, f"line {number}", f"placeholder text: {PLACEHOLDER.search(line).group(0)!r}"))
-        for section in sections(path) if path.name != ACTIONS_MD else ():  # the actions table has its own shape
+        for section in runbook.sections if runbook.file != ACTIONS_MD else ():  # the actions table has its own shape
             where = f"#{section.anchor}"
             if list(section.parts) != list(SECTION_PARTS):
                 problems.append((rel, where, f"parts must be exactly {', '.join(SECTION_PARTS)} in order; found {', '.join(section.parts) or 'none'}"))
@@ -89,11 +88,11 @@ def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
                     problems.append((rel, f"logql block {index + 1}", message))
         for number, line in enumerate(text.splitlines(), start=1):
             for target, anchor in _MD_LINK.findall(line):
-                target_path = root / "runbooks" / (target or path.name)
-                if not target_path.is_file():
+                linked = definitions.runbook(target or runbook.file)
+                if linked is None:
                     problems.append((rel, f"line {number}", f"links to runbooks/{target}, which does not exist"))
-                elif anchor and anchor not in anchors(target_path):
-                    problems.append((rel, f"line {number}", f"links to {target or path.name}#{anchor}, which has no such heading"))
+                elif anchor and anchor not in anchors(linked.text):
+                    problems.append((rel, f"line {number}", f"links to {target or runbook.file}#{anchor}, which has no such heading"))
         for uid, panel_id in _PANEL_LINK.findall(text):
             dashboard = definitions.dashboard(uid)
             if dashboard is None:

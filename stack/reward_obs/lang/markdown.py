@@ -48,8 +48,8 @@ def headings(markdown: str) -> list[Heading]:
     return found
 
 
-def anchors(path: Path) -> set[str]:
-    return {h.anchor for h in headings(path.read_text(encoding="utf-8"))}
+def anchors(markdown: str) -> set[str]:
+    return {h.anchor for h in headings(markdown)}
 
 
 def sections(path: Path) -> list[Section]:
