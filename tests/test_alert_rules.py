@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli, unbind_runbook_numbers
+from recorded import raw_selectors
 from rendered import dashboard, grafana_rules, panels, prometheus_rules
 from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS
 
 from reward_obs.lang import promql
-from reward_obs.catalog import recording
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.lang.markdown import headings
 
@@ -88,7 +88,7 @@ def test_removed_runbook_heading_is_caught(repo_copy, tmp_path, out):
 
 
 def test_each_alert_links_to_a_panel_that_shows_its_metrics(out, definitions):
-    rules = recording.load_checked(definitions)
+    rules = definitions.recording_rules
     board = dashboard(out, OPERATIONS_DASHBOARD_UID)
     by_id = {p["id"]: p for p in panels(board)}
     for name, rule in grafana_rules(out).items():
@@ -105,12 +105,12 @@ def test_each_alert_links_to_a_panel_that_shows_its_metrics(out, definitions):
         if name in LOG_ALERTS:
             continue  # log-based: checked in test_trace.py
         # An SLO alert reads recorded error ratios: the metrics they are recorded from count.
-        alert_metrics = {s.metric for s in recording.raw_selectors(rule["data"][0]["model"]["expr"], rules)}
+        alert_metrics = {s.metric for s in raw_selectors(rule["data"][0]["model"]["expr"], rules)}
         if not alert_metrics:  # the heartbeat (vector(1)) reads nothing; its panel is the scrape's
             assert name == "RewardHeartbeat", name
             continue
         # A panel reading a recorded series shows the metrics its rule reads.
-        panel_metrics = {s.metric for t in panel["targets"] for s in recording.raw_selectors(t["expr"], rules)}
+        panel_metrics = {s.metric for t in panel["targets"] for s in raw_selectors(t["expr"], rules)}
         assert alert_metrics & panel_metrics, f"{name} links to {panel['title']!r}, which shows none of {alert_metrics}"
 
 

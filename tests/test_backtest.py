@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from openmetrics import write_openmetrics
 
 from reward_obs.lang import promql
 from reward_obs.tools.backtest import Firing, firings_from_samples
 from reward_obs.build.alerts import resolved_alerts
 from reward_obs.tools.servers import Prometheus, backfill
-from reward_obs.tools.simulator import Simulator, Topology, write_openmetrics
+from reward_obs.tools.simulator import Simulator, Topology
 
 DAY = 86_400
 STEP = 120  # two-minute samples: 4x fewer than a real scrape, enough for every alert window

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from reward_obs.catalog import recording
 from reward_obs.build import alerts as alert_builders
 from reward_obs.build import dashboards as dashboard_builders
 from reward_obs.build import notifications as notification_builders
+from reward_obs.build import recording as recording_builders
 from reward_obs.build.notifications import SecretRef
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.model.definitions import Panel, Query
@@ -188,7 +188,7 @@ def test_prometheus_recording_rule_is_exactly(definitions):
     """recording_rules/reward-dashboard.yaml, reduced to what Prometheus reads: the
     group, its interval, and each rule's record and expression on one line (the YAML
     folds the rejection ratio over two lines)."""
-    groups = recording.prometheus_groups(definitions)
+    groups = recording_builders.prometheus_groups(definitions)
     # The dashboard's group, then the SLOs' (slos/*.yaml: burn windows every minute, the
     # 30-day budget every 5 minutes).
     assert [(g["name"], g["interval"]) for g in groups] == [

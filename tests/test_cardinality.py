@@ -6,8 +6,23 @@ import dataclasses
 
 import pytest
 
-from reward_obs.tools.cardinality import SCALING, budget, simulated_counts, unbudgeted_labels
-from reward_obs.tools.simulator import FAULTS, Topology
+from reward_obs.model.contract import MetricsContract
+from reward_obs.tools.cardinality import SCALING, budget, unbudgeted_labels
+from reward_obs.tools.simulator import FAULTS, Simulator, Topology
+
+
+def simulated_counts(contract: MetricsContract, topology: Topology, scenario: str = "healthy", seconds: float = 0) -> dict[str, int]:
+    """Series per contract metric that the simulator exports after `seconds` of activity."""
+    sim = Simulator(contract, topology, scenario)
+    remaining = seconds
+    while remaining > 0:
+        sim.step(min(60.0, remaining))
+        remaining -= 60.0
+    counts: dict[str, int] = {}
+    for series_name, values in sim.series().items():
+        metric = contract.series_metric(series_name).name
+        counts[metric] = counts.get(metric, 0) + len(values)
+    return counts
 
 TOPOLOGIES = [Topology(4, 2, 3), Topology(10, 5, 4), Topology(40, 20, 6), Topology.scaled(100)]
 

@@ -7,6 +7,7 @@ import yaml
 from conftest import run_cli
 from spec import IDENTITY_LABELS, PROVIDERS, REQUIRED_METRICS
 
+from reward_obs.catalog.recording import with_recorded_series
 from reward_obs.lang import promql
 from reward_obs.model.contract import identity_label
 
@@ -50,6 +51,19 @@ def test_contract_refuses_identity_label(repo_copy, label):
     assert f"contract/metrics.yaml:metrics.reward_payouts_total.labels: '{label}' identifies a person" in result.stderr
 
 
+
+def test_contract_scrape_job_must_be_the_one_the_queries_select(repo_copy):
+    # Every query selects job="rewards" (model/names.py); a contract naming another job
+    # would scrape series no alert or panel reads.
+    path = repo_copy / "contract" / "metrics.yaml"
+    text = path.read_text()
+    assert "\nscrape_job: rewards\n" in text
+    path.write_text(text.replace("\nscrape_job: rewards\n", "\nscrape_job: reward-backend\n"))
+    result = run_cli("--root", str(repo_copy), "validate")
+    assert result.returncode == 1
+    assert ("contract/metrics.yaml:scrape_job: 'reward-backend' differs from the job every query selects, 'rewards' "
+            "(model/names.py SCRAPE_JOB)") in result.stderr, result.stderr
+
 @pytest.mark.parametrize(
     "expr, message",
     [
@@ -81,11 +95,10 @@ def test_catalog_check_accepts(definitions, expr):
 
 def test_every_dashboard_and_alert_query_fits_the_contract(definitions, config):
     """The loader enforces this; here it is re-checked on the resolved queries."""
-    from reward_obs.catalog import recording
     from reward_obs.build.alerts import resolved_alerts
 
     # Panels may read recorded series (themselves checked against the contract).
-    with_recorded = recording.with_recorded_series(definitions.contract, recording.load_checked(definitions))
+    with_recorded = with_recorded_series(definitions.contract, definitions.recording_rules)
     checked = 0
     for dashboard in definitions.dashboards:
         for panel in dashboard.panels:

@@ -8,11 +8,11 @@ import pytest
 import yaml
 from conftest import ROOT, run_cli
 from rendered import dashboard, panels
+from recorded import raw_selectors
 from spec import OPERATIONS_DASHBOARD_UID, REQUIRED_SIGNALS
 
 from reward_obs.lang import promql
-from reward_obs.catalog import recording
-from reward_obs.model.errors import ProblemCollector
+from reward_obs.catalog.definitions import load_definitions
 
 
 def render(root: Path | None, out: Path) -> Path:
@@ -27,14 +27,14 @@ def board(tmp_path_factory) -> dict:
     return dashboard(render(None, tmp_path_factory.mktemp("render")), OPERATIONS_DASHBOARD_UID)
 
 
-RECORDING_RULES = recording.load(ROOT, ProblemCollector())
+RECORDING_RULES = load_definitions(ROOT).recording_rules
 
 
 def panel_selectors(panel: dict) -> list:
     """Raw-metric selectors of a panel's PromQL queries, seeing through recorded series
     (LogQL panels have none)."""
     return [s for t in panel["targets"] if t["datasource"]["type"] == "prometheus"
-            for s in recording.raw_selectors(t["expr"], RECORDING_RULES)]
+            for s in raw_selectors(t["expr"], RECORDING_RULES)]
 
 
 def signal_panels(board: dict) -> dict[str, list[str]]:

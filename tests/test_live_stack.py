@@ -35,16 +35,16 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import STACK_FILE
+from openmetrics import write_openmetrics
+from runbook_queries import promql_queries
 
-from reward_obs.catalog import recording
+from reward_obs.build import recording as recording_builders
 from reward_obs.build.alertmanager import alertmanager_config
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.lang.dashboard_queries import default_variables, panel_queries, rate_interval, substitute
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
-from reward_obs.catalog.runbooks import promql_queries
 from reward_obs.tools.servers import LOOPBACK, Alertmanager, Prometheus, backfill, backfill_recording_rules
-from reward_obs.tools.simulator import (FAULTS, METRICS_ABSENT_ALERT, EventSink, Simulator, SimulatorServer, Topology,
-                                  write_openmetrics)
+from reward_obs.tools.simulator import FAULTS, METRICS_ABSENT_ALERT, EventSink, Simulator, SimulatorServer, Topology
 
 SCRAPE = 1  # seconds: scrape and rule evaluation interval of the test Prometheus
 SPEED = 20.0  # simulated seconds per real second
@@ -144,7 +144,7 @@ class LiveStack:
         for group in rules["groups"]:
             group["interval"] = f"{SCRAPE}s"  # test copy: the rendered file evaluates every 1m
         self.runbook_urls = {r["alert"]: r["annotations"]["runbook_url"] for g in rules["groups"] for r in g["rules"]}
-        rules["groups"] += [{**g, "interval": f"{SCRAPE}s"} for g in recording.prometheus_groups(self.definitions)]
+        rules["groups"] += [{**g, "interval": f"{SCRAPE}s"} for g in recording_builders.prometheus_groups(self.definitions)]
         prom_config = {
             "global": {"scrape_interval": f"{SCRAPE}s", "evaluation_interval": f"{SCRAPE}s"},
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{LOOPBACK}:{self.alertmanager.port}"]}]}]},
@@ -156,7 +156,7 @@ class LiveStack:
         self._backfill_yesterday()
         self.prometheus.start()
         now = time.time()
-        backfill_recording_rules(self.prometheus, [{**g, "interval": "10s"} for g in recording.prometheus_groups(self.definitions)],
+        backfill_recording_rules(self.prometheus, [{**g, "interval": "10s"} for g in recording_builders.prometheus_groups(self.definitions)],
                                  start=now - 86400 - 120, end=now - 86400 + 240, eval_interval="10s")
         return self
 
@@ -230,7 +230,7 @@ def test_recorded_series_equal_their_raw_queries(stack):
     and values. Retried: a scrape landing between the rule evaluation and the raw query
     can shift one comparison."""
     prom = stack.prometheus
-    raw = {key: q for key, q in recording.raw_queries(stack.definitions).items() if "offset" not in q["raw"]}
+    raw = {key: q for key, q in recording_builders.raw_queries(stack.definitions).items() if "offset" not in q["raw"]}
     panels = {f"{q.panel_key}[{q.ref}]": q.expr for q in panel_queries(stack.definitions, "reward-operations")}
     assert raw and set(raw) <= set(panels)
     mismatches: list[str] = []

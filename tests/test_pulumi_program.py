@@ -260,3 +260,98 @@ def test_recording_rules_choice_is_required_and_checked(value, message):
     result = run_program(values, SECRETS)
     assert message in result["error"]
     assert result["resources"] == []
+
+
+# ------------------------------------------------------------------ literal oracle
+# What Pulumi registers for the example stack, written out by hand from the definition
+# files and Pulumi.selfhost.yaml, in the pulumiverse-grafana provider's input names
+# (the SDK's camelCase property names: alerting/_inputs.py ContactPointTelegramArgs
+# `chatId`, `parseMode`, `disableWebPagePreview`; RuleGroupRuleArgs `noDataState`,
+# `execErrState`, `datas`; RuleGroupArgs `folderUid`, `intervalSeconds`; oss Dashboard
+# `configJson`, `folder`, `overwrite`). Not derived from the builders: a field the builder
+# drops or renames fails here even though the render would follow it.
+
+EXPECTED_RESOURCES = {
+    "reward-observability:index:RewardObservability": ["rewards"],
+    "grafana:oss/folder:Folder": ["folder-rewards"],
+    # notifications/routing.yaml: one template, four contact points; the stack owns the policy tree
+    "grafana:alerting/messageTemplate:MessageTemplate": ["template-reward-message"],
+    "grafana:alerting/contactPoint:ContactPoint": ["contact-point-rewards-email", "contact-point-rewards-heartbeat",
+                                                   "contact-point-rewards-oncall-webhook", "contact-point-rewards-telegram"],
+    "grafana:alerting/notificationPolicy:NotificationPolicy": ["policy-rewards"],
+    # dashboards/*.yaml (two) and the runbooks dashboard
+    "grafana:oss/dashboard:Dashboard": ["dashboard-reward-operations", "dashboard-reward-runbooks", "dashboard-reward-trace"],
+    # the six `group:` values of alert_rules/*.yaml; recordingRules: prometheus adds none
+    "grafana:alerting/ruleGroup:RuleGroup": ["rule-group-reward-claims", "rule-group-reward-health", "rule-group-reward-payouts",
+                                             "rule-group-reward-pools", "rule-group-reward-reconciliation",
+                                             "rule-group-reward-traceability"],
+}
+
+
+def _registered(program, name: str) -> dict:
+    [resource] = [r for r in program["resources"] if r["name"] == name]
+    return resource["inputs"]
+
+
+def test_registered_resources_are_exactly(program):
+    found: dict[str, list[str]] = {}
+    for r in program["resources"]:
+        found.setdefault(r["type"], []).append(r["name"])
+    assert {t: sorted(names) for t, names in found.items()} == EXPECTED_RESOURCES
+
+
+def test_folder_is_exactly(program):
+    assert _registered(program, "folder-rewards") == {"uid": "rewards", "title": "Rewards", "orgId": "1"}
+
+
+def test_operations_dashboard_is_exactly(program):
+    inputs = dict(_registered(program, "dashboard-reward-operations"))
+    board = json.loads(inputs.pop("configJson"))
+    assert inputs == {"folder": "rewards", "overwrite": True, "orgId": "1"}
+    # dashboards/reward-operations.yaml: uid, title, refresh; 7 rows and 33 panels = 40 panels
+    assert (board["uid"], board["title"], board["refresh"], len(board["panels"])) == (
+        "reward-operations", "Reward operations", "1m", 40)
+
+
+def test_telegram_contact_point_is_exactly(program):
+    inputs = _registered(program, "contact-point-rewards-telegram")
+    assert set(inputs) == {"name", "orgId", "telegrams"}
+    assert (inputs["name"], inputs["orgId"]) == ("rewards-telegram", "1")
+    assert inputs["telegrams"][SECRET_SIG]  # the whole block is a Pulumi secret (it holds the bot token)
+    assert inputs["telegrams"]["value"] == [{
+        "token": SECRETS["telegramBotToken"],  # secrets.bot_token: telegramBotToken
+        "chatId": "-1001234567890",  # config.chat_id: telegramChatId of Pulumi.selfhost.yaml
+        "parseMode": "HTML",
+        "disableWebPagePreview": True,
+        "message": '{{ template "reward.message" . }}',  # the routing file's one template
+    }]
+
+
+def test_reward_pool_low_rule_is_exactly(program):
+    """alert_rules/RewardPoolLow.yaml as a Grafana rule in the group reward-pools."""
+    group = _registered(program, "rule-group-reward-pools")
+    assert (group["name"], group["folderUid"], group["intervalSeconds"], group["orgId"]) == ("reward-pools", "rewards", 60, "1")
+    [rule] = [r for r in group["rules"] if r["name"] == "RewardPoolLow"]
+    a, b = rule["datas"]
+    assert {k: v for k, v in rule.items() if k not in ("datas", "annotations")} == {
+        "name": "RewardPoolLow",
+        "uid": "reward-pool-low",
+        "for": "10m",
+        "condition": "B",
+        "noDataState": "OK",
+        "execErrState": "Error",
+        "isPaused": True,  # rewardsLive: false
+        "labels": {"severity": "warning", "team": "rewards", "environment": "selfhost"},
+    }
+    assert (a["refId"], a["datasourceUid"], a["relativeTimeRange"]) == ("A", "prometheus", {"from": 600, "to": 0})
+    assert json.loads(a["model"])["expr"] == \
+        "min by (pool_id, campaign_id, currency) (reward_pool_remaining / (reward_pool_budget > 0))"
+    # condition {op: "<", threshold: 0.1}: Grafana's threshold expression with evaluator lt
+    assert (b["refId"], b["datasourceUid"]) == ("B", "__expr__")
+    model_b = json.loads(b["model"])
+    assert (model_b["type"], model_b["expression"], model_b["conditions"][0]["evaluator"]) == (
+        "threshold", "A", {"params": [0.1], "type": "lt"})
+    notes = rule["annotations"]
+    assert notes["runbook_url"] == "https://github.com/elmental/reward-observability/blob/main/runbooks/reward-pool-recovery.md#rewardpoollow"
+    assert (notes["__dashboardUid__"], notes["__panelId__"]) == ("reward-operations", "23")  # panel campaign_pool_remaining
+    assert notes["summary"] == "Reward pool {{ $labels.pool_id }} has {{ $values.A.Value | humanizePercentage }} of its budget left"

@@ -6,13 +6,16 @@ from __future__ import annotations
 import re
 
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 from conftest import ROOT, run_cli
 
-from reward_obs.catalog import recording
 from reward_obs.build import grafana_recording
+from reward_obs.build import recording as recording_builders
+from reward_obs.catalog.definitions import load_definitions
+from reward_obs.cli import main
 from reward_obs.lang.dashboard_queries import panel_queries
 from reward_obs.model.errors import DefinitionError
 
@@ -37,7 +40,7 @@ def _validate(root):
 
 
 def test_recording_rules_load_and_serve_real_panel_queries(definitions):
-    rules = recording.load_checked(definitions)
+    rules = definitions.recording_rules
     # Hand-written rules exist for panels; the SLO-generated ones (slos/) for the burn-rate
     # alerts, and serve a panel only where one reads them.
     assert rules and all(r.serves for r in rules if not r.file.startswith("slos/"))
@@ -59,11 +62,11 @@ def test_rendered_recording_rules_pass_promtool(definitions, config, tmp_path):
     path.write_text(render_files(definitions, config)[PROMETHEUS_RECORDING_FILE])
     result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(recording.load_checked(definitions))} rules found" in result.stdout
+    assert f"SUCCESS: {len(definitions.recording_rules)} rules found" in result.stdout
 
 
 def test_grafana_recording_rules_write_the_same_series(definitions, config):
-    prom = {r["record"]: r["expr"] for g in recording.prometheus_groups(definitions) for r in g["rules"]}
+    prom = {r["record"]: r["expr"] for g in recording_builders.prometheus_groups(definitions) for r in g["rules"]}
     grafana = [r for g in grafana_recording.grafana_recording_groups(definitions, config) for r in g["rules"]]
     assert {r["record"]["metric"]: r["data"][0]["model"]["expr"] for r in grafana} == prom
     assert all(len(r["uid"]) <= 40 for r in grafana) and len({r["uid"] for r in grafana}) == len(grafana)
@@ -103,8 +106,8 @@ def test_every_recorded_series_a_panel_reads_is_recorded(definitions):
     from reward_obs.lang.dashboard_queries import panel_queries
     from reward_obs.lang.promql import parse, selectors, without_grafana_variables
 
-    recorded = {r.record for r in recording.load_checked(definitions)}
-    served = {s.panel: r.record for r in recording.load_checked(definitions) for s in r.serves}
+    recorded = {r.record for r in definitions.recording_rules}
+    served = {s.panel: r.record for r in definitions.recording_rules for s in r.serves}
     for q in panel_queries(definitions):
         names = {sel.metric for sel in selectors(parse(without_grafana_variables(q.expr)))}
         for name in names & recorded:
@@ -112,9 +115,32 @@ def test_every_recorded_series_a_panel_reads_is_recorded(definitions):
     assert served, "no panel reads a recorded series"
 
 
-def test_load_checked_raises_on_a_bad_rule(rules_copy, definitions):
-    import dataclasses
-
+def test_the_catalog_refuses_a_bad_rule(rules_copy):
     _edit(rules_copy, lambda d: d["rules"][1].update(expr="sum by (pool_id) (nope)"))
-    with pytest.raises(DefinitionError):
-        recording.load_checked(dataclasses.replace(definitions, root=rules_copy))
+    with pytest.raises(DefinitionError) as exc:
+        load_definitions(rules_copy)
+    assert any(p.file == "recording_rules/reward-dashboard.yaml" and "nope" in p.message for p in exc.value.problems)
+
+
+def test_a_recording_group_named_like_an_alert_group_is_refused(rules_copy):
+    # A Grafana rule group is one object per folder and name: one would overwrite the other.
+    alert_group = yaml.safe_load((rules_copy / "alert_rules" / "RewardPoolLow.yaml").read_text())["group"]
+    _edit(rules_copy, lambda d: d.update(group=alert_group))
+    result = _validate(rules_copy)
+    assert result.returncode == 1
+    assert f"recording_rules/reward-dashboard.yaml:group: '{alert_group}' is also an alert rule group" in result.stderr, result.stderr
+
+
+def test_validate_reads_each_recording_rule_file_once(monkeypatch):
+    reads = []
+    original = Path.read_text
+
+    def counting(self, *args, **kwargs):
+        if self.parent.name == "recording_rules":
+            reads.append(self.name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    assert main(["--root", str(ROOT), "validate"]) == 0
+    files = sorted(p.name for p in (ROOT / "recording_rules").glob("*.yaml"))
+    assert files and sorted(reads) == files

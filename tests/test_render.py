@@ -2,13 +2,18 @@
 wrong definition with a message naming file and field, writing nothing."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli
+from conftest import ROOT, run_cli
 from spec import REQUIRED_ALERTS
+
+from reward_obs.build.recording import prometheus_groups
+from reward_obs.catalog.load import load_stack
+from reward_obs.sinks.files import render_files
 
 EXPECTED_FILES = {
     "grafana/dashboards/reward-operations.json",
@@ -198,8 +203,6 @@ def test_switching_mode_removes_the_other_recording_file(tmp_path):
 
 
 def test_grafana_recording_file_is_the_file_provisioning_form_of_the_prometheus_rules(tmp_path, definitions):
-    from reward_obs.catalog import recording
-
     out = tmp_path / "out"
     assert run_cli("--stack-config", str(_stack_with(tmp_path, "grafana")), "render", "--out", str(out)).returncode == 0
     provisioning = yaml.safe_load((out / GRAFANA_RECORDING).read_text())
@@ -214,6 +217,14 @@ def test_grafana_recording_file_is_the_file_provisioning_form_of_the_prometheus_
         assert rule["record"]["metric"] == rule["title"] and rule["record"]["from"] == rule["data"][0]["refId"] == rule["condition"]
         assert "targetDatasourceUid" not in rule["record"]
     recorded = {r["record"]["metric"]: r["data"][0]["model"]["expr"] for r in rules}
-    assert recorded == {r["record"]: r["expr"] for g in recording.prometheus_groups(definitions) for r in g["rules"]}
+    assert recorded == {r["record"]: r["expr"] for g in prometheus_groups(definitions) for r in g["rules"]}
     alert_groups = {g["name"] for g in yaml.safe_load((out / "grafana/provisioning/alerting/rules.yaml").read_text())["groups"]}
     assert alert_groups.isdisjoint(g["name"] for g in provisioning["groups"])
+
+
+@pytest.mark.parametrize("stack", ["Pulumi.selfhost.yaml", "Pulumi.prod.yaml"])
+def test_builders_take_data_only(stack):
+    """Everything a builder needs is in Definitions (recording rules and runbooks
+    included): with the definitions' directory gone, every rendered file is the same."""
+    definitions, config = load_stack(ROOT, ROOT / stack)
+    assert render_files(dataclasses.replace(definitions, root=ROOT / "nonexistent"), config) == render_files(definitions, config)

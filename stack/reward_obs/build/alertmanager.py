@@ -11,14 +11,18 @@ test, a local stack next to `reward-obs simulate`), never for holding credential
 from __future__ import annotations
 
 from reward_obs.model.definitions import Definitions
-from reward_obs.build.notifications import policy_tree
+from reward_obs.build.notifications import fold_policies, policy_tree
 from reward_obs.build.inhibition import alertmanager_inhibit_rules, matcher_text
 
 TIMING_KEYS = ("group_wait", "group_interval", "repeat_interval")
 
 
-def route(node: dict, timing: dict | None = None, root: bool = False) -> dict:
-    """One policy node (neutral form) as an Alertmanager route."""
+def route(tree: dict, timing: dict | None = None) -> dict:
+    """The policy tree (neutral form) as an Alertmanager route tree."""
+    return fold_policies(tree, lambda node, children, root: _route(node, children, timing, root))
+
+
+def _route(node: dict, children: list[dict], timing: dict | None, root: bool) -> dict:
     out: dict = {"receiver": node["contact_point"]}
     if "matchers" in node:
         out["matchers"] = [matcher_text(*m) for m in node["matchers"]]
@@ -31,8 +35,8 @@ def route(node: dict, timing: dict | None = None, root: bool = False) -> dict:
             out[key] = node[key]
     if node.get("continue"):
         out["continue"] = True
-    if "routes" in node:
-        out["routes"] = [route(child, timing) for child in node["routes"]]
+    if children:
+        out["routes"] = children
     return out
 
 
@@ -53,5 +57,5 @@ def alertmanager_config(definitions: Definitions, receiver_urls: dict[str, str],
         if "max_alerts" in cp.settings:
             webhook["max_alerts"] = cp.settings["max_alerts"]
         receivers.append({"name": cp.name, "webhook_configs": [webhook]})
-    return {"route": route(policy_tree(definitions), timing, root=True), "receivers": receivers,
+    return {"route": route(policy_tree(definitions), timing), "receivers": receivers,
             "inhibit_rules": alertmanager_inhibit_rules(definitions)}

@@ -1,4 +1,4 @@
-"""Grafana-managed recording rule groups, from recording_rules/*.yaml, in the form Grafana
+"""Grafana-managed recording rule groups, from Definitions.recording_rules, in the form Grafana
 stores and returns: the one builder both deploy paths use (the Pulumi component's
 RuleGroup resources and render's file-provisioning form), so they cannot drift apart.
 
@@ -11,17 +11,17 @@ RuleGroup resources and render's file-provisioning form), so they cannot drift a
 - Never paused, unlike the alert rules before `rewardsLive`: a recording rule cannot
   page anyone, and the dashboard reads it.
 - A group never shares a name with an alert rule group (a Grafana rule group is one
-  object per folder and name: two resources would overwrite each other).
+  object per folder and name: two resources would overwrite each other); the catalog
+  refuses such a definition.
 """
 from __future__ import annotations
 
 import zlib
 
-from reward_obs.catalog import recording
-from reward_obs.catalog.config import StackConfig
-from reward_obs.model.definitions import Definitions
-from reward_obs.model.errors import DefinitionError, Problem
 from reward_obs.build import alerts as alert_builders
+from reward_obs.build.recording import rule_groups
+from reward_obs.catalog.config import StackConfig
+from reward_obs.model.definitions import Definitions, RecordingRule
 from reward_obs.model.names import FOLDER_TITLE, PROMETHEUS_DATASOURCE_TYPE, kebab
 
 # Fields Grafana clears on a recording rule (ngalert models.ClearRecordingRuleIgnoredFields).
@@ -29,7 +29,7 @@ IGNORED_BY_RECORDING_RULES = ("condition", "for", "keepFiringFor", "noDataState"
                               "notification_settings", "missing_series_evals_to_resolve")
 
 
-def _rule(r: recording.RecordingRule, config: StackConfig) -> dict:
+def _rule(r: RecordingRule, config: StackConfig) -> dict:
     slug = kebab(r.record.replace(":", "-").replace("_", "-"))
     uid = f"rec-{slug[:27].strip('-')}-{zlib.crc32(r.record.encode()):08x}"  # <= 40 characters, unique per name
     datasource = config.prometheus_datasource_uid
@@ -51,13 +51,6 @@ def _rule(r: recording.RecordingRule, config: StackConfig) -> dict:
 
 def grafana_recording_groups(definitions: Definitions, config: StackConfig) -> list[dict]:
     """Recording rule groups in provisioning shape, as Grafana stores them."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in recording.load_checked(definitions):
-        groups.setdefault((r.group, r.interval), []).append(_rule(r, config))
-    alert_groups = {g["name"] for g in alert_builders.grafana_rule_groups(definitions, config)}
-    for name, _interval in groups:
-        if name in alert_groups:
-            raise DefinitionError([Problem(recording.RULE_DIR, f"group {name}",
-                                           "is also an alert rule group; Grafana would keep only one of them")])
-    return [{"orgId": config.org_id, "name": name, "folder": FOLDER_TITLE, "interval": interval, "rules": rules}
-            for (name, interval), rules in sorted(groups.items())]
+    return [{"orgId": config.org_id, "name": name, "folder": FOLDER_TITLE, "interval": interval,
+             "rules": [_rule(r, config) for r in rules]}
+            for name, interval, rules in rule_groups(definitions.recording_rules)]

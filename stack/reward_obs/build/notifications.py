@@ -77,6 +77,25 @@ POLICY_DEFAULTS = {"group_wait": "30s", "group_interval": "5m", "repeat_interval
 _INHERITED = ("group_by", "group_wait", "group_interval", "repeat_interval")
 
 
+def _settings(node: dict, inherited: dict) -> dict:
+    """The grouping and timing a policy applies: its own, else its parent's."""
+    return {key: node.get(key, inherited.get(key)) for key in _INHERITED}
+
+
+def policies(tree: dict, inherited: dict | None = None, path: str = "policy"):
+    """Every policy of the tree, depth first: (node, the settings it applies, where it is)."""
+    settings = _settings(tree, inherited or {"group_by": [], **POLICY_DEFAULTS})
+    yield tree, settings, path
+    for i, child in enumerate(tree.get("routes", [])):
+        yield from policies(child, settings, f"{path}.routes[{i}]")
+
+
+def fold_policies(tree: dict, convert, root: bool = True):
+    """convert(node, its converted children, is_root), bottom-up: the one recursion behind
+    every output form of the policy tree (Alertmanager, Grafana files, Pulumi)."""
+    return convert(tree, [fold_policies(child, convert, False) for child in tree.get("routes", [])], root)
+
+
 def route_settings(tree: dict, labels: dict[str, str]) -> list[dict]:
     """The policies an alert with these labels ends at, with inherited settings, in
     Alertmanager/Grafana routing order (first match wins unless `continue`)."""
@@ -86,7 +105,7 @@ def route_settings(tree: dict, labels: dict[str, str]) -> list[dict]:
                    for label, op, value in node.get("matchers", []))
 
     def walk(node, inherited: dict) -> list[dict]:
-        settings = {key: node.get(key, inherited.get(key)) for key in _INHERITED}
+        settings = _settings(node, inherited)
         reached: list[dict] = []
         for child in node.get("routes", []):
             if matches(child):

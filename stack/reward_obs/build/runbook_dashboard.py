@@ -4,44 +4,24 @@ runbook link can land on exactly the section written for it."""
 from __future__ import annotations
 
 import re
-import zlib
-from pathlib import Path
 
-from reward_obs.model.definitions import Definitions
 from reward_obs.catalog.operator_actions import ADMIN_URL_TOKEN
 from reward_obs.catalog.runbook_numbers import render_for_stack
-from reward_obs.lang.markdown import sections, title_and_intro
+from reward_obs.model.definitions import Definitions
+from reward_obs.model.names import section_panel_id
 
 RUNBOOK_DASHBOARD_UID = "reward-runbooks"
 RUNBOOK_DASHBOARD_TITLE = "Reward runbooks"
 _LINK = re.compile(r"\]\((?P<file>[a-z0-9-]+\.md)?(?:#(?P<anchor>[a-z0-9-]+))?\)")
 
 
-def section_panel_id(file: str, anchor: str) -> int:
-    """Derived from the section's address, not its position: adding a section elsewhere
-    never moves a link. (The builder refuses a collision.)"""
-    return 10_000 + zlib.crc32(f"{file}#{anchor}".encode()) % 90_000
-
-
-def _runbook_files(definitions: Definitions) -> list[Path]:
-    files = sorted((definitions.root / "runbooks").glob("*.md"))
-    return sorted(files, key=lambda p: (p.name != "README.md", p.name))
-
-
 def _panels_by_address(definitions: Definitions) -> dict[tuple[str, str], int]:
-    ids: dict[tuple[str, str], int] = {}
-    for path in _runbook_files(definitions):
-        ids[(path.name, "")] = section_panel_id(path.name, "")
-        for section in sections(path):
-            ids[(path.name, section.anchor)] = section_panel_id(path.name, section.anchor)
-    if len(set(ids.values())) != len(ids):
-        raise ValueError("two runbook sections hash to the same panel id; rename one heading")
-    return ids
+    return {(r.file, anchor): section_panel_id(r.file, anchor)
+            for r in definitions.runbooks for anchor in ("", *(s.anchor for s in r.sections))}
 
 
 def runbook_panel_url(definitions: Definitions, grafana_url: str, file: str, anchor: str) -> str:
-    panel_id = _panels_by_address(definitions)[(file, anchor)]
-    return f"{grafana_url}/d/{RUNBOOK_DASHBOARD_UID}?viewPanel={panel_id}"
+    return f"{grafana_url}/d/{RUNBOOK_DASHBOARD_UID}?viewPanel={section_panel_id(file, anchor)}"
 
 
 def _relink(markdown: str, file: str, ids: dict[tuple[str, str], int]) -> str:
@@ -73,20 +53,20 @@ def runbook_dashboard_json(definitions: Definitions, config=None) -> dict:
     ids = _panels_by_address(definitions)
     panels: list[dict] = []
     y = 0
-    for index, path in enumerate(_runbook_files(definitions)):
-        title, intro = title_and_intro(path)
+    for index, runbook in enumerate(definitions.runbooks):
+        title, intro = runbook.title, runbook.intro
         panels.append({"id": 1000 + index, "type": "row", "title": title, "collapsed": False,
                        "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []})
         y += 1
-        blocks = [("", title, intro)] + [(s.anchor, s.title, s.text) for s in sections(path)]
+        blocks = [("", title, intro)] + [(s.anchor, s.title, s.text) for s in runbook.sections]
         for anchor, heading, text in blocks:
             height = min(40, max(4, text.count("\n") + 3))
             panels.append({
-                "id": ids[(path.name, anchor)],
+                "id": ids[(runbook.file, anchor)],
                 "type": "text",
                 "title": heading if anchor else f"{title}: overview",
                 "gridPos": {"h": height, "w": 24, "x": 0, "y": y},
-                "options": {"mode": "markdown", "content": _relink(_for_stack(text, definitions, config), path.name, ids),
+                "options": {"mode": "markdown", "content": _relink(_for_stack(text, definitions, config), runbook.file, ids),
                             "code": {"language": "plaintext", "showLineNumbers": False, "showMiniMap": False}},
             })
             y += height

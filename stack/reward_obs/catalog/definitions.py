@@ -8,7 +8,7 @@ from pathlib import Path
 from reward_obs.catalog import recording
 from reward_obs.catalog import slos as slo_catalog
 from reward_obs.catalog.files import json_path, load_schema, read_yaml, rel_path, validated  # noqa: F401 (json_path re-exported)
-from reward_obs.catalog.runbooks import runbook_problems
+from reward_obs.catalog.runbooks import load_runbooks, panel_id_problems, runbook_problems
 from reward_obs.lang import promql
 from reward_obs.lang.dashboard_queries import label_values_query
 from reward_obs.lang.logql import event_fields, logql_problems, vocabulary
@@ -23,7 +23,9 @@ from reward_obs.model.definitions import (  # noqa: F401 (re-exported: the loade
     Definitions,
     Panel,
     Query,
+    RecordingRule,
     ResolvedAlert,
+    Runbook,
     Route,
     Routing,
     Row,
@@ -71,18 +73,23 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         problems.add("dashboards", "(directory)", "no dashboard definitions found")
 
     recording_rules = recording.load(root, problems) + slo_catalog.recording_rules(slos, dashboards)
+    runbooks = load_runbooks(root)
     series_contract = None
     if contract is not None:
         # Panels may read recorded series (the fleet-wide panels do); alerts read raw
         # metrics, but for the SLO burn-rate alerts, which read the recorded error ratios.
         series_contract = recording.with_recorded_series(contract, recording_rules)
         _check_dashboards(root, dashboards, series_contract, problems)
-        _check_alerts(root, alerts, dashboards, series_contract, problems)
+        _check_alerts(root, alerts, dashboards, runbooks, series_contract, problems)
         _check_inhibition(alerts, series_contract, problems)
         recording.check(recording_rules, contract, dashboards, problems)
+    _check_rule_groups(alerts, recording_rules, problems)
     if routing is not None:
         _check_routing(routing, problems)
-    definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing, tuple(slos), tuple(recording_rules), series_contract)
+    for file, where, message in panel_id_problems(runbooks):
+        problems.add(file, where, message)
+    definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing, tuple(recording_rules), runbooks,
+                              tuple(slos), series_contract)
     if contract is not None:
         for file, where, message in runbook_problems(root, definitions):
             problems.add(file, where, message)
@@ -241,7 +248,8 @@ def _check_dashboards(root: Path, dashboards: list[Dashboard], contract: Metrics
                         _check_query(d.file, field, promql.without_grafana_variables(q.expr), contract, problems)
 
 
-def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboard], contract: MetricsContract, problems: ProblemCollector) -> None:
+def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboard], runbooks: tuple[Runbook, ...],
+                  contract: MetricsContract, problems: ProblemCollector) -> None:
     by_uid = {d.uid: d for d in dashboards}
     names: dict[str, str] = {}
 
@@ -282,10 +290,10 @@ def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboar
             unused = set()
         for name in sorted(unused):
             problems.add(a.file, f"params.{name}", "is defined but never used")
-        runbook = root / "runbooks" / a.runbook_file
-        if not runbook.is_file():
+        runbook = next((r for r in runbooks if r.file == a.runbook_file), None)
+        if runbook is None:
             problems.add(a.file, "runbook", f"runbooks/{a.runbook_file} does not exist")
-        elif a.runbook_anchor not in anchors(runbook):
+        elif a.runbook_anchor not in anchors(runbook.text):
             problems.add(a.file, "runbook", f"runbooks/{a.runbook_file} has no heading with anchor #{a.runbook_anchor}")
         dashboard = by_uid.get(a.dashboard_uid)
         if dashboard is None:
@@ -322,6 +330,14 @@ def _check_inhibition(alerts: list[AlertRule], contract: MetricsContract, proble
                              f"{', '.join(missing)}: one {missing[0]}'s fault would silence this alert for all of them")
 
 
+def _check_rule_groups(alerts: list[AlertRule], recording_rules: list[RecordingRule], problems: ProblemCollector) -> None:
+    """A Grafana rule group is one object per folder and name: a recording rule group named
+    like an alert rule group would overwrite it."""
+    alert_groups = {a.group: a.file for a in alerts}
+    for file, name in sorted({(r.file, r.group) for r in recording_rules if r.group in alert_groups}):
+        problems.add(file, "group", f"{name!r} is also an alert rule group ({alert_groups[name]}); Grafana would keep only one of them")
+
+
 def _check_routing(routing: Routing, problems: ProblemCollector) -> None:
     names = [cp.name for cp in routing.contact_points]
     for name in {n for n in names if names.count(n) > 1}:
@@ -332,11 +348,6 @@ def _check_routing(routing: Routing, problems: ProblemCollector) -> None:
     template_names = [t.name for t in routing.templates]
     for name in {n for n in template_names if template_names.count(n) > 1}:
         problems.add(routing.file, "templates", f"duplicate template {name!r}")
-
-    def walk(route: Route, where: str) -> None:
+    for route, where in routing.policy.walk():
         if route.contact_point not in names:
             problems.add(routing.file, f"{where}.contact_point", f"{route.contact_point!r} is not a defined contact point")
-        for i, child in enumerate(route.routes):
-            walk(child, f"{where}.routes[{i}]")
-
-    walk(routing.policy, "policy")

@@ -5,24 +5,21 @@ series instead (README, "Scale benchmark"). Checked like alert queries: the expr
 may use only contract metrics and labels, the recorded series keeps only contract
 labels, the name follows level:metric:operations, and every panel query it `serves`
 exists and reads the recorded series; `raw` is the same answer computed from the raw
-metrics (the bench times both, the live test proves they agree). Built into a Prometheus
-rule group (the rendered recording rule file) and into Grafana-managed recording rules
-(the Pulumi component), as the stack's `recordingRules` says.
+metrics (the bench times both, the live test proves they agree). The loaded rules are
+part of `Definitions` (recording_rules); build/recording.py turns them into Prometheus rule
+groups and build/grafana_recording.py into Grafana-managed recording rules.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
-from reward_obs.catalog import slos as slo_catalog
 from reward_obs.catalog.files import validated
 from reward_obs.lang import promql
 from reward_obs.lang.dashboard_queries import panel_queries
 from reward_obs.model.contract import Metric, MetricsContract
-from reward_obs.model.definitions import RecordingRule, Serves  # noqa: F401 (re-exported)
+from reward_obs.model.definitions import RecordingRule, Serves
 from reward_obs.model.durations import canonical
-from reward_obs.model.errors import ProblemCollector
 
 RULE_DIR = "recording_rules"
 SCHEMA = "recording_rule.schema.json"
@@ -86,22 +83,6 @@ def check(rules: list[RecordingRule], contract: MetricsContract, dashboards, pro
                 problems.add(r.file, f"{where}.serves[{j}].raw", message)
 
 
-def raw_selectors(expr: str, rules: list[RecordingRule]) -> list[promql.Selector]:
-    """The raw-metric selectors a query reads, seeing through recorded series: a selector
-    of a recorded series stands for its rule's selectors, each with the query's matchers
-    added (they match labels the rule keeps, so they narrow the same series)."""
-    by_name = {r.record: r for r in rules}
-    out = []
-    for sel in promql.selectors(promql.parse(promql.without_grafana_variables(expr))):
-        rule = by_name.get(sel.metric)
-        if rule is None:
-            out.append(sel)
-            continue
-        out += [dataclasses.replace(inner, matchers=tuple(dict.fromkeys(inner.matchers + sel.matchers)))
-                for inner in raw_selectors(rule.expr, rules)]
-    return out
-
-
 def _metrics_read(expr: str) -> set[str]:
     try:
         return {sel.metric for sel in promql.selectors(promql.parse(promql.without_grafana_variables(expr)))}
@@ -112,36 +93,3 @@ def _metrics_read(expr: str) -> set[str]:
 class _Dashboards:
     def __init__(self, dashboards):
         self.dashboards = dashboards
-
-
-def load_checked(definitions) -> list[RecordingRule]:
-    """The recording rules of a loaded definitions tree; DefinitionError if any is wrong."""
-
-    problems = ProblemCollector()
-    rules = load(definitions.root, problems) + slo_catalog.recording_rules(definitions.slos, definitions.dashboards)
-    check(rules, definitions.contract, definitions.dashboards, problems)
-    problems.raise_if_any()
-    return rules
-
-
-# ------------------------------------------------------------------ builders
-
-
-def prometheus_groups(definitions) -> list[dict]:
-    """Recording rule groups in Prometheus rule-file shape."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in load_checked(definitions):
-        groups.setdefault((r.group, r.interval), []).append({"record": r.record, "expr": r.expr})
-    return [{"name": name, "interval": interval, "rules": rules} for (name, interval), rules in sorted(groups.items())]
-
-
-def prometheus_rule_file(definitions) -> dict | None:
-    groups = prometheus_groups(definitions)
-    return {"groups": groups} if groups else None
-
-
-def raw_queries(definitions) -> dict[str, dict]:
-    """The raw-metric equivalent of every panel query served by a recorded series:
-    "panel_key[REF]" -> {raw, record} (the bench's "before", the live test's cross-check)."""
-    return {s.panel.split("/", 1)[1]: {"raw": s.raw, "record": r.record}
-            for r in load_checked(definitions) for s in r.serves}

@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from reward_obs.lang.markdown import sections
 from reward_obs.model.durations import parse_duration
 from reward_obs.model.numbers import format_number
 
@@ -105,18 +104,17 @@ def _problem(definitions, b: Bound, overrides: dict) -> tuple[str | None, str | 
     return expected, None
 
 
-def number_problems(definitions, path, overrides: dict | None = None) -> list[tuple[str, str]]:
+def number_problems(definitions, runbook, overrides: dict | None = None) -> list[tuple[str, str]]:
     """(field, message) for every bound number in one runbook that disagrees with the
     definitions (after `overrides`), and every unbound number in an alert's Meaning."""
 
-    text = path.read_text(encoding="utf-8")
     problems = []
-    for b in bound_numbers(text):
+    for b in bound_numbers(runbook.text):
         _, message = _problem(definitions, b, overrides or {})
         if message:
             problems.append((f"line {b.line}", message))
-    alerts = {a.runbook_anchor for a in definitions.alerts if a.runbook_file == path.name}
-    for section in sections(path):
+    alerts = {a.runbook_anchor for a in definitions.alerts if a.runbook_file == runbook.file}
+    for section in runbook.sections:
         if section.anchor not in alerts:
             continue
         meaning = re.sub(r"```.*?```", "", section.parts.get("Meaning", ""), flags=re.S)
@@ -139,11 +137,11 @@ def render_for_stack(markdown: str, definitions, overrides: dict) -> str:
     return _COMMENT.sub("", BOUND.sub(repl, markdown))
 
 
-def overridden_numbers(definitions, path, overrides: dict) -> list[str]:
+def overridden_numbers(definitions, runbook, overrides: dict) -> list[str]:
     """Bound numbers of a runbook the stack's overrides change: 'file line N: 10% -> 15%'."""
     out = []
-    for b in bound_numbers(path.read_text(encoding="utf-8")):
+    for b in bound_numbers(runbook.text):
         expected, message = _problem(definitions, b, overrides)
         if message and expected is not None:
-            out.append(f"runbooks/{path.name} line {b.line}: {b.alert}.{b.field} {b.text} -> {expected}")
+            out.append(f"runbooks/{runbook.file} line {b.line}: {b.alert}.{b.field} {b.text} -> {expected}")
     return out

@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from reward_obs.catalog.operator_actions import ACTIONS_MD, action_link_problems, load_actions
 from reward_obs.catalog.runbook_numbers import number_problems
 from reward_obs.lang import promql
 from reward_obs.lang.logql import event_fields, logql_problems, vocabulary
-from reward_obs.lang.markdown import Section, anchors, headings, sections, title_and_intro  # noqa: F401 (re-exported)
+from reward_obs.lang.markdown import Section, anchors, headings, parse_sections, parse_title_and_intro, sections  # noqa: F401 (re-exported)
 from reward_obs.lang.secret_scan import secret_findings
+from reward_obs.model.definitions import Runbook
 from reward_obs.model.errors import ProblemCollector
-from reward_obs.model.names import JOB_SELECTOR, LOG_STREAM_SELECTOR
+from reward_obs.model.names import JOB_SELECTOR, LOG_STREAM_SELECTOR, section_panel_id
 
 # The shape every `## ` section follows, in this order.
 SECTION_PARTS = ("Meaning", "Confirm", "Stop the bleeding", "Recover", "Verify", "Escalate", "Never")
@@ -25,47 +25,30 @@ _MD_LINK = re.compile(r"\]\(([a-z0-9-]+\.md)?(?:#([a-z0-9-]+))?\)")
 _PANEL_LINK = re.compile(r"/d/([a-z0-9-]+)(?:\?viewPanel=(\d+))?")
 
 
-# The line before a query says the query must come back empty on a healthy system.
-_EXPECT_EMPTY = re.compile(r"(?:must|should) (?:return nothing|be empty)|\breturns nothing\b", re.IGNORECASE)
+def load_runbooks(root: Path) -> tuple[Runbook, ...]:
+    """Every runbook under root/runbooks: README.md first, then by file name."""
+    paths = sorted(sorted((Path(root) / "runbooks").glob("*.md")), key=lambda p: (p.name != "README.md", p.name))
+    runbooks = []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        title, intro = parse_title_and_intro(path.stem, text)
+        runbooks.append(Runbook(path.name, title, intro, tuple(parse_sections(path.name, text)), text))
+    return tuple(runbooks)
 
 
-@dataclass(frozen=True)
-class RunbookQuery:
-    file: str
-    anchor: str  # the `## ` section
-    part: str  # the `### ` part
-    index: int  # 1-based, among the section's PromQL blocks
-    expr: str
-    expect_empty: bool  # the runbook says it returns nothing when all is well
-
-    def __str__(self) -> str:
-        return f"{self.file}#{self.anchor} {self.part} promql {self.index}: {self.expr}"
-
-
-def promql_queries(path: Path) -> list[RunbookQuery]:
-    """Every fenced PromQL query of a runbook, with where it is and what it should return."""
-    out = []
-    for section in sections(path):
-        index = 0
-        for part, body in section.parts.items():
-            before = ""
-            lines = body.splitlines()
-            i = 0
-            while i < len(lines):
-                line = lines[i]
-                if line.startswith("```"):
-                    lang = line[3:].strip()
-                    end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), len(lines))
-                    if lang == "promql":
-                        index += 1
-                        out.append(RunbookQuery(path.name, section.anchor, part, index, "\n".join(lines[i + 1:end]).strip(),
-                                                bool(_EXPECT_EMPTY.search(before))))
-                    i = end + 1
-                    continue
-                if line.strip():
-                    before = line
-                i += 1
-    return out
+def panel_id_problems(runbooks: tuple[Runbook, ...]) -> list[tuple[str, str, str]]:
+    """Two sections whose addresses hash to the same runbook-dashboard panel id."""
+    seen: dict[int, str] = {}
+    problems = []
+    for runbook in runbooks:
+        for anchor in ("", *(s.anchor for s in runbook.sections)):
+            address = f"{runbook.file}#{anchor}"
+            panel_id = section_panel_id(runbook.file, anchor)
+            if panel_id in seen:
+                problems.append((f"runbooks/{runbook.file}", f"#{anchor}", f"hashes to the same runbook panel id {panel_id} as "
+                                 f"{seen[panel_id]}; rename one heading"))
+            seen[panel_id] = address
+    return problems
 
 
 def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
@@ -76,10 +59,9 @@ def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
     problems = [(p.file, p.field, p.message) for p in collector.problems]
     problems += action_link_problems(root, actions)
     fields, vocab = event_fields(root), vocabulary(root)
-    for path in sorted((root / "runbooks").glob("*.md")):
-        rel = f"runbooks/{path.name}"
-        text = path.read_text(encoding="utf-8")
-        for where, message in number_problems(definitions, path):
+    for runbook in sorted(definitions.runbooks, key=lambda r: r.file):
+        rel, text = f"runbooks/{runbook.file}", runbook.text
+        for where, message in number_problems(definitions, runbook):
             problems.append((rel, where, message))
         for finding in secret_findings(text):
             problems.append((rel, finding.split(":")[0], finding.split(": ", 1)[1] + "; runbooks never hold secrets"))
@@ -90,7 +72,7 @@ def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
                                      f"{JOB_SELECTOR if selector.startswith('job') else LOG_STREAM_SELECTOR} (model/names.py)"))
             if PLACEHOLDER.search(line):
                 problems.append((rel, f"line {number}", f"placeholder text: {PLACEHOLDER.search(line).group(0)!r}"))
-        for section in sections(path) if path.name != ACTIONS_MD else ():  # the actions table has its own shape
+        for section in runbook.sections if runbook.file != ACTIONS_MD else ():  # the actions table has its own shape
             where = f"#{section.anchor}"
             if list(section.parts) != list(SECTION_PARTS):
                 problems.append((rel, where, f"parts must be exactly {', '.join(SECTION_PARTS)} in order; found {', '.join(section.parts) or 'none'}"))
@@ -106,11 +88,11 @@ def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
                     problems.append((rel, f"logql block {index + 1}", message))
         for number, line in enumerate(text.splitlines(), start=1):
             for target, anchor in _MD_LINK.findall(line):
-                target_path = root / "runbooks" / (target or path.name)
-                if not target_path.is_file():
+                linked = definitions.runbook(target or runbook.file)
+                if linked is None:
                     problems.append((rel, f"line {number}", f"links to runbooks/{target}, which does not exist"))
-                elif anchor and anchor not in anchors(target_path):
-                    problems.append((rel, f"line {number}", f"links to {target or path.name}#{anchor}, which has no such heading"))
+                elif anchor and anchor not in anchors(linked.text):
+                    problems.append((rel, f"line {number}", f"links to {target or runbook.file}#{anchor}, which has no such heading"))
         for uid, panel_id in _PANEL_LINK.findall(text):
             dashboard = definitions.dashboard(uid)
             if dashboard is None:
@@ -124,7 +106,7 @@ def alert_sections(definitions) -> list[tuple[str, str, str]]:
     """(alert, runbook file#anchor, section title) for every alert."""
     rows = []
     for alert in sorted(definitions.alerts, key=lambda a: a.name):
-        path = definitions.root / "runbooks" / alert.runbook_file
-        title = next((s.title for s in sections(path) if s.anchor == alert.runbook_anchor), "(missing)")
+        runbook = definitions.runbook(alert.runbook_file)
+        title = next((s.title for s in runbook.sections if s.anchor == alert.runbook_anchor), "(missing)") if runbook else "(missing)"
         rows.append((alert.name, f"{alert.runbook_file}#{alert.runbook_anchor}", title))
     return rows

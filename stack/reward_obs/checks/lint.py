@@ -314,18 +314,11 @@ def check_group_interval(ctx) -> list[Finding]:
     return []
 
 
-def _routes(node, inherited: dict, path: str):
-    settings = {k: node.get(k, inherited.get(k)) for k in ("group_wait", "group_interval", "repeat_interval")}
-    yield node, settings, path
-    for i, child in enumerate(node.get("routes", [])):
-        yield from _routes(child, settings, f"{path}.routes[{i}]")
-
-
 def check_policy_intervals(ctx) -> list[Finding]:
 
     findings = []
     file = ctx.definitions.routing.file
-    for node, settings, path in _routes(policy_tree(ctx.definitions), notification_builders.POLICY_DEFAULTS, "policy"):
+    for _node, settings, path in notification_builders.policies(policy_tree(ctx.definitions)):
         group = parse_duration(settings["group_interval"])
         repeat = parse_duration(settings["repeat_interval"])
         if repeat < group:
@@ -348,7 +341,7 @@ def check_panel_scale(ctx) -> list[Finding]:
     recording rule that keeps few series, select one campaign or pool with `=`, or be an
     instant panel (one evaluation)."""
 
-    contract = recording.with_recorded_series(ctx.definitions.contract, recording.load_checked(ctx.definitions))
+    contract = recording.with_recorded_series(ctx.definitions.contract, ctx.definitions.recording_rules)
     findings = []
     for d in ctx.definitions.dashboards:
         for r_index, row in enumerate(d.rows):
@@ -401,8 +394,8 @@ def check_runbook_numbers(ctx) -> list[Finding]:
     if not config.alert_overrides or config.runbook_links != "repository":
         return []
     findings = []
-    for path in sorted((ctx.definitions.root / "runbooks").glob("*.md")):
-        for change in overridden_numbers(ctx.definitions, path, config.alert_overrides):
+    for runbook in sorted(ctx.definitions.runbooks, key=lambda r: r.file):
+        for change in overridden_numbers(ctx.definitions, runbook, config.alert_overrides):
             where, _, what = change.partition(": ")
             file, _, line = where.partition(" ")
             findings.append(Finding(file, line, "runbook-numbers",

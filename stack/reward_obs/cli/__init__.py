@@ -14,7 +14,6 @@ from reward_obs.catalog.load import DEFAULT_STACK_FILE, load
 from reward_obs.catalog.operator_actions import ACTIONS_MD
 from reward_obs.catalog.runbooks import alert_sections
 from reward_obs.checks.lint import format_report, lint, warnings
-from reward_obs.lang.markdown import sections
 from reward_obs.model.errors import DefinitionError
 from reward_obs.sinks.files import render_files, summary, write_files
 from reward_obs.tools import backtest, live_cli, render_diff, trace
@@ -61,8 +60,8 @@ def cmd_runbooks(args) -> int:
     width = max(len(r[0]) for r in rows)
     for name, target, title in rows:
         print(f"{name:<{width}}  {runbook_url(definitions, config, *target.split('#'))}  ({title})")
-    procedures = [(s.file, s) for p in sorted((definitions.root / "runbooks").glob("*.md")) if p.name != ACTIONS_MD
-                  for s in sections(p) if (s.file, s.anchor) not in {(a.runbook_file, a.runbook_anchor) for a in definitions.alerts}]
+    procedures = [(s.file, s) for r in sorted(definitions.runbooks, key=lambda r: r.file) if r.file != ACTIONS_MD
+                  for s in r.sections if (s.file, s.anchor) not in {(a.runbook_file, a.runbook_anchor) for a in definitions.alerts}]
     if procedures:
         print("Procedures (reached from the alert sections):")
         for file, s in procedures:

@@ -5,6 +5,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from reward_obs.model.definitions import Section  # noqa: F401 (re-exported)
+
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
@@ -46,22 +48,17 @@ def headings(markdown: str) -> list[Heading]:
     return found
 
 
-def anchors(path: Path) -> set[str]:
-    return {h.anchor for h in headings(path.read_text(encoding="utf-8"))}
-
-
-@dataclass(frozen=True)
-class Section:
-    file: str
-    title: str
-    anchor: str
-    parts: dict[str, str]  # `### ` heading -> its text
-    text: str = ""  # the whole section as Markdown, heading included
+def anchors(markdown: str) -> set[str]:
+    return {h.anchor for h in headings(markdown)}
 
 
 def sections(path: Path) -> list[Section]:
     """The `## ` sections of a runbook with their `### ` parts."""
-    text = path.read_text(encoding="utf-8")
+    return parse_sections(path.name, path.read_text(encoding="utf-8"))
+
+
+def parse_sections(file: str, text: str) -> list[Section]:
+    """The `## ` sections of a runbook's text (file: its name) with their `### ` parts."""
     lines = text.splitlines()
     marks = [h for h in headings(text) if h.level in (2, 3)]
     out: list[Section] = []
@@ -78,15 +75,14 @@ def sections(path: Path) -> list[Section]:
             end = marks[j + 1].line - 1 if j + 1 < len(marks) else len(lines)
             parts[sub.text] = "\n".join(lines[sub.line:end]).strip()
         body = "\n".join(lines[h.line - 1:section_end]).strip()
-        out.append(Section(path.name, h.text, h.anchor, parts, body))
+        out.append(Section(file, h.text, h.anchor, parts, body))
     return out
 
 
-def title_and_intro(path: Path) -> tuple[str, str]:
-    """A runbook's `# ` title and the text before its first `## ` section."""
-    text = path.read_text(encoding="utf-8")
+def parse_title_and_intro(stem: str, text: str) -> tuple[str, str]:
+    """The `# ` title (default: stem) and the text before the first `## ` section."""
     first = next((h for h in headings(text) if h.level == 2), None)
     lines = text.splitlines()
     intro = "\n".join(lines[: first.line - 1] if first else lines)
-    title = next((h.text for h in headings(text) if h.level == 1), path.stem)
+    title = next((h.text for h in headings(text) if h.level == 1), stem)
     return title, intro.strip()

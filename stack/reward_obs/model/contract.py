@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from reward_obs.model.names import SCRAPE_JOB
+
 # A label that identifies one person or one entity multiplies series without bound and
 # puts personal data in a system with no access control per series. Such values belong
 # in logs (with the correlation id), never in metric labels.
@@ -111,4 +113,7 @@ def build_contract(data: dict, file: str, problems) -> MetricsContract:
             label_values={k: tuple(v) for k, v in spec.get("label_values", {}).items()},
             synthetic=spec.get("synthetic", False),
         )
+    if data["scrape_job"] != SCRAPE_JOB:
+        problems.add(file, "scrape_job", f"{data['scrape_job']!r} differs from the job every query selects, {SCRAPE_JOB!r} "
+                     "(model/names.py SCRAPE_JOB): change both together")
     return MetricsContract(scrape_job=data["scrape_job"], labels=declared, metrics=metrics)

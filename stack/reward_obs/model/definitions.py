@@ -1,5 +1,6 @@
-"""The definitions as typed objects: alerts, dashboards, notification routing, the metrics
-contract. No I/O; catalog/definitions.py reads and validates the files into these."""
+"""The definitions as typed objects: alerts, dashboards, recording rules, runbooks,
+notification routing, the metrics contract. No I/O; catalog/definitions.py reads and
+validates the files into these."""
 from __future__ import annotations
 
 import re
@@ -164,6 +165,12 @@ class Route:
     continue_: bool = False
     routes: tuple[Route, ...] = ()
 
+    def walk(self, path: str = "policy"):
+        """This policy and every one below it, depth first, with where each is."""
+        yield self, path
+        for i, child in enumerate(self.routes):
+            yield from child.walk(f"{path}.routes[{i}]")
+
 
 @dataclass(frozen=True)
 class Template:
@@ -198,14 +205,34 @@ class RecordingRule:
 
 
 @dataclass(frozen=True)
+class Section:
+    """A runbook's `## ` section."""
+    file: str
+    title: str
+    anchor: str
+    parts: dict[str, str]  # `### ` heading -> its text
+    text: str = ""  # the whole section as Markdown, heading included
+
+
+@dataclass(frozen=True)
+class Runbook:
+    file: str  # its name under runbooks/
+    title: str  # the `# ` heading
+    intro: str  # the text before the first `## ` section
+    sections: tuple[Section, ...]
+    text: str = ""  # the whole file
+
+
+@dataclass(frozen=True)
 class Definitions:
     root: Path
     contract: MetricsContract
     alerts: tuple[AlertRule, ...]
     dashboards: tuple[Dashboard, ...]
     routing: Routing
-    slos: tuple = ()  # model.slo.SLO, from slos/*.yaml
     recording_rules: tuple[RecordingRule, ...] = ()  # recording_rules/*.yaml and the SLOs' rules
+    runbooks: tuple[Runbook, ...] = ()  # README.md first, then by file name
+    slos: tuple = ()  # model.slo.SLO, from slos/*.yaml
     # Every recorded series (recording_rules/ and the SLOs' rules) added to the contract:
     # what an alert or a panel may read. None when the contract failed to load.
     series_contract: MetricsContract | None = None
@@ -215,6 +242,9 @@ class Definitions:
 
     def alert(self, name: str) -> AlertRule | None:
         return next((a for a in self.alerts if a.name == name), None)
+
+    def runbook(self, file: str) -> Runbook | None:
+        return next((r for r in self.runbooks if r.file == file), None)
 
 
 def substitute(text: str, params: dict, keep: set[str] = frozenset()) -> str:

@@ -9,6 +9,7 @@ other per-stack values are stack config (schemas/stack_config.schema.json, with 
 from __future__ import annotations
 
 import re
+import zlib
 
 # The Prometheus scrape job of the reward backend, and the Loki stream of its reward events.
 SCRAPE_JOB = "rewards"
@@ -55,3 +56,10 @@ def expand_selectors(text: str) -> str:
     """A query with every %(name)s replaced by its selector; unknown names are left as they are
     (the catalog reports them)."""
     return _SELECTOR_REF.sub(lambda m: SELECTORS.get(m.group(1), m.group(0)), text)
+
+
+def section_panel_id(file: str, anchor: str) -> int:
+    """The runbook dashboard's panel id for a runbook section (anchor "" for the file's
+    overview). Derived from the section's address, not its position: adding a section
+    elsewhere never moves a link. (The catalog refuses a collision.)"""
+    return 10_000 + zlib.crc32(f"{file}#{anchor}".encode()) % 90_000

@@ -129,12 +129,15 @@ def policy_args(node: dict) -> dict:
     return args
 
 
-def child_policy(node: dict) -> grafana.alerting.NotificationPolicyPolicyArgs:
+def policy(node: dict, children: list, root: bool):
+    """The root's nested policies, or a NotificationPolicyPolicyArgs (for fold_policies)."""
+    if root:
+        return children
     return grafana.alerting.NotificationPolicyPolicyArgs(
         **policy_args(node),
         matchers=[grafana.alerting.NotificationPolicyPolicyMatcherArgs(label=l, match=op, value=v) for l, op, v in node.get("matchers", [])],
         continue_=node.get("continue", False),
-        policies=[child_policy(c) for c in node.get("routes", [])] or None,
+        policies=children or None,
     )
 
 
@@ -174,7 +177,7 @@ class RewardObservability(pulumi.ComponentResource):
         # Grafana has one policy tree per organisation: only an "owned" stack manages it.
         self.policy = grafana.alerting.NotificationPolicy(
             resource_name("policy", "rewards"), org_id=org_id, **policy_args(tree),
-            policies=[child_policy(c) for c in tree.get("routes", [])],
+            policies=notification_builders.fold_policies(tree, policy),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.contact_points.values()))) if config.owns_policy_tree else None
         routing = [self.policy] if self.policy else list(self.contact_points.values())
         self.rule_groups = {

@@ -14,13 +14,13 @@ from reward_obs.build import dashboards as dashboard_builders
 from reward_obs.build import grafana_recording
 from reward_obs.build import inhibition as inhibition_builders
 from reward_obs.build import notifications as notification_builders
+from reward_obs.build import recording as recording_builders
 from reward_obs.build.runbook_dashboard import (
     RUNBOOK_DASHBOARD_UID,
     runbook_dashboard_json,
     runbook_url,
 )
 from reward_obs.catalog import grafana_compat
-from reward_obs.catalog import recording as recording_rules
 from reward_obs.catalog.config import StackConfig, secret_env_var
 from reward_obs.model.definitions import Definitions
 from reward_obs.model.names import FOLDER_TITLE
@@ -107,15 +107,15 @@ def _provisioning_settings(cp: dict) -> dict:
     return dict(sorted(settings.items()))
 
 
-def _provisioning_route(node: dict) -> dict:
+def _provisioning_route(node: dict, children: list[dict], _root: bool) -> dict:
     out: dict = {"receiver": node["contact_point"]}
     if "matchers" in node:
         out["object_matchers"] = [[label, op, escape_env(value)] for label, op, value in node["matchers"]]
     for key in ("group_by", "group_wait", "group_interval", "repeat_interval", "continue"):
         if key in node:
             out[key] = node[key]
-    if "routes" in node:
-        out["routes"] = [_provisioning_route(child) for child in node["routes"]]
+    if children:
+        out["routes"] = children
     return out
 
 
@@ -162,7 +162,7 @@ def render_files(definitions: Definitions, config: StackConfig) -> dict[str, str
     if config.owns_policy_tree:
         files[POLICIES_FILE] = dump_yaml({
             "apiVersion": 1,
-            "policies": [{"orgId": config.org_id, **_provisioning_route(notification_builders.policy_tree(definitions))}],
+            "policies": [{"orgId": config.org_id, **notification_builders.fold_policies(notification_builders.policy_tree(definitions), _provisioning_route)}],
         })
     files[TEMPLATES_FILE] = dump_yaml({
         "apiVersion": 1,
@@ -197,7 +197,7 @@ def recording_files(definitions: Definitions, config: StackConfig) -> dict[str, 
             "apiVersion": 1,
             "groups": [{**g, "rules": [_provisioning_recording_rule(r, config) for r in g["rules"]]} for g in groups],
         })}
-    recording = recording_rules.prometheus_rule_file(definitions)
+    recording = recording_builders.prometheus_rule_file(definitions)
     if recording is None:
         return {}
     # Load this file into Prometheus next to the alert file.

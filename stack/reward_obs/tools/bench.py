@@ -40,7 +40,7 @@ from pathlib import Path
 
 import yaml
 
-from reward_obs.catalog import recording
+from reward_obs.build import recording
 from reward_obs.catalog.load import load
 from reward_obs.lang.dashboard_queries import (
     default_variables,
@@ -51,6 +51,7 @@ from reward_obs.lang.dashboard_queries import (
 )
 from reward_obs.model.durations import parse_duration
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
+from reward_obs.tools import machine
 from reward_obs.tools.cardinality import budget
 from reward_obs.tools.servers import Prometheus, backfill_recording_rules, binary, prometheus_version
 from reward_obs.tools.simulator import Simulator, Topology
@@ -403,10 +404,9 @@ def report(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def machine() -> dict:
-    mem_kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")))
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return {"nproc": int(nproc), "memory_gib": round(mem_kib / 1024 / 1024), "prometheus": prometheus_version()}
+def machine_facts() -> dict:
+    m = machine.facts()
+    return {"nproc": m["nproc"], "memory_gib": round(m["memory_gib"]), "prometheus": prometheus_version()}
 
 
 def cmd_bench(args) -> int:
@@ -418,7 +418,7 @@ def cmd_bench(args) -> int:
     signal.signal(signal.SIGINT, terminate)
     definitions, config = load(args)
     recording_groups = recording.prometheus_groups(definitions)  # the dashboard reads recorded series
-    results = {"machine": machine(), "days": args.days, "step": args.step, "runs": args.runs,
+    results = {"machine": machine_facts(), "days": args.days, "step": args.step, "runs": args.runs,
                "scrape_interval": config.scrape_interval, "scales": []}
     print(f"reward-obs bench: {results['machine']}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)

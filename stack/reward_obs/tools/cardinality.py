@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reward_obs.model.contract import MetricsContract
-from reward_obs.tools.simulator import CURRENCIES, DURATION_BUCKETS, Simulator, Topology
+from reward_obs.tools.simulator import CURRENCIES, DURATION_BUCKETS, Topology
 
 SCALING = {"pool_id": "pools", "campaign_id": "campaigns", "provider": "providers"}
 DEPENDENT = {"currency": "pool_id", "campaign_id": "pool_id"}  # a pool has one currency and one campaign
@@ -80,17 +80,3 @@ def budget(contract: MetricsContract, topology: Topology) -> dict[str, MetricBud
             factors.append(f"({len(DURATION_BUCKETS) + 1} buckets + 2)")
         out[name] = MetricBudget(name, " x ".join(factors) or "1", count)
     return out
-
-
-def simulated_counts(contract: MetricsContract, topology: Topology, scenario: str = "healthy", seconds: float = 0) -> dict[str, int]:
-    """Series per contract metric that the simulator exports after `seconds` of activity."""
-    sim = Simulator(contract, topology, scenario)
-    remaining = seconds
-    while remaining > 0:
-        sim.step(min(60.0, remaining))
-        remaining -= 60.0
-    counts: dict[str, int] = {}
-    for series_name, values in sim.series().items():
-        metric = contract.series_metric(series_name).name
-        counts[metric] = counts.get(metric, 0) + len(values)
-    return counts

@@ -129,56 +129,62 @@ def _changed(name: str, old: dict, new: dict, keys: tuple[str, ...], query_key: 
             *(_query_diff(old[query_key], new[query_key]) if query_changed else [])]
 
 
+def _compared(old: dict, new: dict, added, removed, changed) -> list[str]:
+    """Lines for the keys only `new` has (added(key, item)), only `old` has
+    (removed(key, item)) and both have (changed(key, old item, new item): a list), each sorted."""
+    lines = [added(key, new[key]) for key in sorted(set(new) - set(old))]
+    lines += [removed(key, old[key]) for key in sorted(set(old) - set(new))]
+    for key in sorted(set(old) & set(new)):
+        lines += changed(key, old[key], new[key])
+    return lines
+
+
+def _panel_changed(key, o: dict, n: dict) -> list[str]:
+    changed = [f for f in ("title", "type", "queries", "unit", "thresholds", "content") if o[f] != n[f]]
+    return [f"- **changed** panel {key[1]} \"{n['title']}\" on `{key[0]}`: {', '.join(changed)}"] if changed else []
+
+
+def _contact_point_changed(name: str, old: dict, new: dict) -> list[str]:
+    o, n = old["settings"], new["settings"]
+    changes = [f"{k} {_value(k, o.get(k))} → {_value(k, n.get(k))}" for k in sorted(set(o) | set(n)) if o.get(k) != n.get(k)]
+    if old["type"] != new["type"]:
+        changes.insert(0, f"type {old['type']} → {new['type']}")
+    return [f"- **changed** contact point `{name}`: " + "; ".join(changes)] if changes else []
+
+
 def diff(base: Path, head: Path) -> str:
     sections: list[str] = []
 
-    old, new = alerts(base), alerts(head)
-    lines = []
-    for name in sorted(set(new) - set(old)):
-        a = new[name]
-        lines.append(f"- **added** `{name}` ({a['severity']}, {a['threshold']}, for {a['for']}), runbook {a['runbook']}")
-    for name in sorted(set(old) - set(new)):
-        lines.append(f"- **removed** `{name}` ({old[name]['severity']})")
-    for name in sorted(set(old) & set(new)):
-        lines += _changed(name, old[name], new[name], ("threshold", "for", "severity", "labels", "runbook", "summary",
-                                                       "no data", "on error", "paused", "group", "routing"), "query")
+    lines = _compared(
+        alerts(base), alerts(head),
+        lambda name, a: f"- **added** `{name}` ({a['severity']}, {a['threshold']}, for {a['for']}), runbook {a['runbook']}",
+        lambda name, a: f"- **removed** `{name}` ({a['severity']})",
+        lambda name, o, n: _changed(name, o, n, ("threshold", "for", "severity", "labels", "runbook", "summary",
+                                                 "no data", "on error", "paused", "group", "routing"), "query"))
     if lines:
         sections.append("### Alerts\n" + "\n".join(lines))
 
-    old_p, new_p = panels(base), panels(head)
-    lines = []
-    for key in sorted(set(new_p) - set(old_p)):
-        lines.append(f"- **added** panel {key[1]} \"{new_p[key]['title']}\" on `{key[0]}`")
-    for key in sorted(set(old_p) - set(new_p)):
-        lines.append(f"- **removed** panel {key[1]} \"{old_p[key]['title']}\" from `{key[0]}`")
-    for key in sorted(set(old_p) & set(new_p)):
-        changed = [f for f in ("title", "type", "queries", "unit", "thresholds", "content") if old_p[key][f] != new_p[key][f]]
-        if changed:
-            lines.append(f"- **changed** panel {key[1]} \"{new_p[key]['title']}\" on `{key[0]}`: {', '.join(changed)}")
+    lines = _compared(
+        panels(base), panels(head),
+        lambda key, p: f"- **added** panel {key[1]} \"{p['title']}\" on `{key[0]}`",
+        lambda key, p: f"- **removed** panel {key[1]} \"{p['title']}\" from `{key[0]}`",
+        _panel_changed)
     if lines:
         sections.append("### Dashboard panels\n" + "\n".join(lines))
 
-    old_r, new_r = recorded_series(base), recorded_series(head)
-    lines = [f"- **added** `{name}` (evaluated by {new_r[name]['evaluated by']})" for name in sorted(set(new_r) - set(old_r))]
-    lines += [f"- **removed** `{name}`: a panel that reads it shows no data" for name in sorted(set(old_r) - set(new_r))]
-    for name in sorted(set(old_r) & set(new_r)):
-        lines += _changed(name, old_r[name], new_r[name], ("evaluated by",), "expr")
+    lines = _compared(
+        recorded_series(base), recorded_series(head),
+        lambda name, r: f"- **added** `{name}` (evaluated by {r['evaluated by']})",
+        lambda name, r: f"- **removed** `{name}`: a panel that reads it shows no data",
+        lambda name, o, n: _changed(name, o, n, ("evaluated by",), "expr"))
     if lines:
         sections.append("### Recording rules\n" + "\n".join(lines))
 
-    old_c, new_c = contact_points(base), contact_points(head)
-    lines = []
-    for name in sorted(set(new_c) - set(old_c)):
-        lines.append(f"- **added** contact point `{name}` ({new_c[name]['type']})")
-    for name in sorted(set(old_c) - set(new_c)):
-        lines.append(f"- **removed** contact point `{name}`")
-    for name in sorted(set(old_c) & set(new_c)):
-        o, n = old_c[name]["settings"], new_c[name]["settings"]
-        changes = [f"{k} {_value(k, o.get(k))} → {_value(k, n.get(k))}" for k in sorted(set(o) | set(n)) if o.get(k) != n.get(k)]
-        if old_c[name]["type"] != new_c[name]["type"]:
-            changes.insert(0, f"type {old_c[name]['type']} → {new_c[name]['type']}")
-        if changes:
-            lines.append(f"- **changed** contact point `{name}`: " + "; ".join(changes))
+    lines = _compared(
+        contact_points(base), contact_points(head),
+        lambda name, c: f"- **added** contact point `{name}` ({c['type']})",
+        lambda name, c: f"- **removed** contact point `{name}`",
+        _contact_point_changed)
     old_tree, new_tree = policy_lines(base), policy_lines(head)
     if old_tree != new_tree:
         lines.append("- **notification policy changed**:")

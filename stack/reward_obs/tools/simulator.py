@@ -36,6 +36,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from reward_obs.catalog.load import load
 from reward_obs.model.contract import MetricsContract
+from reward_obs.tools.traffic import ALLOCATION_SHARE, DECISION_SHARE, PAYOUT_RESULT_SHARE, WEBHOOK_SHARE
 
 # ------------------------------------------------------------------ scenarios
 
@@ -64,7 +65,6 @@ CURRENCIES = ("TON", "USDT", "STARS_GIFT")
 # Failed provider calls draw their error_code from the contract's list; a dead provider
 # answers with this one.
 DOWN_ERROR_CODE = "provider_unavailable"
-HEALTHY_FAIL_SHARE = 0.0005
 HEALTHY_PENDING_AGE = 60.0  # seconds: a healthy provider confirms within minutes
 HEALTHY_HELD_AGE = 1200.0  # seconds: reviews keep up, well inside the 4-hour target
 DURATION_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
@@ -409,9 +409,9 @@ class Simulator:
                 amount = float(rng.randint(1, 5))
                 if pool.remaining < amount:
                     outcome = "rejected_pool_exhausted"
-                elif roll < 0.03:
+                elif roll < ALLOCATION_SHARE["rejected_cap"]:
                     outcome = "rejected_cap"
-                elif roll < 0.06:
+                elif roll < ALLOCATION_SHARE["rejected_cap"] + ALLOCATION_SHARE["duplicate"]:
                     outcome = "duplicate"
                 else:
                     outcome = "allocated"
@@ -438,7 +438,7 @@ class Simulator:
             bot_claims = take(("bots", campaign), ALLOCATIONS_PER_CAMPAIGN * CLAIM_SHARE * 5 * dt) if spike else 0
             c["reward_claim_requests_total"][(campaign,)] += len(claims) + bot_claims
             decisions = {"approved": 0, "rejected": 0, "held": 0}
-            reject_share = 0.5 if campaign == rejecting else 0.04
+            reject_share = 0.5 if campaign == rejecting else DECISION_SHARE["rejected"]
             for pool, amount, correlation, cause in claims:
                 claim = None
                 if events is not None:
@@ -446,7 +446,7 @@ class Simulator:
                                         campaign_id=campaign, pool_id=pool.pool_id, amount=amount, currency=pool.currency,
                                         claim_status=CLAIM_STATUS["requested"])
                 roll = rng.random()
-                decision = "rejected" if roll < reject_share else "held" if roll < reject_share + 0.03 else "approved"
+                decision = "rejected" if roll < reject_share else "held" if roll < reject_share + DECISION_SHARE["held"] else "approved"
                 decisions[decision] += 1
                 decided = None
                 if events is not None:
@@ -478,12 +478,12 @@ class Simulator:
             batch = approved_per_provider[pi]
             down = provider == outage
             # Healthy: 1 in 2,000 fails, well inside the 99.9% payout SLO (slos/payout-success.yaml).
-            fail_share = 0.8 if down else HEALTHY_FAIL_SHARE
+            fail_share = 0.8 if down else PAYOUT_RESULT_SHARE["failed"]
             payouts = {"paid": 0, "failed": 0, "canceled": 0}
             requests = {"quote": 0, "create": 0, "status": 0, "cancel": 0}
             for campaign, pool, amount, correlation, cause in batch:
                 roll = rng.random()
-                result = "failed" if roll < fail_share else "canceled" if roll < fail_share + 0.01 else "paid"
+                result = "failed" if roll < fail_share else "canceled" if roll < fail_share + PAYOUT_RESULT_SHARE["canceled"] else "paid"
                 for op in ("quote", "create", "status") + (("cancel",) if result == "canceled" else ()):
                     requests[op] += 1
                     failed = rng.random() < fail_share
@@ -514,9 +514,9 @@ class Simulator:
                     deliveries = ["processed"]
                     if provider == webhook_bad and rng.random() < 0.4:
                         deliveries = ["invalid_signature" if rng.random() < 0.5 else "failed"]
-                    elif rng.random() < 0.002:
+                    elif rng.random() < WEBHOOK_SHARE["failed"]:
                         deliveries = ["failed"]
-                    if rng.random() < 0.05:
+                    if rng.random() < WEBHOOK_SHARE["duplicate"]:
                         deliveries.append("duplicate")  # providers re-send; handled idempotently
                     for result_ in deliveries:
                         c["reward_payout_webhooks_total"][(provider, result_)] += 1
@@ -787,41 +787,6 @@ class SimulatorServer:
             t.join(timeout=5)
         if self.sim.events is not None:
             self.sim.events.flush()
-
-
-# ------------------------------------------------------------------ history (backfill)
-
-
-def write_openmetrics(sim: Simulator, out: IO[str], start: float, end: float, step: float,
-                      extra_labels: dict[str, str] | None = None, only: set[str] | None = None,
-                      sim_step: float | None = None) -> int:
-    """Run the simulator from `start` to `end` and write every series every `step`
-    seconds as OpenMetrics with timestamps, for `promtool tsdb create-blocks-from
-    openmetrics`. `extra_labels` are the target labels a scrape would add. Returns the
-    number of samples written."""
-    sim.now = start
-    extra = "".join(f',{k}="{v}"' for k, v in sorted((extra_labels or {}).items()))
-    prefixes: dict[tuple[str, tuple], str] = {}
-    written = 0
-    t = start
-    while t <= end:
-        for name, values in sim.series().items():
-            if only is not None and name not in only:
-                continue
-            names = sim.label_names(name)
-            lines = []
-            for key, value in values.items():
-                prefix = prefixes.get((name, key))
-                if prefix is None:
-                    body = ",".join(f'{n}="{v}"' for n, v in zip(names, key)) + extra
-                    prefix = prefixes[(name, key)] = f"{name}{{{body.lstrip(',')}}} "
-                lines.append(f"{prefix}{value:.10g} {t:.3f}\n")
-            out.write("".join(lines))
-            written += len(lines)
-        sim.step(sim_step if sim_step is not None else step)
-        t += step
-    out.write("# EOF\n")
-    return written
 
 
 # ------------------------------------------------------------------ CLI

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import heapq
 import json
-import os
-import platform
 import random
 import subprocess
 import sys
@@ -31,6 +29,8 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from reward_obs.catalog.event_contract import EventContract
+from reward_obs.tools import machine
+from reward_obs.tools.traffic import DECISION_SHARE, PAYOUT_RESULT_SHARE
 
 # kind -> what it means; the order is the order of the report.
 BROKEN_KINDS = {
@@ -43,6 +43,9 @@ BROKEN_KINDS = {
 
 START_MS = 1_763_636_400_000  # 2025-11-20T11:00:00Z
 CHAIN_GAP_MS = 400  # a new reward every 0.4 s on average
+# Chains that stop at an exhausted pool: not a healthy share (tools/traffic.py has none),
+# the short chain the tracer must still take as complete.
+SHORT_CHAIN_SHARE = 0.05
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # (campaign, pool, currency, provider)
 CAMPAIGNS = (
@@ -132,12 +135,12 @@ class _ChainBuilder:
             cause = event_id
 
         add(0, 0, "match_settlement", "settled", match_id=self.ids.next("m_"), campaign_id=campaign)
-        if not happy and rng.random() < 0.05:
+        if not happy and rng.random() < SHORT_CHAIN_SHARE:
             add(0.2, 3, "reward_allocation", "rejected_pool_exhausted", campaign_id=campaign, pool_id=pool)
             return events
         add(0.2, 3, "reward_allocation", "allocated", campaign_id=campaign, pool_id=pool, amount=amount, currency=currency)
         add(0.5, 5, "claim", "claimable", claim_status="claimable", campaign_id=campaign, receipt_reference=receipt)
-        if not happy and rng.random() < 0.06:
+        if not happy and rng.random() < DECISION_SHARE["held"]:
             add(60, 600, "admin_audit", "claim_held", admin_action="hold_claim", reason_code="abuse_review_decision",
                 actor_role="trust_safety", campaign_id=campaign)
             if rng.random() < 0.5:
@@ -148,7 +151,7 @@ class _ChainBuilder:
         add(5, 900, "claim", "started", claim_status="claim_started", campaign_id=campaign, receipt_reference=receipt)
         payout = {"provider": provider, "amount": amount, "currency": currency}
         add(0.3, 3, "payout", "created", payout_result="pending", **payout)
-        if not happy and rng.random() < 0.05:
+        if not happy and rng.random() < PAYOUT_RESULT_SHARE["failed"]:
             add(1, 30, "payout", "failed", payout_result="failed", **payout)
             add(120, 1800, "admin_audit", "payout_retried", admin_action="retry_payout", reason_code="provider_retry",
                 actor_role="rewards_oncall", provider=provider)
@@ -350,19 +353,6 @@ def measure_command(cmd: list[str], cwd: Path | None = None) -> Measurement:
                            out.read_text(errors="replace"), err.read_text(errors="replace"))
 
 
-def machine() -> str:
-    mem = "?"
-    try:
-        with open("/proc/meminfo") as f:
-            kib = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
-        mem = f"{kib / 1024 / 1024:.1f} GiB"
-    except (OSError, StopIteration, ValueError):
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {mem} memory, "
-            f"Python {platform.python_version()}, {platform.system()} {platform.machine()}; load average {load}")
-
-
 def _jsonschema_reference(path: Path, sample: int = 5000) -> str:
     """What plain jsonschema validation per line would cost, from the file's first lines
     (CPU time, so a busy machine does not inflate it)."""
@@ -401,7 +391,7 @@ def cmd_bench(args) -> int:
         stats = generate_file(path, events, **options)
         generated = time.perf_counter() - started
         size = path.stat().st_size / 1024 / 1024
-        print(f"machine: {machine()}")
+        print(f"machine: {machine.summary()}")
         print(f"generated {path.name} in {generated:.1f} s ({size:.0f} MiB): {_summary(stats)}")
         base = [sys.executable, "-m", "reward_obs.cli", "trace", str(path)]
         runs = [("reward-obs trace FILE", base), (f"reward-obs trace FILE --id {stats.middle_correlation_id}",

@@ -22,6 +22,7 @@ import numpy as np
 from reward_obs.model.contract import MetricsContract
 from reward_obs.model.names import SCRAPE_JOB
 from reward_obs.tools.scenarios.model import Campaign, Event, Scenario
+from reward_obs.tools.traffic import ALLOCATION_SHARE, DECISION_SHARE, PAYOUT_RESULT_SHARE, WEBHOOK_SHARE
 
 JOB = SCRAPE_JOB
 INSTANCE = "rewards-backend:9464"
@@ -32,15 +33,10 @@ HOURLY = (0.35, 0.22, 0.12, 0.07, 0.05, 0.06, 0.10, 0.20, 0.32, 0.42, 0.50, 0.55
           0.62, 0.62, 0.58, 0.58, 0.63, 0.72, 0.85, 0.95, 1.00, 0.95, 0.78, 0.55)
 FLAT_LEVEL = 0.6
 
-DECISION_SHARE = {"approved": 0.88, "rejected": 0.05, "held": 0.07}
 HELD_REASON_SHARE = {"eligibility_review": 0.6, "abuse_review": 0.3, "manual_review": 0.1}
-ALLOCATION_SHARE = {"allocated": 0.98, "rejected_cap": 0.015, "duplicate": 0.005, "rejected_pool_exhausted": 0.0}
 PROVIDER_SHARE = {"ton_wallet": 0.40, "telegram_if_supported": 0.25, "gift_card": 0.20,
                   "crypto_exchange": 0.10, "fiat_provider": 0.048, "manual": 0.002}
 NO_API = {"manual"}  # paid by hand: no API calls, no webhooks
-# 1 in 2,000 payouts fails on a healthy day, inside the 99.9% payout SLO (slos/payout-success.yaml).
-PAYOUT_RESULT_SHARE = {"paid": 0.9975, "failed": 0.0005, "canceled": 0.002}
-WEBHOOK_SHARE = {"processed": 0.998, "duplicate": 0.15, "invalid_signature": 0.001, "failed": 0.001}
 CALLS_PER_PAYOUT = {"quote": 1.0, "create": 1.0, "status": 2.0, "cancel": 0.01}
 ERROR_CODES = {"timeout": 0.002}  # the codes the backend initialises; others appear on first use
 ERROR_OPERATIONS = {"quote", "create", "status"}  # operations whose errors are initialised (cancel is rare)
