@@ -39,6 +39,7 @@ DETECTION_BOUNDS = {
     "RewardPayoutErrorBudgetBurn": 15,
     "RewardPayoutErrorBudgetSlowBurn": 15,
     "RewardWebhookErrorBudgetBurn": 20,
+    "RewardClaimToPaidBudgetBurn": 20,  # 60% slow is a 60x burn: 14.4/60 of the hour
     "RewardPayoutWebhooksStopped": 15,
     "RewardPayoutsStuck": 35,
     "RewardClaimsHeldPastTarget": 15,
@@ -130,6 +131,8 @@ BEHAVIOURS = {
     "claims: held past the review target": ("staleness-claims-held-past-target", "RewardClaimsHeldPastTarget"),
     "claims: stop on a campaign with traffic": ("staleness-claims-stopped", "RewardClaimsStopped"),
     "payouts: silent for two failures at a low-traffic provider": ("slo-low-traffic-single-failures", None),
+    "payouts: 60% paid later than 10 minutes at one provider": ("slo-claim-to-paid-slow-provider", "RewardClaimToPaidBudgetBurn"),
+    "payouts: silent for a manual payout waiting overnight for an operator": ("staleness-manual-payout-overnight", None),
 }
 
 SCENARIO_NAMES = [p.stem for p in scenario_files(ROOT)]
@@ -519,7 +522,7 @@ def test_generated_series_follow_the_contract(definitions, scenarios):
     gen = generate(scenarios["healthy-week"], contract)
     providers = set(contract.labels["provider"]["values"])
     for s in gen.series:
-        metric = contract.metrics[s.metric]
+        metric = contract.series_metric(s.metric)
         assert set(metric.labels) <= set(s.labels) | {"job", "instance"}, (s.metric, s.labels)
         for label, value in s.labels.items():
             allowed = contract.label_values(s.metric, label)

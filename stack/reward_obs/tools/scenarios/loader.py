@@ -259,20 +259,22 @@ def _check_series(scenario: Scenario, contract: MetricsContract, catalog, proble
     known = {(m, tuple(sorted(labels.items()))) for m, labels in catalog(scenario, contract)}
 
     def check_selector(where: str, metric: str, labels: dict) -> bool:
-        spec = contract.metrics.get(metric)
-        if spec is None or spec.type == "histogram":
-            problems.add(rel, f"{where}.metric", f"{metric!r} is not a gauge or counter of the metrics contract")
+        spec = contract.series_metric(metric)
+        if spec is None:
+            problems.add(rel, f"{where}.metric", f"{metric!r} is not a series of the metrics contract "
+                                                  "(a histogram is read as its _bucket, _count and _sum series)")
             return False
+        series_labels = sorted(contract.series_labels(metric))
         ok = True
         for label, value in labels.items():
             if label in TARGET_LABELS:
                 problems.add(rel, f"{where}.labels.{label}", "is set by the scrape target, not by a scenario")
                 ok = False
-            elif label not in spec.labels:
-                problems.add(rel, f"{where}.labels.{label}", f"{metric} has no label {label!r} (it has: {', '.join(spec.labels) or 'none'})")
+            elif label not in series_labels:
+                problems.add(rel, f"{where}.labels.{label}", f"{metric} has no label {label!r} (it has: {', '.join(series_labels) or 'none'})")
                 ok = False
             else:
-                allowed = contract.label_values(metric, label)
+                allowed = contract.label_values(spec.name, label)
                 if allowed is not None and value not in allowed:
                     problems.add(rel, f"{where}.labels.{label}", f"{value!r} is not a value of {label} on {metric} (one of: {', '.join(allowed)})")
                     ok = False
@@ -284,8 +286,8 @@ def _check_series(scenario: Scenario, contract: MetricsContract, catalog, proble
             continue
         if not check_selector(e.where, e.metric, e.labels):
             continue
-        spec = contract.metrics[e.metric]
-        kind = "counter" if spec.type == "counter" else "gauge"
+        spec = contract.series_metric(e.metric)
+        kind = "counter" if spec.type in ("counter", "histogram") else "gauge"  # a histogram's series count
         if (e.action in COUNTER_ONLY and kind != "counter") or (e.action in GAUGE_ONLY and kind != "gauge"):
             problems.add(rel, f"{e.where}.{e.action}", f"{e.action} does not apply to {e.metric}, a {spec.type}")
         key = (e.metric, tuple(sorted(e.labels.items())))
