@@ -105,6 +105,7 @@ BEHAVIOURS = {
     "claims: 4x the normal level for that time of day": ("claim-volume-spike", "RewardClaimVolumeAbnormal"),
     "claims: a bot wave on a small campaign, per campaign": ("claim-volume-bot-wave-small-campaign", "RewardClaimVolumeAbnormal"),
     "claims: silent for a planned launch (first day, no yesterday)": ("claim-volume-campaign-launch", None),
+    "claims: a rejected bot wave on launch day pages through rejections": ("claim-volume-bot-wave-launch-day", "RewardClaimRejectionRateHigh"),
     "claims: silent day over day": ("claim-volume-day-over-day", None),
     "claims: silent on a short burst": ("claim-volume-short-bursts", None),
     "claims: silent at tiny volumes": ("claim-volume-tiny", None),
