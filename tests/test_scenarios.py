@@ -133,6 +133,8 @@ BEHAVIOURS = {
     "claims: stop on a campaign with traffic": ("staleness-claims-stopped", "RewardClaimsStopped"),
     "payouts: silent for two failures at a low-traffic provider": ("slo-low-traffic-single-failures", None),
     "payouts: 60% paid later than 10 minutes at one provider": ("slo-claim-to-paid-slow-provider", "RewardClaimToPaidBudgetBurn"),
+    "payouts: silent while an operator holds a provider's payouts": ("staleness-payouts-held-by-operator", None),
+    "claims: silent while an operator pauses a campaign's claims": ("staleness-claims-paused-by-operator", None),
     "payouts: silent for a manual payout waiting overnight for an operator": ("staleness-manual-payout-overnight", None),
 }
 

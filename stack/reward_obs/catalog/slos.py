@@ -5,6 +5,7 @@ Prometheus rule files and Grafana-managed rules alike (Sloth: spec -> model ->
 generators). The burn tiers and the low-traffic rule are explained in model/slo.py."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -34,7 +35,6 @@ from reward_obs.model.slo import (
 )
 
 # ---------------------------------------------------------------- loading
-
 
 
 def load(root: Path, contract, problems) -> list[SLO]:
@@ -96,11 +96,10 @@ def _checked(s: SLO, contract, problems) -> SLO:
         problems.add(s.file, f"{base}.bad", f"keeps {sorted(kept['bad'])} but total keeps {sorted(kept['total'])}: "
                                             "the ratio needs the same labels on both sides")
     labels = tuple(sorted(kept.get("total", ())))
-    return SLO(**{**s.__dict__, "labels": labels})
+    return dataclasses.replace(s, labels=labels)
 
 
 # ---------------------------------------------------------------- generators
-
 
 
 def recording_rules(slos, dashboards=()) -> list:

@@ -165,6 +165,9 @@ def _build(scenario: Scenario, contract: MetricsContract) -> list[Series]:
             add("reward_claims_held", {"campaign_id": c.id, "reason": reason}, zeros, False, exists, derived=True)
         # The operator's accrual switch: on from the campaign's creation (issue 15).
         add("reward_campaign_accrual_enabled", {"campaign_id": c.id}, np.ones(n), False, exists)
+        # Its other operator switches (issue 16), on until a scenario pauses or holds.
+        for switch in ("reward_campaign_claims_enabled", "reward_campaign_payouts_enabled"):
+            add(switch, {"campaign_id": c.id}, np.ones(n), False, exists)
         pool = active[c.id]
         for gauge in ("reward_pool_budget", "reward_pool_reserved", "reward_pool_paid", "reward_pool_remaining"):
             add(gauge, {"pool_id": c.pool, "campaign_id": c.id, "currency": c.currency}, zeros, False, pool, derived=True)
@@ -189,6 +192,8 @@ def _build(scenario: Scenario, contract: MetricsContract) -> list[Series]:
                 if op in ERROR_OPERATIONS:
                     add("reward_provider_errors_total", {"provider": p, "operation": op, "error_code": code}, calls * share, True)
         add("reward_provider_up", {"provider": p}, np.ones(n), False)
+        for switch in ("reward_provider_enabled", "reward_provider_payouts_enabled"):
+            add(switch, {"provider": p}, np.ones(n), False)
         paid = payouts * PAYOUT_RESULT_SHARE["paid"]
         for le, share in PAID_WITHIN_SHARE.items():
             add("reward_payout_duration_seconds_bucket", {"provider": p, "le": le}, paid * share, True)
