@@ -40,6 +40,8 @@ DETECTION_BOUNDS = {
     "RewardPayoutErrorBudgetSlowBurn": 15,
     "RewardWebhookErrorBudgetBurn": 20,
     "RewardClaimToPaidBudgetBurn": 20,  # 60% slow is a 60x burn: 14.4/60 of the hour
+    "RewardFleetPayoutErrorBudgetBurn": 20,  # 5% failing is a 50x burn: 14.4/50 of the hour
+    "RewardPayoutCreateErrorBudgetBurn": 25,  # every create failing is a 40x burn: 14.4/40 of the hour
     "RewardPayoutWebhooksStopped": 15,
     "RewardPayoutsStuck": 35,
     "RewardClaimsHeldPastTarget": 15,
@@ -132,6 +134,8 @@ BEHAVIOURS = {
     "claims: held past the review target": ("staleness-claims-held-past-target", "RewardClaimsHeldPastTarget"),
     "claims: stop on a campaign with traffic": ("staleness-claims-stopped", "RewardClaimsStopped"),
     "payouts: silent for two failures at a low-traffic provider": ("slo-low-traffic-single-failures", None),
+    "payouts: 5% fail at every provider (our payout path)": ("slo-fleet-partial-failure", "RewardFleetPayoutErrorBudgetBurn"),
+    "payouts: every create call fails, the creation SLO's own page": ("slo-payout-create-burn", "RewardPayoutCreateErrorBudgetBurn"),
     "payouts: 60% paid later than 10 minutes at one provider": ("slo-claim-to-paid-slow-provider", "RewardClaimToPaidBudgetBurn"),
     "payouts: silent while an operator holds a provider's payouts": ("staleness-payouts-held-by-operator", None),
     "claims: silent while an operator pauses a campaign's claims": ("staleness-claims-paused-by-operator", None),
