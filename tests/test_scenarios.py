@@ -37,7 +37,9 @@ DETECTION_BOUNDS = {
     "RewardPoolFundingSourceInvalid": 3,
     # Issue 18 (the tightest bound of its fault classes; per-scenario bounds below).
     "RewardPayoutErrorBudgetBurn": 15,
-    "RewardPayoutErrorBudgetSlowBurn": 15,
+    # A ticket, not a page: the 1d and 3d windows read the 1h rate recorded once an hour,
+    # so a ticket opens at the next whole hour at the latest.
+    "RewardPayoutErrorBudgetSlowBurn": 65,
     "RewardWebhookErrorBudgetBurn": 20,
     "RewardClaimToPaidBudgetBurn": 20,  # 60% slow is a 60x burn: 14.4/60 of the hour
     "RewardFleetPayoutErrorBudgetBurn": 20,  # 5% failing is a 50x burn: 14.4/50 of the hour
