@@ -16,6 +16,21 @@ REQUIRED_ALERTS = {
     "RewardClaimRejectionRateHigh": "warning",
     "RewardMetricsAbsent": "critical",
     "RewardPoolFundingSourceInvalid": "critical",
+    # Issue 18: payout SLOs (page = ...Burn, ticket = ...SlowBurn) and staleness.
+    "RewardPayoutErrorBudgetBurn": "critical",
+    "RewardPayoutErrorBudgetSlowBurn": "warning",
+    "RewardFleetPayoutErrorBudgetBurn": "critical",
+    "RewardFleetPayoutErrorBudgetSlowBurn": "warning",
+    "RewardPayoutCreateErrorBudgetBurn": "critical",
+    "RewardPayoutCreateErrorBudgetSlowBurn": "warning",
+    "RewardWebhookErrorBudgetBurn": "critical",
+    "RewardWebhookErrorBudgetSlowBurn": "warning",
+    "RewardClaimToPaidBudgetBurn": "critical",
+    "RewardClaimToPaidBudgetSlowBurn": "warning",
+    "RewardPayoutsStuck": "critical",
+    "RewardPayoutWebhooksStopped": "critical",
+    "RewardClaimsHeldPastTarget": "warning",
+    "RewardClaimsStopped": "critical",
     # Issue 15: the ledger's own invariants page; a time-to-empty forecast warns.
     "RewardPoolOverAllocated": "critical",
     "RewardPoolLedgerMismatch": "critical",
@@ -52,6 +67,10 @@ REQUIRED_METRICS = {
     "reward_provider_errors_total": ("counter", {"provider", "operation", "error_code"}),
     "reward_provider_up": ("gauge", {"provider"}),
     "reward_payout_duration_seconds": ("histogram", {"provider"}),
+    # Issue 18: staleness.
+    "reward_payout_oldest_pending_age_seconds": ("gauge", {"provider"}),
+    "reward_payout_webhook_last_processed_timestamp_seconds": ("gauge", {"provider"}),
+    "reward_claim_oldest_held_age_seconds": ("gauge", {"reason"}),
     # Issue 15: reconciliation, per provider and currency.
     "reward_reconciliation_provider_paid": ("gauge", {"provider", "currency"}),
     "reward_reconciliation_ledger_paid": ("gauge", {"provider", "currency"}),

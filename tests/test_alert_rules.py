@@ -104,7 +104,8 @@ def test_each_alert_links_to_a_panel_that_shows_its_metrics(out, definitions):
             assert selected == "", name
         if name in LOG_ALERTS:
             continue  # log-based: checked in test_trace.py
-        alert_metrics = {s.metric for s in promql.selectors(promql.parse(rule["data"][0]["model"]["expr"]))}
+        # An SLO alert reads recorded error ratios: the metrics they are recorded from count.
+        alert_metrics = {s.metric for s in raw_selectors(rule["data"][0]["model"]["expr"], rules)}
         if not alert_metrics:  # the heartbeat (vector(1)) reads nothing; its panel is the scrape's
             assert name == "RewardHeartbeat", name
             continue

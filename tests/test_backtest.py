@@ -22,7 +22,9 @@ TOPOLOGY = Topology(pools=2, campaigns=1, providers=3)
 TARGET = {"job": "rewards", "instance": "simulator:9100"}
 # (day of the faulty week, hour, minutes, fault scenario) -> the alert it must raise
 FAULTS = [(2, 10, 40, "provider_outage"), (4, 15, 20, "duplicate_payout")]
-EXPECTED = {"RewardPayoutProviderOutage", "RewardDuplicatePayoutAttempt"}
+# The 40-minute outage also leaves that provider's payouts pending past 30 minutes, so
+# RewardPayoutsStuck fires as well (Alertmanager holds it back behind the outage).
+EXPECTED = {"RewardPayoutProviderOutage", "RewardPayoutsStuck", "RewardDuplicatePayoutAttempt"}
 
 
 def alert_metrics(definitions, config) -> set[str]:
@@ -109,6 +111,11 @@ def test_week_with_injected_faults_fires_exactly_those(history, tmp_path, defini
     start, stop = fault_windows["provider_outage"]
     retries = [f for f in fired["RewardDuplicatePayoutAttempt"] if f["labels"]["provider"] == targets["provider_outage"]]
     assert len(retries) == 1 and start < retries[0]["start"] <= stop, retries
+    # ... and so does the stuck-payout page, for that provider only, once its oldest payout
+    # has waited 30 minutes and 5 more (the outage lasts 40).
+    stuck = fired["RewardPayoutsStuck"]
+    assert [f["labels"]["provider"] for f in stuck] == [targets["provider_outage"]], stuck
+    assert start + 30 * 60 < stuck[0]["start"] <= stop, stuck[0]["start"] - start
     for name, scenario, bound in (("RewardPayoutProviderOutage", "provider_outage", 10),
                                   ("RewardDuplicatePayoutAttempt", "duplicate_payout", 20)):
         start, stop = fault_windows[scenario]

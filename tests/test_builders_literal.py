@@ -189,7 +189,10 @@ def test_prometheus_recording_rule_is_exactly(definitions):
     group, its interval, and each rule's record and expression on one line (the YAML
     folds the rejection ratio over two lines)."""
     groups = recording_builders.prometheus_groups(definitions)
-    assert [(g["name"], g["interval"]) for g in groups] == [("reward-recorded", "1m")]
+    # The dashboard's group, then the SLOs' (slos/*.yaml: burn windows every minute, the
+    # 30-day budget every 5 minutes).
+    assert [(g["name"], g["interval"]) for g in groups] == [
+        ("reward-recorded", "1m"), ("reward-slo-burn", "1m"), ("reward-slo-period", "5m")]
     rules = {r["record"]: r for r in groups[0]["rules"]}
     assert rules["currency:reward_pool_remaining:sum"] == {
         "record": "currency:reward_pool_remaining:sum",

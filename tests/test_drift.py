@@ -19,6 +19,7 @@ from reward_obs.build import notifications as notification_builders
 from reward_obs.build import grafana_recording
 from reward_obs.sinks.component import recording_rule_args, rule_args
 from reward_obs.catalog.config import load_config, read_stack_file
+from reward_obs.catalog.definitions import load_definitions
 
 GRAFANA_MODEL_DEFAULTS = {"intervalMs": 1000, "maxDataPoints": 43200}
 
@@ -141,11 +142,12 @@ def pulumi_inputs(definitions, config) -> dict:
 
 _VALUES = read_stack_file(ROOT / "Pulumi.selfhost.yaml")
 _ALERT_NAMES = sorted(p.stem for p in (ROOT / "alert_rules").glob("*.yaml"))
+_ALERT_COUNT = len(load_definitions(ROOT).alerts)  # alert_rules/ and the SLOs' alerts
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    order=st.permutations(range(len(_ALERT_NAMES))),
+    order=st.permutations(range(_ALERT_COUNT)),
     contact_order=st.permutations(range(len(yaml.safe_load((ROOT / "notifications/routing.yaml").read_text())["contact_points"]))),
     thresholds=st.dictionaries(st.sampled_from(_ALERT_NAMES), st.floats(min_value=0.01, max_value=50, allow_nan=False), max_size=3),
     live=st.booleans(),

@@ -24,7 +24,14 @@ def _am_rules(definitions) -> list[dict]:
 
 def test_a_provider_outage_holds_back_that_providers_consequences_only(definitions):
     [rule] = [r for r in _am_rules(definitions) if r["source_matchers"] == [f'alertname="{OUTAGE}"']]
-    assert rule["target_matchers"] == ['alertname=~"RewardDuplicatePayoutAttempt|RewardPayoutWebhookFailing|RewardReconciliationStale"']
+    # Issue 15's three, and issue 18's per-provider SLO and staleness alerts (the fleet SLO
+    # and the claim alerts have no provider: an outage of one provider never holds them back).
+    assert rule["target_matchers"] == ['alertname=~"' + "|".join([
+        "RewardClaimToPaidBudgetBurn", "RewardClaimToPaidBudgetSlowBurn", "RewardDuplicatePayoutAttempt",
+        "RewardPayoutCreateErrorBudgetBurn", "RewardPayoutCreateErrorBudgetSlowBurn",
+        "RewardPayoutErrorBudgetBurn", "RewardPayoutErrorBudgetSlowBurn", "RewardPayoutWebhookFailing",
+        "RewardPayoutWebhooksStopped", "RewardPayoutsStuck", "RewardReconciliationStale",
+        "RewardWebhookErrorBudgetBurn", "RewardWebhookErrorBudgetSlowBurn"]) + '"']
     assert rule["equal"] == ["environment", "provider"]  # one provider's outage never silences another's
 
 

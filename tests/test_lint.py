@@ -41,7 +41,8 @@ def test_shipped_definitions_are_lint_clean():
     report = run_lint(ROOT)
     assert report.findings == []
     # The one documented exception is listed with its reason.
-    assert [(e.alert, e.check) for e in report.exceptions] == [("RewardPayoutProviderOutage", "for-window"),
+    assert [(e.alert, e.check) for e in report.exceptions] == [("RewardClaimsStopped", "for-window"),
+                                                               ("RewardPayoutProviderOutage", "for-window"),
                                                                ("RewardPoolFundingSourceInvalid", "counter-without-rate")]
     assert all(len(e.reason) > 20 for e in report.exceptions)
 
@@ -145,12 +146,12 @@ def test_datasource_alerts_must_reach_the_rewards_route(repo_copy):
 @pytest.mark.parametrize("old, new, field", [
     # The forbidden-funding stat as a range query: the per-pool counter at every step.
     ("        # The counter is per pool and the stat shows the latest total: one evaluation.\n        instant: true\n", "",
-     "rows[0].panels[6].queries[0].expr"),
+     "rows[1].panels[6].queries[0].expr"),
     # A campaign panel that stops selecting one campaign.
-    ('reward_claims_held{campaign_id="$campaign"}', 'reward_claims_held{campaign_id=~".+"}', "rows[2].panels[3].queries[0].expr"),
+    ('reward_claims_held{campaign_id="$campaign"}', 'reward_claims_held{campaign_id=~".+"}', "rows[3].panels[3].queries[0].expr"),
     # The top-10 bar gauge turned into a range query over every campaign's recorded ratio.
     ("instant: true\n        queries:\n          - expr: topk(10,", "queries:\n          - expr: topk(10,",
-     "rows[1].panels[3].queries[0].expr"),
+     "rows[2].panels[3].queries[0].expr"),
 ])
 def test_a_range_panel_reading_every_pool_or_campaign_fails(repo_copy, old, new, field):
     path = repo_copy / "dashboards/reward-operations.yaml"

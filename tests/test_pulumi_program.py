@@ -212,7 +212,9 @@ def test_grafana_mode_registers_the_rendered_recording_rules(grafana_program, tm
     for file_group in rendered["groups"]:
         group = groups[file_group["name"]]
         assert group["name"].startswith("recording-rule-group-")
-        assert group["inputs"]["folderUid"] == "rewards" and group["inputs"]["intervalSeconds"] == 60
+        # Every group each minute, but the SLOs' 30-day budgets, every 5 minutes (slos/*.yaml)
+        interval = 300 if file_group["name"] == "reward-slo-period" else 60
+        assert group["inputs"]["folderUid"] == "rewards" and group["inputs"]["intervalSeconds"] == interval
         rules = group["inputs"]["rules"]
         assert [r["uid"] for r in rules] == [r["uid"] for r in file_group["rules"]]
         for rule, file_rule in zip(rules, file_group["rules"]):
@@ -281,10 +283,11 @@ EXPECTED_RESOURCES = {
     "grafana:alerting/notificationPolicy:NotificationPolicy": ["policy-rewards"],
     # dashboards/*.yaml (two) and the runbooks dashboard
     "grafana:oss/dashboard:Dashboard": ["dashboard-reward-operations", "dashboard-reward-runbooks", "dashboard-reward-trace"],
-    # the six `group:` values of alert_rules/*.yaml; recordingRules: prometheus adds none
+    # the six `group:` values of alert_rules/*.yaml and the SLO alerts' reward-slos
+    # (slos/*.yaml); recordingRules: prometheus adds none
     "grafana:alerting/ruleGroup:RuleGroup": ["rule-group-reward-claims", "rule-group-reward-health", "rule-group-reward-payouts",
                                              "rule-group-reward-pools", "rule-group-reward-reconciliation",
-                                             "rule-group-reward-traceability"],
+                                             "rule-group-reward-slos", "rule-group-reward-traceability"],
 }
 
 
@@ -308,9 +311,9 @@ def test_operations_dashboard_is_exactly(program):
     inputs = dict(_registered(program, "dashboard-reward-operations"))
     board = json.loads(inputs.pop("configJson"))
     assert inputs == {"folder": "rewards", "overwrite": True, "orgId": "1"}
-    # dashboards/reward-operations.yaml: uid, title, refresh; 7 rows and 33 panels = 40 panels
+    # dashboards/reward-operations.yaml: uid, title, refresh; 8 rows and 42 panels = 50 panels
     assert (board["uid"], board["title"], board["refresh"], len(board["panels"])) == (
-        "reward-operations", "Reward operations", "1m", 40)
+        "reward-operations", "Reward operations", "1m", 50)
 
 
 def test_telegram_contact_point_is_exactly(program):

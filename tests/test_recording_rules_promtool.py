@@ -5,7 +5,10 @@ from the rule's expression or its `raw` query). A `sum` turned into `max`, a los
 `by` label or a wrong rate window changes a value and fails here.
 
 Every rule in recording_rules/*.yaml needs a case: a new rule without one fails
-`test_every_recording_rule_has_a_hand_checked_case`.
+`test_every_recording_rule_has_a_hand_checked_case`. So does every rule generated from an
+SLO (slos/*.yaml): SLO_CASES give each SLO constant rates from two replicas, so every
+window of it holds the same hand-computed ratio (the windows themselves are checked as
+literal expressions in tests/test_slo.py).
 """
 from __future__ import annotations
 
@@ -134,6 +137,91 @@ CASES: dict[str, tuple[list[dict], dict[str, dict[str, float]]]] = {
 }
 
 
+# SLO name -> (level, input series, {labels: (bad/s, total/s, error ratio, budget left)}),
+# evaluated at 2h. Counters start at 0 and climb 60·k a minute (k per second), so every
+# rate window at 2h is exact and bad and total share every partial window's factor: each
+# window's ratio is bad/total. Budget left = 1 - ratio / (1 - objective). Two replicas per
+# provider: `sum` adds them, a `max` would not.
+SLO_AT = "2h"
+SLO_CASES: dict[str, tuple[str, list[dict], dict[str, tuple[float, float, float, float]]]] = {
+    # 99.9%: ton_wallet 1 failed of 200 a second; gift_card none of 50.
+    "payout_success": ("provider", [
+        _series("reward_payouts_total", f'{A}, provider="ton_wallet", result="failed"', "0+60x130"),
+        _series("reward_payouts_total", f'{A}, provider="ton_wallet", result="paid"', "0+5940x130"),
+        _series("reward_payouts_total", f'{B}, provider="ton_wallet", result="paid"', "0+6000x130"),
+        _series("reward_payouts_total", f'{A}, provider="ton_wallet", result="canceled"', "0+600x130"),  # not final
+        _series("reward_payouts_total", f'{A}, provider="gift_card", result="paid"', "0+3000x130"),
+        # Exported at 0 from startup, as the contract asks: without it gift_card has no ratio.
+        _series("reward_payouts_total", f'{A}, provider="gift_card", result="failed"', "0x130"),
+    ], {'{provider="ton_wallet"}': (1, 200, 0.005, -4), '{provider="gift_card"}': (0, 50, 0, 1)}),
+    # The same payouts over all providers: 1 failed of 250 a second.
+    "payout_success_fleet": ("all", [
+        _series("reward_payouts_total", f'{A}, provider="ton_wallet", result="failed"', "0+60x130"),
+        _series("reward_payouts_total", f'{A}, provider="ton_wallet", result="paid"', "0+5940x130"),
+        _series("reward_payouts_total", f'{B}, provider="ton_wallet", result="paid"', "0+6000x130"),
+        _series("reward_payouts_total", f'{A}, provider="gift_card", result="paid"', "0+3000x130"),
+    ], {"{}": (1, 250, 0.004, -3)}),
+    # 97.5%: 2 failed creates of 80 a second; status calls and their errors do not count.
+    "payout_creation": ("provider", [
+        _series("reward_provider_errors_total", f'{A}, provider="crypto_exchange", operation="create", error_code="timeout"', "0+60x130"),
+        _series("reward_provider_errors_total", f'{B}, provider="crypto_exchange", operation="create", error_code="http_5xx"', "0+60x130"),
+        _series("reward_provider_errors_total", f'{A}, provider="crypto_exchange", operation="status", error_code="timeout"', "0+600x130"),
+        _series("reward_provider_requests_total", f'{A}, provider="crypto_exchange", operation="create"', "0+1800x130"),
+        _series("reward_provider_requests_total", f'{B}, provider="crypto_exchange", operation="create"', "0+3000x130"),
+        _series("reward_provider_requests_total", f'{A}, provider="crypto_exchange", operation="status"', "0+6000x130"),
+    ], {'{provider="crypto_exchange"}': (2, 80, 0.025, 0)}),
+    # 98.5%: 3 rejected or failed of 100 first deliveries a second; duplicates do not count.
+    "webhook_processing": ("provider", [
+        _series("reward_payout_webhooks_total", f'{A}, provider="fiat_provider", result="processed"', "0+5820x130"),
+        _series("reward_payout_webhooks_total", f'{A}, provider="fiat_provider", result="invalid_signature"', "0+60x130"),
+        _series("reward_payout_webhooks_total", f'{B}, provider="fiat_provider", result="failed"', "0+120x130"),
+        _series("reward_payout_webhooks_total", f'{A}, provider="fiat_provider", result="duplicate"', "0+6000x130"),
+    ], {'{provider="fiat_provider"}': (3, 100, 0.03, -1)}),
+    # 99% within 10 minutes: of 20 paid a second, 19 within 600s (the bucket's le is "600"
+    # from one client library and "600.0" from another); the +Inf bucket does not count.
+    "claim_to_paid_latency": ("provider", [
+        _series("reward_payout_duration_seconds_count", f'{A}, provider="gift_card"', "0+600x130"),
+        _series("reward_payout_duration_seconds_bucket", f'{A}, provider="gift_card", le="600"', "0+540x130"),
+        _series("reward_payout_duration_seconds_bucket", f'{A}, provider="gift_card", le="+Inf"', "0+600x130"),
+        _series("reward_payout_duration_seconds_count", f'{B}, provider="gift_card"', "0+600x130"),
+        _series("reward_payout_duration_seconds_bucket", f'{B}, provider="gift_card", le="600.0"', "0+600x130"),
+        _series("reward_payout_duration_seconds_bucket", f'{B}, provider="gift_card", le="+Inf"', "0+600x130"),
+        # Manual payouts are paid by hand, none within 10 minutes: left out of the SLO.
+        _series("reward_payout_duration_seconds_count", f'{A}, provider="manual"', "0+60x130"),
+        _series("reward_payout_duration_seconds_bucket", f'{A}, provider="manual", le="600"', "0x130"),
+    ], {'{provider="gift_card"}': (1, 20, 0.05, -4)}),
+}
+SLO_RATE_WINDOWS = ("5m", "1h")
+SLO_RATIO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+
+
+def _slo_expected(name: str) -> dict[str, dict[str, float]]:
+    """record -> {labels: value} of one SLO, from its row in SLO_CASES."""
+    level, _, rows = SLO_CASES[name]
+    prefix = f"{level}:reward_slo_{name}"
+    out: dict[str, dict[str, float]] = {}
+    for labels, (bad, total, ratio, budget) in rows.items():
+        for w in SLO_RATE_WINDOWS:
+            out.setdefault(f"{prefix}_bad:rate{w}", {})[labels] = bad
+            out.setdefault(f"{prefix}_total:rate{w}", {})[labels] = total
+        for w in SLO_RATIO_WINDOWS:
+            out.setdefault(f"{prefix}_errors:ratio_rate{w}", {})[labels] = ratio
+        out.setdefault(f"{prefix}_budget:remaining30d", {})[labels] = budget
+    return out
+
+
+def _slo_unit_tests() -> list[dict]:
+    """One test group per SLO. Rates over 30 days divide by the whole window, so the ratio
+    carries float noise in its last bits: every value is compared rounded to 1e-6."""
+    return [{
+        "name": f"slo {name}", "interval": "1m", "input_series": series,
+        "promql_expr_test": [
+            {"expr": f"round({record}, 0.000001)", "eval_time": SLO_AT,
+             "exp_samples": [{"labels": labels, "value": value} for labels, value in samples.items()]}
+            for record, samples in _slo_expected(name).items()],
+    } for name, (_, series, _) in SLO_CASES.items()]
+
+
 def _unit_tests() -> list[dict]:
     tests = []
     for record, (series, expected) in CASES.items():
@@ -168,11 +256,16 @@ def _run_promtool(rule_file, tests) -> subprocess.CompletedProcess:
 
 def test_every_recording_rule_has_a_hand_checked_case(rule_file):
     rendered = {r["record"] for g in yaml.safe_load(rule_file.read_text())["groups"] for r in g["rules"]}
-    assert rendered == set(CASES)
+    assert rendered == set(CASES) | {record for name in SLO_CASES for record in _slo_expected(name)}
 
 
 def test_each_recorded_series_has_its_hand_computed_value(rule_file):
     result = _run_promtool(rule_file, _unit_tests())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_each_slo_series_has_its_hand_computed_value(rule_file):
+    result = _run_promtool(rule_file, _slo_unit_tests())
     assert result.returncode == 0, result.stdout + result.stderr
 
 

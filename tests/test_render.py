@@ -92,13 +92,13 @@ BROKEN = {
                    "alert_rules/RewardPoolLow.yaml:expr: not valid PromQL"),
     "unknown label in a panel": (lambda r: (r / "dashboards/reward-operations.yaml").write_text(
         (r / "dashboards/reward-operations.yaml").read_text().replace('status="active"', 'state="active"')),
-        "dashboards/reward-operations.yaml:rows[0].panels[0].queries[0].expr: reward_campaigns has no label 'state'"),
+        "dashboards/reward-operations.yaml:rows[1].panels[0].queries[0].expr: reward_campaigns has no label 'state'"),
     "missing runbook": (lambda r: (r / "runbooks/claim-anomalies.md").unlink(),
                         "alert_rules/RewardClaimVolumeAbnormal.yaml:runbook: runbooks/claim-anomalies.md does not exist"),
     "duplicate dashboard uid": (_second_dashboard, "duplicate dashboard uid 'reward-operations'"),
     "duplicate panel id": (lambda r: (r / "dashboards/reward-operations.yaml").write_text(
         (r / "dashboards/reward-operations.yaml").read_text().replace("id: 9\n", "id: 8\n")),
-        "dashboards/reward-operations.yaml:rows[1].panels[1].id: duplicate panel id 8"),
+        "dashboards/reward-operations.yaml:rows[2].panels[1].id: duplicate panel id 8"),
     "unknown panel": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolLow.yaml", lambda d: d.update(panel="reward-operations/nope")),
                       "alert_rules/RewardPoolLow.yaml:panel: dashboard 'reward-operations' has no panel with key 'nope'"),
     "undefined parameter": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolExhausted.yaml",

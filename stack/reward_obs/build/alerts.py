@@ -50,7 +50,7 @@ def dashboard_url(alert: ResolvedAlert, definitions: Definitions, config: StackC
     url = config.panel_url(rule.dashboard_uid, panel.id)
     if not rule.is_promql:
         return url
-    result_labels = promql.output_labels(promql.parse(alert.expr), definitions.contract)
+    result_labels = promql.output_labels(promql.parse(alert.expr), definitions.series_contract)
     for v in dashboard.variables:
         uses = re.compile(rf"\$\{{?{re.escape(v['name'])}\b")
         if v.get("include_all", True) or "query" not in v or not any(uses.search(q.expr) for q in panel.queries):

@@ -22,14 +22,22 @@ from reward_obs.catalog.definitions import Definitions
 EQUAL_ALWAYS = ("environment",)  # a cause in one environment never silences another's alerts
 
 
-def _reads_scrape(expr: str, contract) -> bool:
-    return any(contract.series_metric(s.metric or "") is not None and not contract.series_metric(s.metric).synthetic
-               for s in promql.selectors(promql.parse(expr)))
+def _reads_scrape(expr: str, contract, recorded: dict[str, str]) -> bool:
+    """The expression reads a scraped series, directly or through a recording rule (an SLO
+    burn-rate alert reads error ratios recorded from the scraped counters)."""
+    for s in promql.selectors(promql.parse(expr)):
+        metric = contract.series_metric(s.metric or "")
+        if metric is not None and not metric.synthetic:
+            return True
+        if s.metric in recorded and _reads_scrape(recorded[s.metric], contract, recorded):
+            return True
+    return False
 
 
 def inhibition_rules(definitions: Definitions) -> list[dict]:
     """[{name, source: [(label, op, value)], target: [...], equal: [...]}], sorted by name."""
     contract = definitions.contract
+    recorded = {r.record: r.expr for r in definitions.recording_rules}
     alerts = sorted((a for a in definitions.alerts if a.is_promql), key=lambda a: a.name)
     by_name = {a.name: a for a in alerts}
     rules = []
@@ -43,7 +51,7 @@ def inhibition_rules(definitions: Definitions) -> list[dict]:
         if not promql.watches_scrape(promql.parse(source.resolved().expr)):
             continue
         stale = [a.name for a in alerts if a.name != source.name and not a.is_heartbeat
-                 and _reads_scrape(a.resolved().expr, contract)]
+                 and _reads_scrape(a.resolved().expr, contract, recorded)]
         if stale:
             rules.append({"name": f"{source.name}-holds-back-what-it-makes-stale", "source": [("alertname", "=", source.name)],
                           "target": [("alertname", "=~", "|".join(stale))], "equal": list(EQUAL_ALWAYS)})

@@ -148,7 +148,7 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
                 problems.add(source, _key(f"alertOverrides.{name}"), f"does not fit the rule: {exc}")
                 continue
             if rule.is_promql:
-                messages = promql.catalog_problems(resolved.condition_expr, definitions.contract)
+                messages = promql.catalog_problems(resolved.condition_expr, definitions.series_contract)
             else:
                 messages = logql_problems(resolved.expr, event_fields(definitions.root))
             for message in messages:

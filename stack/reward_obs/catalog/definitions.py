@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from reward_obs.catalog import recording
+from reward_obs.catalog import slos as slo_catalog
 from reward_obs.catalog.files import json_path, load_schema, read_yaml, rel_path, validated  # noqa: F401 (json_path re-exported)
 from reward_obs.catalog.runbooks import load_runbooks, panel_id_problems, runbook_problems
 from reward_obs.lang import promql
@@ -59,6 +60,8 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         data = validated(root, path, "alert_rule.schema.json", problems)
         if data is not None:
             alerts.append(_alert(rel_path(root, path), data))
+    slos = slo_catalog.load(root, contract, problems)
+    alerts += slo_catalog.alert_rules(slos)
 
     routing_file = root / "notifications" / "routing.yaml"
     routing_data = validated(root, routing_file, "notifications.schema.json", problems)
@@ -69,20 +72,24 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
     if not dashboards and not any(p.file.startswith("dashboards") for p in problems.problems):
         problems.add("dashboards", "(directory)", "no dashboard definitions found")
 
-    recording_rules = recording.load(root, problems)
+    recording_rules = recording.load(root, problems) + slo_catalog.recording_rules(slos, dashboards)
     runbooks = load_runbooks(root)
+    series_contract = None
     if contract is not None:
-        # Panels may read recorded series (the fleet-wide panels do); alerts read raw metrics.
-        _check_dashboards(root, dashboards, recording.with_recorded_series(contract, recording_rules), problems)
-        _check_alerts(root, alerts, dashboards, runbooks, contract, problems)
-        _check_inhibition(alerts, contract, problems)
+        # Panels may read recorded series (the fleet-wide panels do); alerts read raw
+        # metrics, but for the SLO burn-rate alerts, which read the recorded error ratios.
+        series_contract = recording.with_recorded_series(contract, recording_rules)
+        _check_dashboards(root, dashboards, series_contract, problems)
+        _check_alerts(root, alerts, dashboards, runbooks, series_contract, problems)
+        _check_inhibition(alerts, series_contract, problems)
         recording.check(recording_rules, contract, dashboards, problems)
     _check_rule_groups(alerts, recording_rules, problems)
     if routing is not None:
         _check_routing(routing, problems)
     for file, where, message in panel_id_problems(runbooks):
         problems.add(file, where, message)
-    definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing, tuple(recording_rules), runbooks)
+    definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing, tuple(recording_rules), runbooks,
+                              tuple(slos), series_contract)
     if contract is not None:
         for file, where, message in runbook_problems(root, definitions):
             problems.add(file, where, message)
@@ -249,7 +256,7 @@ def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboar
     uids: dict[str, str] = {}
     for a in alerts:
         _check_selectors(a.file, "expr", a.expr, problems)
-        if Path(a.file).stem != a.name:
+        if Path(a.file).stem != a.name and not a.slo:
             problems.add(a.file, "name", f"the file must be named {a.name}.yaml, after the alert it defines")
         if a.name in names:
             problems.add(a.file, "name", f"duplicate alert {a.name!r} (also in {names[a.name]})")
@@ -279,6 +286,8 @@ def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboar
             for message in logql_problems(resolved.expr, event_fields(root), vocabulary(root)):
                 problems.add(a.file, "expr", message)
         unused = set(a.params) - set(PARAM.findall("\n".join((a.expr, a.summary, a.description))))
+        if a.slo:  # an SLO alert's params are the numbers its runbook quotes (catalog/slos.py)
+            unused = set()
         for name in sorted(unused):
             problems.add(a.file, f"params.{name}", "is defined but never used")
         runbook = next((r for r in runbooks if r.file == a.runbook_file), None)

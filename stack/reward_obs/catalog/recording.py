@@ -52,6 +52,8 @@ def check(rules: list[RecordingRule], contract: MetricsContract, dashboards, pro
     """Contract and panel checks for loaded rules."""
 
     names: dict[str, str] = {}
+    # A rule may read another recorded series (the SLO period ratio reads the 5m one).
+    series_contract = with_recorded_series(contract, rules)
     queries = {f"{q.dashboard}/{q.panel_key}[{q.ref}]": q for q in panel_queries(_Dashboards(dashboards))}
     for i, r in enumerate(rules):
         where = f"rules[{r.record}]"
@@ -60,13 +62,13 @@ def check(rules: list[RecordingRule], contract: MetricsContract, dashboards, pro
         names[r.record] = r.file
         if r.record in contract.metrics:
             problems.add(r.file, where, "records a name that is a contract metric")
-        for message in promql.catalog_problems(r.expr, contract):
+        for message in promql.catalog_problems(r.expr, series_contract):
             problems.add(r.file, f"{where}.expr", message)
         for label in r.labels:
             if label not in contract.labels or label in ("job", "instance", "le"):
                 problems.add(r.file, f"{where}.labels", f"{label!r} is not a label a recorded series can keep")
         try:
-            kept = promql.output_labels(promql.parse(r.expr), contract)
+            kept = promql.output_labels(promql.parse(r.expr), series_contract)
         except ValueError:
             kept = None  # catalog_problems above already reports the parse error
         if kept is not None and set(kept) != set(r.labels):

@@ -213,7 +213,7 @@ _LABEL_REF = re.compile(r"\$labels\.([A-Za-z_][A-Za-z0-9_]*)|\.Labels\.([A-Za-z_
 
 
 def check_template_labels(alert, tree, ctx):
-    available = promql.output_labels(tree, ctx.definitions.contract)
+    available = promql.output_labels(tree, ctx.definitions.series_contract)
     texts = {"summary": alert.summary, "description": alert.description, **{f"labels.{k}": v for k, v in alert.rule.labels.items()}}
     for field, text in texts.items():
         for match in _LABEL_REF.finditer(text):

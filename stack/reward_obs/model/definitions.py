@@ -43,6 +43,7 @@ class AlertRule:
     lint_exceptions: dict
     datasource: str = "prometheus"  # or "loki": a log-based rule, evaluated by Grafana only
     inhibited_by: tuple[str, ...] = ()  # alerts whose firing holds this one's notifications back
+    slo: str = ""  # generated from slos/<slo>.yaml (catalog/slos.py), not written in alert_rules/
 
     @property
     def is_promql(self) -> bool:
@@ -229,8 +230,12 @@ class Definitions:
     alerts: tuple[AlertRule, ...]
     dashboards: tuple[Dashboard, ...]
     routing: Routing
-    recording_rules: tuple[RecordingRule, ...] = ()
+    recording_rules: tuple[RecordingRule, ...] = ()  # recording_rules/*.yaml and the SLOs' rules
     runbooks: tuple[Runbook, ...] = ()  # README.md first, then by file name
+    slos: tuple = ()  # model.slo.SLO, from slos/*.yaml
+    # Every recorded series (recording_rules/ and the SLOs' rules) added to the contract:
+    # what an alert or a panel may read. None when the contract failed to load.
+    series_contract: MetricsContract | None = None
 
     def dashboard(self, uid: str) -> Dashboard | None:
         return next((d for d in self.dashboards if d.uid == uid), None)

@@ -65,6 +65,8 @@ CURRENCIES = ("TON", "USDT", "STARS_GIFT")
 # Failed provider calls draw their error_code from the contract's list; a dead provider
 # answers with this one.
 DOWN_ERROR_CODE = "provider_unavailable"
+HEALTHY_PENDING_AGE = 60.0  # seconds: a healthy provider confirms within minutes
+HEALTHY_HELD_AGE = 1200.0  # seconds: reviews keep up, well inside the 4-hour target
 DURATION_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 STAGES = ("match_settlement", "reward_allocation", "claim", "payout", "admin_audit")
 
@@ -318,6 +320,7 @@ class Simulator:
         self.histogram_count = {p: 0 for p in self.providers}
         self.histogram_sum = {p: 0.0 for p in self.providers}
         self.gauges["reward_campaigns"][("active",)] = float(len(self.campaigns))
+        self._init_staleness()
         for pool in self.pools:  # every pool starts funded from an allowed source
             self._fund(pool, "sponsor", pool.budget, None, initial=True)
         self._init_switches()
@@ -474,6 +477,7 @@ class Simulator:
         for pi, provider in enumerate(self.providers):
             batch = approved_per_provider[pi]
             down = provider == outage
+            # Healthy: 1 in 2,000 fails, well inside the 99.9% payout SLO (slos/payout-success.yaml).
             fail_share = 0.8 if down else PAYOUT_RESULT_SHARE["failed"]
             payouts = {"paid": 0, "failed": 0, "canceled": 0}
             requests = {"quote": 0, "create": 0, "status": 0, "cancel": 0}
@@ -548,6 +552,7 @@ class Simulator:
                 self._fund(pool, "treasury" if self.rng.random() < 0.5 else "sponsor", INITIAL_BUDGET / 2, ts())
         if forbidden is not None and (forbidden.pool_id, FORBIDDEN_SOURCE) not in c["reward_pool_funding_total"]:
             self._fund(forbidden, FORBIDDEN_SOURCE, 500.0, ts())
+        self._step_staleness(t0 + dt, dt, outage)
         self.now = t0 + dt
         self._reconcile(dt)
 
@@ -597,6 +602,33 @@ class Simulator:
             if self._double_paid.get(key) == "paid twice":
                 self._double_paid[key] = "found"
                 c["reward_reconciliation_double_payments_total"][key] += 1
+
+    # -- staleness (issue 18): ages of the oldest unfinished payout and held claim, and
+    #    the time of the last processed webhook
+
+    def _init_staleness(self) -> None:
+        reasons = self.contract.label_values("reward_claim_oldest_held_age_seconds", "reason")
+        self.gauges["reward_payout_oldest_pending_age_seconds"] = {(p,): 0.0 for p in self.providers}
+        self.gauges["reward_payout_webhook_last_processed_timestamp_seconds"] = {(p,): 0.0 for p in self.providers}
+        self.gauges["reward_claim_oldest_held_age_seconds"] = {(r,): 0.0 for r in reasons}
+        self._processed_seen = {p: 0.0 for p in self.providers}
+
+    def _step_staleness(self, now: float, dt: float, outage: str | None) -> None:
+        g = self.gauges
+        processed = self.counters["reward_payout_webhooks_total"]
+        for pi, p in enumerate(self.providers):
+            if processed[(p, "processed")] > self._processed_seen[p]:
+                self._processed_seen[p] = processed[(p, "processed")]
+                g["reward_payout_webhook_last_processed_timestamp_seconds"][(p,)] = now
+            age = g["reward_payout_oldest_pending_age_seconds"]
+            if p == outage:
+                age[(p,)] += dt  # nothing completes: the oldest payout keeps ageing
+            else:
+                age[(p,)] = HEALTHY_PENDING_AGE + 30.0 * (pi % 3) if g["reward_payouts_pending"][(p,)] > 0 else 0.0
+        held = g["reward_claims_held"]
+        for ri, (reason,) in enumerate(list(g["reward_claim_oldest_held_age_seconds"])):
+            any_held = any(v > 0 for (_, r), v in held.items() if r == reason)
+            g["reward_claim_oldest_held_age_seconds"][(reason,)] = HEALTHY_HELD_AGE * (ri + 1) if any_held else 0.0
 
     # -- reading the state
 

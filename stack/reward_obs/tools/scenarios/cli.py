@@ -5,10 +5,12 @@ import shutil
 import sys
 from pathlib import Path
 
+from reward_obs.build import recording
 from reward_obs.catalog.load import load
 from reward_obs.model.durations import format_duration
-from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, render_files
+from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
 from reward_obs.tools.scenarios import load_scenarios, run
+from reward_obs.tools.scenarios.promtool_file import RECORDING_FILE
 from reward_obs.tools.scenarios.runner import PromtoolMissing, read_rules
 
 
@@ -29,6 +31,11 @@ def cmd_scenarios(args) -> int:
         rule_file = out / PROMETHEUS_RULE_FILE
         rule_file.parent.mkdir(parents=True, exist_ok=True)
         rule_file.write_text(render_files(definitions, config)[PROMETHEUS_RULE_FILE], encoding="utf-8")
+        # promtool evaluates the recording rules the SLO alerts read, whichever evaluator
+        # the stack names for production (runner loads this file next to the alerts).
+        recorded = recording.prometheus_rule_file(definitions)
+        if recorded is not None:
+            (rule_file.parent / RECORDING_FILE).write_text(dump_yaml(recorded), encoding="utf-8")
     if (out / "promtool").exists():
         shutil.rmtree(out / "promtool")
     try:

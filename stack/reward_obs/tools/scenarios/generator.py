@@ -43,6 +43,11 @@ ERROR_OPERATIONS = {"quote", "create", "status"}  # operations whose errors are 
 RESERVED_MINUTES = 30  # an allocation stays reserved this long before it is paid
 HELD_MINUTES = 60
 PENDING_MINUTES = 3
+# Claim to paid (reward_payout_duration_seconds, observed when a payout is paid): the share
+# of paid payouts at or under each bucket bound on a healthy day, as the exported `le`. Two
+# in 1,000 take longer than 10 minutes, inside the 99% latency SLO (slos/claim-to-paid-latency.yaml).
+PAID_WITHIN_SHARE = {"60": 0.5, "600": 0.998, "+Inf": 1.0}
+MEAN_PAID_SECONDS = 90.0
 # Exported from the pool ledger, so a restart does not zero them (the funding alert
 # reads the raw counter and must hold until the pool is closed).
 LEDGER_COUNTERS = {"reward_pool_funding_total"}
@@ -160,6 +165,9 @@ def _build(scenario: Scenario, contract: MetricsContract) -> list[Series]:
             add("reward_claims_held", {"campaign_id": c.id, "reason": reason}, zeros, False, exists, derived=True)
         # The operator's accrual switch: on from the campaign's creation (issue 15).
         add("reward_campaign_accrual_enabled", {"campaign_id": c.id}, np.ones(n), False, exists)
+        # Its other operator switches (issue 16), on until a scenario pauses or holds.
+        for switch in ("reward_campaign_claims_enabled", "reward_campaign_payouts_enabled"):
+            add(switch, {"campaign_id": c.id}, np.ones(n), False, exists)
         pool = active[c.id]
         for gauge in ("reward_pool_budget", "reward_pool_reserved", "reward_pool_paid", "reward_pool_remaining"):
             add(gauge, {"pool_id": c.pool, "campaign_id": c.id, "currency": c.currency}, zeros, False, pool, derived=True)
@@ -184,8 +192,26 @@ def _build(scenario: Scenario, contract: MetricsContract) -> list[Series]:
                 if op in ERROR_OPERATIONS:
                     add("reward_provider_errors_total", {"provider": p, "operation": op, "error_code": code}, calls * share, True)
         add("reward_provider_up", {"provider": p}, np.ones(n), False)
+        for switch in ("reward_provider_enabled", "reward_provider_payouts_enabled"):
+            add(switch, {"provider": p}, np.ones(n), False)
+        paid = payouts * PAYOUT_RESULT_SHARE["paid"]
+        for le, share in PAID_WITHIN_SHARE.items():
+            add("reward_payout_duration_seconds_bucket", {"provider": p, "le": le}, paid * share, True)
+        add("reward_payout_duration_seconds_count", {"provider": p}, paid, True)
+        add("reward_payout_duration_seconds_sum", {"provider": p}, paid * MEAN_PAID_SECONDS, True)
+    _build_staleness(contract, providers, add, zeros)
     _build_reconciliation(out, providers, campaigns, n)
     return out
+
+
+def _build_staleness(contract: MetricsContract, providers, add, zeros) -> None:
+    """Issue 18: ages of the oldest unfinished payout and held claim, and the time of the
+    last processed webhook (derived in _derive_staleness)."""
+    for p in providers:
+        add("reward_payout_oldest_pending_age_seconds", {"provider": p}, zeros, False, derived=True)
+        add("reward_payout_webhook_last_processed_timestamp_seconds", {"provider": p}, zeros, False, derived=True)
+    for reason in _label_values(contract, "reward_claim_oldest_held_age_seconds", "reason", HELD_REASON_SHARE):
+        add("reward_claim_oldest_held_age_seconds", {"reason": reason}, zeros, False, derived=True)
 
 
 # Reconciliation (issue 15): the backend reconciles every RECONCILIATION_MINUTES; each run
@@ -384,6 +410,67 @@ def _derive(scenario: Scenario, series: list[Series], funding: list[Event]) -> N
             paid = get("reward_payouts_total", provider=s.labels["provider"], result="paid")
             inc = np.maximum(np.diff(paid.values, prepend=paid.values[0]), 0.0)
             s.values = rolling(inc, PENDING_MINUTES)
+    _derive_staleness(series, get, n)
+    _derive_durations(scenario, series, get)
+
+
+def _derive_durations(scenario: Scenario, series: list[Series], get) -> None:
+    """The claim-to-paid histogram follows the paid payouts drawn, so it stays a histogram:
+    _count is the paid counter, each bucket a binomial draw from the payouts in the bucket
+    above it, at the share the buckets' means give (a `scale` event on a bucket changes the
+    share of payouts within its bound), and _sum their mean duration. Drawn independently,
+    `_count - _bucket{le="600"}` would be noise, even negative."""
+    for count in [s for s in series if s.metric == "reward_payout_duration_seconds_count"]:
+        provider = count.labels["provider"]
+        paid = get("reward_payouts_total", provider=provider, result="paid")
+        step = np.diff(paid.values, prepend=0.0)
+        restarted = step < 0
+        step[restarted] = paid.values[restarted]  # a counter restarts from what it counted since
+        buckets = sorted((s for s in series if s.metric == "reward_payout_duration_seconds_bucket"
+                          and s.labels["provider"] == provider), key=lambda s: -float(s.labels["le"]))
+        above_step, above_mean = step, count.mean
+        for b in buckets:
+            if b.labels["le"] != "+Inf":
+                share = np.clip(b.mean / np.where(above_mean > 0, above_mean, 1.0), 0.0, 1.0)
+                if scenario.system.noise:
+                    above_step = _rng(scenario, b).binomial(above_step.astype(np.int64), share).astype(float)
+                else:
+                    above_step = np.diff(np.floor(np.cumsum(above_step * share) + 1e-9), prepend=0.0)
+            b.values = _restarting_sum(above_step, restarted)
+            above_mean = b.mean
+        count.values = paid.values.copy()
+        total = get("reward_payout_duration_seconds_sum", provider=provider)
+        total.values = paid.values * MEAN_PAID_SECONDS
+
+
+def _restarting_sum(step: np.ndarray, restarted: np.ndarray) -> np.ndarray:
+    """Cumulative sum that starts over where the counter restarted."""
+    out = np.empty_like(step)
+    running = 0.0
+    for t, (x, reset) in enumerate(zip(step, restarted)):
+        running = x if reset else running + x
+        out[t] = running
+    return out
+
+
+def _derive_staleness(series: list[Series], get, n: int) -> None:
+    """A pending payout is at most PENDING_MINUTES old and a held claim HELD_MINUTES old on a
+    healthy system (scenarios ramp the ages for a fault); the last processed webhook is the
+    last minute the processed counter rose (promtool's time() is 60 x the minute), 0 for a
+    provider that has sent none."""
+    minute = np.arange(n)
+    for s in series:
+        if s.metric == "reward_payout_oldest_pending_age_seconds":
+            pending = get("reward_payouts_pending", provider=s.labels["provider"])
+            s.values = np.where(pending.values > 0, 60.0 * PENDING_MINUTES, 0.0)
+        elif s.metric == "reward_payout_webhook_last_processed_timestamp_seconds":
+            processed = get("reward_payout_webhooks_total", provider=s.labels["provider"], result="processed")
+            rose = np.diff(processed.values, prepend=processed.values[0]) > 0
+            last = np.maximum.accumulate(np.where(rose, minute, -1))
+            s.values = np.where(last >= 0, 60.0 * last, 0.0)
+        elif s.metric == "reward_claim_oldest_held_age_seconds":
+            held = np.zeros(n) + sum(h.values for h in series if h.metric == "reward_claims_held" and h.labels["reason"] == s.labels["reason"])
+            s.values = np.where(np.asarray(held) > 0, 60.0 * HELD_MINUTES, 0.0)
 
 
 def _book_remaining(scenario: Scenario, series: list[Series], gauge_events) -> None:

@@ -28,6 +28,7 @@ from reward_obs.tools.scenarios.model import (
     Event,
     Fault,
     PlotSeries,
+    Resolve,
     Scenario,
     System,
 )
@@ -139,14 +140,26 @@ def _scenario(rel: str, path: Path, data: dict, text: str, definitions: Definiti
         if rule is not None:
 
             try:
-                out = promql.output_labels(promql.parse(rule.resolved().expr), definitions.contract)
+                out = promql.output_labels(promql.parse(rule.resolved().expr), definitions.series_contract)
             except Exception:  # noqa: BLE001 - a label check must not hide the real problem
                 out = None
             for label in f.get("labels", {}):
                 if out is not None and label not in out:
                     problems.add(rel, f"fault.labels.{label}", f"{f['alert']} has no label {label!r} (its alerts carry: {', '.join(sorted(out)) or 'none'})")
+        end = _minutes(f["end"], problems, rel, "fault.end") if "end" in f else None
+        if end is not None and start is not None and end <= start:
+            problems.add(rel, "fault.end", "must be after fault.start")
+        resolves = []
+        for i, r in enumerate(f.get("resolves", ())):
+            r_within = _minutes(r["within"], problems, rel, f"fault.resolves[{i}].within")
+            if end is None:
+                problems.add(rel, f"fault.resolves[{i}]", "needs fault.end: a reset is measured from the end of the fault")
+            elif None not in (r_within, duration) and end + r_within > duration:
+                problems.add(rel, f"fault.resolves[{i}].within", f"end + within ({f['end']} + {r['within']}) is past the end of the run ({data['duration']})")
+            if r_within is not None:
+                resolves.append(Resolve(dict(r.get("labels", {})), r_within))
         if None not in (start, within):
-            fault = Fault(start, f["alert"], dict(f.get("labels", {})), within)
+            fault = Fault(start, f["alert"], dict(f.get("labels", {})), within, end, tuple(resolves))
 
     may_fire = tuple(data.get("may_fire", ()))
     for i, name in enumerate(may_fire):
@@ -246,20 +259,22 @@ def _check_series(scenario: Scenario, contract: MetricsContract, catalog, proble
     known = {(m, tuple(sorted(labels.items()))) for m, labels in catalog(scenario, contract)}
 
     def check_selector(where: str, metric: str, labels: dict) -> bool:
-        spec = contract.metrics.get(metric)
-        if spec is None or spec.type == "histogram":
-            problems.add(rel, f"{where}.metric", f"{metric!r} is not a gauge or counter of the metrics contract")
+        spec = contract.series_metric(metric)
+        if spec is None:
+            problems.add(rel, f"{where}.metric", f"{metric!r} is not a series of the metrics contract "
+                                                  "(a histogram is read as its _bucket, _count and _sum series)")
             return False
+        series_labels = sorted(contract.series_labels(metric))
         ok = True
         for label, value in labels.items():
             if label in TARGET_LABELS:
                 problems.add(rel, f"{where}.labels.{label}", "is set by the scrape target, not by a scenario")
                 ok = False
-            elif label not in spec.labels:
-                problems.add(rel, f"{where}.labels.{label}", f"{metric} has no label {label!r} (it has: {', '.join(spec.labels) or 'none'})")
+            elif label not in series_labels:
+                problems.add(rel, f"{where}.labels.{label}", f"{metric} has no label {label!r} (it has: {', '.join(series_labels) or 'none'})")
                 ok = False
             else:
-                allowed = contract.label_values(metric, label)
+                allowed = contract.label_values(spec.name, label)
                 if allowed is not None and value not in allowed:
                     problems.add(rel, f"{where}.labels.{label}", f"{value!r} is not a value of {label} on {metric} (one of: {', '.join(allowed)})")
                     ok = False
@@ -271,8 +286,8 @@ def _check_series(scenario: Scenario, contract: MetricsContract, catalog, proble
             continue
         if not check_selector(e.where, e.metric, e.labels):
             continue
-        spec = contract.metrics[e.metric]
-        kind = "counter" if spec.type == "counter" else "gauge"
+        spec = contract.series_metric(e.metric)
+        kind = "counter" if spec.type in ("counter", "histogram") else "gauge"  # a histogram's series count
         if (e.action in COUNTER_ONLY and kind != "counter") or (e.action in GAUGE_ONLY and kind != "gauge"):
             problems.add(rel, f"{e.where}.{e.action}", f"{e.action} does not apply to {e.metric}, a {spec.type}")
         key = (e.metric, tuple(sorted(e.labels.items())))

@@ -71,11 +71,19 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Resolve:
+    labels: dict  # added to the fault's labels
+    within: int  # minutes after fault.end
+
+
+@dataclass(frozen=True)
 class Fault:
     start: int  # minute
     alert: str
     labels: dict
     within: int  # minutes
+    end: int | None = None  # minute: first sample without the fault
+    resolves: tuple[Resolve, ...] = ()
 
     @property
     def deadline(self) -> int:

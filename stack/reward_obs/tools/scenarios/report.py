@@ -52,6 +52,9 @@ def scenario_json(r: ScenarioResult, plot: str | None, evaluated: set[str]) -> d
             "alert": f.alert, "labels": f.labels, "start_min": f.start, "within_min": f.within, "deadline_min": f.deadline,
             "first_pending_min": r.first_pending, "first_firing_min": r.first_firing, "latency_min": r.latency,
             "within_bound": r.latency is not None and 0 <= r.latency <= f.within,
+            "end_min": f.end,
+            "resets": [{"labels": labels, "reset_min": m} for labels, m in r.resets()],
+            "reset_bounds": [{"labels": x.labels, "within_min": x.within} for x in f.resolves],
         },
         "silent": [a for a in s.silent if a in evaluated],
         "silent_not_evaluated": [a for a in s.silent if a not in evaluated],
@@ -75,6 +78,8 @@ def alert_summary(results: list[ScenarioResult], rules: dict[str, Rule], healthy
         faults = [r for r in results if r.scenario.fault and r.scenario.fault.alert == name]
         latencies = [(r.latency, r.scenario.fault.within, r.scenario.name) for r in faults if r.latency is not None]
         worst = max(latencies, default=None, key=lambda x: (x[0] - x[1], x[0]))
+        resets = [(m, labels, r.scenario.name) for r in faults for labels, m in r.resets()]
+        worst_reset = max(resets, default=None, key=lambda x: x[0])
         false = sum(1 for r in results for x in r.false_firings() if x.alert == name)
         week = next((r for r in results if r.scenario.name == healthy_week), None)
         week_info = None
@@ -99,6 +104,8 @@ def alert_summary(results: list[ScenarioResult], rules: dict[str, Rule], healthy
             "worst_latency_min": worst[0] if worst else None,
             "worst_bound_min": worst[1] if worst else None,
             "worst_scenario": worst[2] if worst else None,
+            "resets": [{"reset_min": m, "labels": labels, "scenario": name} for m, labels, name in resets],
+            "worst_reset_min": worst_reset[0] if worst_reset else None,
             "all_within_bound": bool(faults) and all(r.passed and r.latency is not None and r.latency <= r.scenario.fault.within for r in faults),
             "false_firings": false,
             "healthy_week": week_info,
@@ -124,6 +131,27 @@ def build(results: list[ScenarioResult], rules: dict[str, Rule], rule_file: Path
 # ---------------------------------------------------------------- Markdown
 
 
+def _resets(fault: dict) -> str:
+    """Each firing's reset, by the labels that tell them apart (a burn window): `1h: 6m, 6h: 29m`."""
+    if fault["end_min"] is None:
+        return "—"
+    parts = [(",".join(str(v) for _, v in sorted(x["labels"].items())) + ": " if x["labels"] else "") + t(x["reset_min"])
+             for x in fault["resets"]]
+    return ", ".join(parts) or "never fired"
+
+
+def _alert_resets(a: dict) -> str:
+    """The worst reset per label set (burn window) over every fault scenario of the alert."""
+    worst: dict[str, tuple[int, str]] = {}
+    for x in a["resets"]:
+        key = ",".join(str(v) for _, v in sorted(x["labels"].items()))
+        if key not in worst or x["reset_min"] > worst[key][0]:
+            worst[key] = (x["reset_min"], x["scenario"])
+    if not worst:
+        return "—"
+    return ", ".join(f"{(k + ': ') if k else ''}{t(m)}" for k, (m, _) in sorted(worst.items(), key=lambda kv: kv[1][0]))
+
+
 def markdown(report: dict) -> str:
     lines = ["# Alert detection report", ""]
     failed = report["scenarios_failed"]
@@ -138,26 +166,27 @@ def markdown(report: dict) -> str:
               "come from a promtool run that prints `ALERTS` timestamps, and are asserted again in the verdict run.", ""]
 
     lines += ["## Detection latency", "",
-              "| Scenario | Alert | Fault starts | First pending | First firing | Latency | Bound | False firings | Result |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| Scenario | Alert | Fault starts | First pending | First firing | Latency | Bound | Fault ends | Reset | False firings | Result |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in report["scenarios"]:
         f = s["fault"]
         if f is None:
             continue
         false = ", ".join(f"{x['alert']}{_labels(x['labels'])}" for x in s["false_firings"]) or "none"
-        allowed = [f"{x['alert']} (allowed)" for x in s["allowed_firings"]]
+        allowed = [f"{name} (allowed)" for name in sorted({x["alert"] for x in s["allowed_firings"]})]
         if allowed:
             false += "; also fired: " + ", ".join(allowed)
         lines.append(f"| {s['name']} | {f['alert']}{_labels(f['labels'])} | {t(f['start_min'])} | {t(f['first_pending_min'])} | "
-                     f"{t(f['first_firing_min'])} | **{t(f['latency_min'])}** | {t(f['within_min'])} | {false} | "
+                     f"{t(f['first_firing_min'])} | **{t(f['latency_min'])}** | {t(f['within_min'])} | {t(f['end_min'])} | "
+                     f"{_resets(f)} | {false} | "
                      f"{'pass' if s['passed'] else '**FAIL**'} |")
 
     lines += ["", "## Every alert", "",
-              "| Alert | Condition | Fault scenarios | Worst latency (bound) | False firings, all scenarios |",
-              "|---|---|---|---|---|"]
+              "| Alert | Condition | Fault scenarios | Worst latency (bound) | Reset after the fault ends | False firings, all scenarios |",
+              "|---|---|---|---|---|---|"]
     for a in report["alerts"]:
         worst = f"{t(a['worst_latency_min'])} ({t(a['worst_bound_min'])}, {a['worst_scenario']})" if a["worst_scenario"] else "**not measured**"
-        lines.append(f"| {a['alert']} | {a['condition']} | {len(a['fault_scenarios'])} | {worst} | {a['false_firings']} |")
+        lines.append(f"| {a['alert']} | {a['condition']} | {len(a['fault_scenarios'])} | {worst} | {_alert_resets(a)} | {a['false_firings']} |")
 
     lines += ["", "## Silence", "",
               "Scenarios in which the listed alerts must not fire at any evaluation. A near miss is an alert that was",

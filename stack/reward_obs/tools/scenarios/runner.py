@@ -28,7 +28,7 @@ from reward_obs.tools.scenarios import promtool_file as pf
 from reward_obs.tools.scenarios.generator import Generated, generate
 from reward_obs.tools.scenarios.model import Scenario
 
-PROMTOOL_TIMEOUT = 600
+PROMTOOL_TIMEOUT = 1800  # the healthy week evaluates 55 SLO recording rules every minute of 7 days
 # Labels every ALERTS series of a rule carries; dropped when showing what fired.
 _ALERT_META = {"alertname", "alertstate", "__name__"}
 
@@ -169,6 +169,20 @@ class ScenarioResult:
             return None
         return self.first_firing - f.start
 
+    def resets(self) -> list[tuple[dict, int]]:
+        """(labels beyond the fault's, minutes) for every firing of the alert under test with
+        the fault's labels: how long after the fault's end it stopped firing (its first
+        evaluation not firing; 0 if it stopped before the fault ended). Needs fault.end."""
+        f = self.scenario.fault
+        if f is None or f.end is None:
+            return []
+        out = []
+        for x in self.firings:
+            if x.alert == f.alert and _subset(f.labels, x.labels) and x.last is not None:
+                extra = {k: v for k, v in x.labels.items() if k not in f.labels}
+                out.append((extra, max(0, x.last + 1 - f.end)))
+        return sorted(out, key=lambda item: sorted(item[0].items()))
+
     def false_firings(self) -> list[Firing]:
         """Firings of alerts that had to stay silent, of the alert under test with other
         labels, or of the alert under test before its fault started."""
@@ -238,7 +252,7 @@ class Measurement:
 
 
 def measure(scenario: Scenario, rule_file: Path, rules: dict[str, Rule], contract: MetricsContract, workdir: Path,
-            headroom: bool = False) -> Measurement:
+            headroom: bool = False, recording: tuple = ()) -> Measurement:
     """One promtool run whose every assertion fails on purpose and so prints its result.
 
     headroom: also the extreme value of every alert's expression over the run (one more
@@ -248,11 +262,11 @@ def measure(scenario: Scenario, rule_file: Path, rules: dict[str, Rule], contrac
     workdir.mkdir(parents=True, exist_ok=True)
     out = Measurement()
     measures = pf.measure_assertions(scenario, rules, plot_window(scenario), headroom)
-    extra = ()
+    extra = tuple(recording)
     if headroom:
         recording_file = workdir / "measure-values.rules.yaml"
         recording_file.write_text(pf.recording_rules(rules), encoding="utf-8")
-        extra = (recording_file,)
+        extra += (recording_file,)
     measure_file = workdir / "measure.yaml"
     measure_file.write_text(pf.test_file(rule_file, block, [a for _, a in measures], extra), encoding="utf-8")
     out.file = str(measure_file)
@@ -311,13 +325,13 @@ def first_firing_of(scenario: Scenario, m: Measurement) -> tuple[int | None, int
 
 
 def verify(scenario: Scenario, rule_file: Path, contract: MetricsContract, workdir: Path,
-           first_firing: int | None) -> tuple[bool, str, str]:
+           first_firing: int | None, recording: tuple = ()) -> tuple[bool, str, str]:
     """The verdict: promtool's exit status on the scenario's assertions. (passed, output, file)"""
     _, block = generated(scenario, contract)
     workdir.mkdir(parents=True, exist_ok=True)
     verify_file = workdir / "verify.yaml"
     assertions = pf.verify_assertions(scenario, first_firing, set(read_rules(rule_file)))
-    verify_file.write_text(pf.test_file(rule_file, block, assertions), encoding="utf-8")
+    verify_file.write_text(pf.test_file(rule_file, block, assertions, tuple(recording)), encoding="utf-8")
     code, output = run_promtool(verify_file)
     return code == 0, output, str(verify_file)
 
@@ -380,6 +394,7 @@ def run_suite(scenarios: list[Scenario], rule_file: Path, contract: MetricsContr
     rules = read_rules(rule_file)
     promtool_binary()
     workdir = Path(workdir)
+    recording = tuple(p for p in (pf.alert_recording_file(rule_file, workdir),) if p)
     for s in scenarios:
         if s.fault is not None and s.fault.alert not in rules:
             raise ValueError(f"{s.file}: {s.fault.alert} is not in the rule file {rule_file}")
@@ -389,14 +404,15 @@ def run_suite(scenarios: list[Scenario], rule_file: Path, contract: MetricsContr
             wd = workdir / s.name
             if s.fault is not None:
                 def chain(s=s, wd=wd):
-                    m = measure(s, rule_file, rules, contract, wd)
-                    return m, verify(s, rule_file, contract, wd, first_firing_of(s, m)[0])
+                    m = measure(s, rule_file, rules, contract, wd, recording=recording)
+                    return m, verify(s, rule_file, contract, wd, first_firing_of(s, m)[0], recording)
                 tasks.append((3 * s.duration, s.name, "chain", chain))
             else:
-                tasks.append((s.duration, s.name, "verify", lambda s=s, wd=wd: verify(s, rule_file, contract, wd, None)))
+                tasks.append((s.duration, s.name, "verify",
+                              lambda s=s, wd=wd: verify(s, rule_file, contract, wd, None, recording)))
                 if measure_silent:
                     tasks.append(((3 if headroom else 1) * s.duration, s.name, "measure",
-                                  lambda s=s, wd=wd: measure(s, rule_file, rules, contract, wd, headroom)))
+                                  lambda s=s, wd=wd: measure(s, rule_file, rules, contract, wd, headroom, recording)))
         futures = {(name, kind): pool.submit(_timed, fn) for _, name, kind, fn in sorted(tasks, key=lambda t: -t[0])}
         results = []
         for s in scenarios:
@@ -432,6 +448,16 @@ def _explain(result: ScenarioResult) -> None:
             result.problems.append(f"{f.alert} fired at {_t(result.first_firing)}, before the fault started at {_t(f.start)}")
         elif result.first_firing > f.deadline:
             result.problems.append(f"{f.alert} first fired {_t(result.latency)} after the fault, later than {_t(f.within)}")
+    if f is not None and f.end is not None:
+        resets = result.resets()
+        for r in f.resolves:
+            mine = [(labels, m) for labels, m in resets if _subset(r.labels, labels)]
+            if not mine:
+                result.problems.append(f"{f.alert}{_fmt({**f.labels, **r.labels})} never fired, so its reset cannot be measured")
+            for labels, minutes in mine:
+                if minutes > r.within:
+                    result.problems.append(f"{f.alert}{_fmt({**f.labels, **labels})} kept firing {_t(minutes)} after the fault ended "
+                                           f"(bound {_t(r.within)})")
     for x in result.false_firings():
         when = f"first at {_t(x.first)}" if x.first is not None else "at some evaluation"
         result.problems.append(f"false firing: {x.alert}{_fmt(x.labels)} fired {when} for {x.minutes} evaluation(s)")
