@@ -295,7 +295,8 @@ def write_plot(result: ScenarioResult, gen: Generated, rule: Rule, path: Path) -
     for legend, points in plot_lines(gen):
         top.plot(x, points[lo:hi + 1], drawstyle="steps-post", linewidth=1.2, label=legend)
     top.set_ylabel("input series")
-    top.legend(fontsize=7, loc="upper left")
+    if top.get_legend_handles_labels()[0]:  # a scenario without `plot:` draws no input series
+        top.legend(fontsize=7, loc="upper left")
     top.grid(alpha=0.3)
 
     by_labels: dict = {}
