@@ -9,7 +9,7 @@ from conftest import ROOT, run_cli
 from spec import REQUIRED_ALERTS, REQUIRED_RUNBOOKS, REWARD_STAGES, RUNBOOK_PARTS
 
 from reward_obs.lang.markdown import github_slug
-from reward_obs.catalog.runbooks import sections
+from reward_obs.lang.markdown import sections
 
 
 @pytest.mark.parametrize("topic, file", sorted(REQUIRED_RUNBOOKS.items()))

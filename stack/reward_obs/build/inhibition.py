@@ -17,7 +17,7 @@ The neutral form (label, op, value matchers) is turned into Alertmanager's
 from __future__ import annotations
 
 from reward_obs.lang import promql
-from reward_obs.catalog.definitions import Definitions
+from reward_obs.model.definitions import Definitions
 
 EQUAL_ALWAYS = ("environment",)  # a cause in one environment never silences another's alerts
 

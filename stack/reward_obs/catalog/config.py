@@ -13,9 +13,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from reward_obs.catalog.definitions import REPO_ROOT, Definitions
+from reward_obs.catalog.definitions import REPO_ROOT
 from reward_obs.lang import promql
 from reward_obs.lang.logql import event_fields, logql_problems
+from reward_obs.model.definitions import Definitions
 from reward_obs.model.errors import ProblemCollector
 
 NAMESPACE = "reward-observability"

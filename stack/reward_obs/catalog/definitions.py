@@ -7,15 +7,14 @@ from pathlib import Path
 
 from reward_obs.catalog import recording
 from reward_obs.catalog import slos as slo_catalog
-from reward_obs.catalog.files import json_path, load_schema, read_yaml, rel_path, validated  # noqa: F401 (json_path re-exported)
+from reward_obs.catalog.files import rel_path, validated
 from reward_obs.catalog.runbooks import load_runbooks, panel_id_problems, runbook_problems
 from reward_obs.lang import promql
 from reward_obs.lang.dashboard_queries import label_values_query
 from reward_obs.lang.logql import event_fields, logql_problems, vocabulary
 from reward_obs.lang.markdown import anchors
 from reward_obs.model.contract import MetricsContract, build_contract
-from reward_obs.model.definitions import (  # noqa: F401 (re-exported: the loader returns these)
-    HEARTBEAT_LABEL,
+from reward_obs.model.definitions import (
     PARAM,
     AlertRule,
     ContactPoint,
@@ -24,13 +23,11 @@ from reward_obs.model.definitions import (  # noqa: F401 (re-exported: the loade
     Panel,
     Query,
     RecordingRule,
-    ResolvedAlert,
     Runbook,
     Route,
     Routing,
     Row,
     Template,
-    substitute,
 )
 from reward_obs.model.errors import ProblemCollector
 from reward_obs.model.names import SELECTORS, expand_selectors, rule_uid, selector_refs
@@ -82,7 +79,7 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         _check_dashboards(root, dashboards, series_contract, problems)
         _check_alerts(root, alerts, dashboards, runbooks, series_contract, problems)
         _check_inhibition(alerts, series_contract, problems)
-        recording.check(recording_rules, contract, dashboards, problems)
+        recording.check(recording_rules, contract, series_contract, dashboards, problems)
     _check_rule_groups(alerts, recording_rules, problems)
     if routing is not None:
         _check_routing(routing, problems)

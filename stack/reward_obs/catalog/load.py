@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from reward_obs.catalog.config import StackConfig, load_config, read_stack_file
-from reward_obs.catalog.definitions import Definitions, load_definitions
+from reward_obs.catalog.definitions import load_definitions
+from reward_obs.model.definitions import Definitions
 from reward_obs.model.errors import DefinitionError, Problem
 
 DEFAULT_STACK_FILE = "Pulumi.selfhost.yaml"

@@ -8,7 +8,7 @@ from reward_obs.catalog.operator_actions import ACTIONS_MD, action_link_problems
 from reward_obs.catalog.runbook_numbers import number_problems
 from reward_obs.lang import promql
 from reward_obs.lang.logql import event_fields, logql_problems, vocabulary
-from reward_obs.lang.markdown import Section, anchors, headings, parse_sections, parse_title_and_intro, sections  # noqa: F401 (re-exported)
+from reward_obs.lang.markdown import anchors, parse_sections, parse_title_and_intro
 from reward_obs.lang.secret_scan import secret_findings
 from reward_obs.model.definitions import Runbook
 from reward_obs.model.errors import ProblemCollector

@@ -21,7 +21,6 @@ import promql_parser
 from reward_obs.build import alerts as alert_builders
 from reward_obs.build import notifications as notification_builders
 from reward_obs.build.notifications import policy_tree
-from reward_obs.catalog import recording
 from reward_obs.catalog.config import StackConfig
 from reward_obs.catalog.runbook_numbers import overridden_numbers
 from reward_obs.checks.grafana_provisioning import validate_files
@@ -341,7 +340,7 @@ def check_panel_scale(ctx) -> list[Finding]:
     recording rule that keeps few series, select one campaign or pool with `=`, or be an
     instant panel (one evaluation)."""
 
-    contract = recording.with_recorded_series(ctx.definitions.contract, ctx.definitions.recording_rules)
+    contract = ctx.definitions.series_contract
     findings = []
     for d in ctx.definitions.dashboards:
         for r_index, row in enumerate(d.rows):

@@ -37,7 +37,6 @@ payouts in 36h where 4.7 were expected).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from reward_obs.model.durations import parse_duration
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from reward_obs.catalog.definitions import REPO_ROOT, Definitions, json_path
+from reward_obs.catalog.definitions import REPO_ROOT
+from reward_obs.catalog.files import json_path
 from reward_obs.lang import promql
 from reward_obs.model.contract import MetricsContract
+from reward_obs.model.definitions import Definitions
 from reward_obs.model.durations import parse_duration
 from reward_obs.model.errors import ProblemCollector
 from reward_obs.tools.scenarios.generator import series_catalog  # the generator knows which series a system exports
