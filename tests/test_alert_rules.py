@@ -152,14 +152,14 @@ def test_no_data_pages_only_for_the_dead_man_rule(out):
 def test_rules_are_paused_until_rewards_are_live(definitions, out):
     assert all(rule["isPaused"] is True for rule in grafana_rules(out).values())
     values = read_stack_file(ROOT / "Pulumi.selfhost.yaml") | {"rewardsLive": True}
-    from reward_obs.build.alerts import grafana_rule_groups
+    from reward_obs.builders.alerts import grafana_rule_groups
 
     live = load_config(values, "live", definitions)
     assert all(r["isPaused"] is False for g in grafana_rule_groups(definitions, live) for r in g["rules"])
 
 
 def test_threshold_override_changes_only_that_rule(definitions):
-    from reward_obs.build.alerts import prometheus_rule_file
+    from reward_obs.builders.alerts import prometheus_rule_file
 
     values = read_stack_file(ROOT / "Pulumi.selfhost.yaml")
     base = load_config(values, "base", definitions)
@@ -194,7 +194,7 @@ def test_reordering_alert_definitions_changes_nothing_rendered(definitions, conf
     """Uids and group contents come from names, never from the order files are read in."""
     import dataclasses
 
-    from reward_obs.build.alerts import grafana_rule_groups
+    from reward_obs.builders.alerts import grafana_rule_groups
 
     reordered = dataclasses.replace(definitions, alerts=tuple(reversed(definitions.alerts)))
     assert grafana_rule_groups(reordered, config) == grafana_rule_groups(definitions, config)

@@ -12,7 +12,7 @@ from openmetrics import write_openmetrics
 
 from reward_obs.lang import promql
 from reward_obs.tools.backtest import Firing, firings_from_samples
-from reward_obs.build.alerts import resolved_alerts
+from reward_obs.builders.alerts import resolved_alerts
 from reward_obs.tools.servers import Prometheus, backfill
 from reward_obs.tools.simulator import Simulator, Topology
 

@@ -13,11 +13,11 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from reward_obs.build import alerts as alert_builders
-from reward_obs.build import dashboards as dashboard_builders
-from reward_obs.build import notifications as notification_builders
-from reward_obs.build import recording as recording_builders
-from reward_obs.build.notifications import SecretRef
+from reward_obs.builders import alerts as alert_builders
+from reward_obs.builders import dashboards as dashboard_builders
+from reward_obs.builders import notifications as notification_builders
+from reward_obs.builders import recording as recording_builders
+from reward_obs.builders.notifications import SecretRef
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.model.definitions import Panel, Query
 from reward_obs.sinks.files import render_files

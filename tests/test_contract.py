@@ -95,7 +95,7 @@ def test_catalog_check_accepts(definitions, expr):
 
 def test_every_dashboard_and_alert_query_fits_the_contract(definitions, config):
     """The loader enforces this; here it is re-checked on the resolved queries."""
-    from reward_obs.build.alerts import resolved_alerts
+    from reward_obs.builders.alerts import resolved_alerts
 
     # Panels may read recorded series (themselves checked against the contract).
     with_recorded = with_recorded_series(definitions.contract, definitions.recording_rules)

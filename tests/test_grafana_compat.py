@@ -87,7 +87,7 @@ def test_file_recording_rules_name_the_target_only_from_12_4(definitions, config
 def test_provider_recording_rules_send_the_target_only_from_12_1(definitions, config, version):
     import pulumi
 
-    from reward_obs.build import grafana_recording
+    from reward_obs.builders import grafana_recording
     from reward_obs.sinks.component import recording_rule_args
 
     cfg = dataclasses.replace(config, recording_rules="grafana", grafana_version=version)

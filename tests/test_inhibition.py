@@ -9,8 +9,8 @@ import subprocess
 import yaml
 from conftest import ROOT, STACK_FILE, run_cli
 
-from reward_obs.build.alertmanager import alertmanager_config
-from reward_obs.build.inhibition import grafana_inhibition_rules
+from reward_obs.builders.alertmanager import alertmanager_config
+from reward_obs.builders.inhibition import grafana_inhibition_rules
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.sinks.files import GRAFANA_INHIBITION_FILE, dump_yaml, render_files
 

@@ -12,7 +12,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "stack" / "reward_obs"
 # Bottom to top. A module may import its own layer and the layers below it.
-LAYERS = ("model", "lang", "catalog", "build", "checks", "sinks", "tools", "cli")
+LAYERS = ("model", "lang", "catalog", "builders", "checks", "sinks", "tools", "cli")
 # Third-party packages that are heavy and needed by one command only may be imported late.
 LATE_IMPORTS_ALLOWED = {"matplotlib", "matplotlib.pyplot", "numpy"}
 

@@ -118,7 +118,7 @@ def test_exception_for_an_unknown_check_fails(repo_copy):
 
 
 def test_group_interval_must_be_a_multiple_of_ten_seconds(monkeypatch):
-    from reward_obs.build import alerts
+    from reward_obs.builders import alerts
 
     monkeypatch.setattr(alerts, "EVALUATION_INTERVAL", "45s")
     assert {f.check for f in run_lint(ROOT).findings} >= {"group-interval"}

@@ -38,8 +38,8 @@ from conftest import STACK_FILE
 from openmetrics import write_openmetrics
 from runbook_queries import promql_queries
 
-from reward_obs.build import recording as recording_builders
-from reward_obs.build.alertmanager import alertmanager_config
+from reward_obs.builders import recording as recording_builders
+from reward_obs.builders.alertmanager import alertmanager_config
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.lang.dashboard_queries import default_variables, panel_queries, rate_interval, substitute
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files

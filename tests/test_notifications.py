@@ -100,7 +100,7 @@ def test_policy_routes_by_severity_and_groups_by_campaign_and_provider(out):
 
 def _amtool_routes(tmp_path: Path, definitions, labels: dict) -> list[str]:
     """The receivers Alertmanager's own router picks for these labels (amtool)."""
-    from reward_obs.build.alertmanager import alertmanager_config
+    from reward_obs.builders.alertmanager import alertmanager_config
     from reward_obs.sinks.files import dump_yaml
 
     urls = {cp.name: f"http://127.0.0.1:9/{cp.name}" for cp in definitions.routing.contact_points}

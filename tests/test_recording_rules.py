@@ -12,8 +12,8 @@ import pytest
 import yaml
 from conftest import ROOT, run_cli
 
-from reward_obs.build import grafana_recording
-from reward_obs.build import recording as recording_builders
+from reward_obs.builders import grafana_recording
+from reward_obs.builders import recording as recording_builders
 from reward_obs.catalog.definitions import load_definitions
 from reward_obs.cli import main
 from reward_obs.lang.dashboard_queries import panel_queries

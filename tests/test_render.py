@@ -11,7 +11,7 @@ import yaml
 from conftest import ROOT, run_cli
 from spec import REQUIRED_ALERTS
 
-from reward_obs.build.recording import prometheus_groups
+from reward_obs.builders.recording import prometheus_groups
 from reward_obs.catalog.load import load_stack
 from reward_obs.sinks.files import render_files
 

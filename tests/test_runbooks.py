@@ -94,7 +94,7 @@ def test_runbooks_command_maps_every_alert_to_its_section():
 # ---------------------------------------------------------------- runbooks in Grafana
 
 def _runbook_board(definitions) -> dict:
-    from reward_obs.build.runbook_dashboard import runbook_dashboard_json
+    from reward_obs.builders.runbook_dashboard import runbook_dashboard_json
 
     return runbook_dashboard_json(definitions)
 
@@ -108,7 +108,7 @@ def test_runbooks_dashboard_has_a_panel_per_section(definitions):
 
 
 def test_grafana_runbook_links_land_on_the_alerts_section(definitions):
-    from reward_obs.build.alerts import prometheus_rule_file
+    from reward_obs.builders.alerts import prometheus_rule_file
     from reward_obs.catalog.config import load_config, read_stack_file
 
     config = load_config(read_stack_file(ROOT / "Pulumi.selfhost.yaml") | {"runbookLinks": "grafana"}, "t", definitions)
@@ -213,7 +213,7 @@ def test_every_acting_step_links_to_an_action_that_exists():
 
 
 def test_grafana_runbooks_show_the_stacks_admin_url_and_numbers(definitions):
-    from reward_obs.build.runbook_dashboard import runbook_dashboard_json
+    from reward_obs.builders.runbook_dashboard import runbook_dashboard_json
     from reward_obs.catalog.config import load_config, read_stack_file
 
     def contents(stack: str, extra: dict | None = None) -> str:
@@ -242,7 +242,7 @@ def test_repository_copy_agrees_with_the_grafana_copy_of_the_default_stack(defin
     section without the binding comments (and with links and the admin URL resolved)."""
     import re
 
-    from reward_obs.build.runbook_dashboard import runbook_dashboard_json
+    from reward_obs.builders.runbook_dashboard import runbook_dashboard_json
 
     panels = {p["title"]: p["options"]["content"] for p in runbook_dashboard_json(definitions)["panels"] if p["type"] == "text"}
     for path in sorted((ROOT / "runbooks").glob("*.md")):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, STACK_FILE, run_cli
 
-from reward_obs.build.alerts import prometheus_rule_file
-from reward_obs.build.recording import prometheus_rule_file as recording_file
+from reward_obs.builders.alerts import prometheus_rule_file
+from reward_obs.builders.recording import prometheus_rule_file as recording_file
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.model.errors import DefinitionError
 from reward_obs.sinks.files import dump_yaml

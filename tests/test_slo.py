@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import ROOT, run_cli
 
-from reward_obs.build.grafana_recording import grafana_recording_groups
+from reward_obs.builders.grafana_recording import grafana_recording_groups
 from reward_obs.catalog import slos as slo_rules
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.catalog.definitions import load_definitions

@@ -6,8 +6,8 @@ may use only contract metrics and labels, the recorded series keeps only contrac
 labels, the name follows level:metric:operations, and every panel query it `serves`
 exists and reads the recorded series; `raw` is the same answer computed from the raw
 metrics (the bench times both, the live test proves they agree). The loaded rules are
-part of `Definitions` (recording_rules); build/recording.py turns them into Prometheus rule
-groups and build/grafana_recording.py into Grafana-managed recording rules.
+part of `Definitions` (recording_rules); builders/recording.py turns them into Prometheus rule
+groups and builders/grafana_recording.py into Grafana-managed recording rules.
 """
 from __future__ import annotations
 

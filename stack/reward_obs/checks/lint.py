@@ -18,9 +18,9 @@ from pathlib import Path
 
 import promql_parser
 
-from reward_obs.build import alerts as alert_builders
-from reward_obs.build import notifications as notification_builders
-from reward_obs.build.notifications import policy_tree
+from reward_obs.builders import alerts as alert_builders
+from reward_obs.builders import notifications as notification_builders
+from reward_obs.builders.notifications import policy_tree
 from reward_obs.catalog.config import StackConfig
 from reward_obs.catalog.runbook_numbers import overridden_numbers
 from reward_obs.checks.grafana_provisioning import validate_files
@@ -308,7 +308,7 @@ ALERT_CHECKS = {
 def check_group_interval(ctx) -> list[Finding]:
     seconds = parse_duration(alert_builders.EVALUATION_INTERVAL)
     if seconds <= 0 or seconds % 10 or seconds > 300:
-        return [Finding("stack/reward_obs/build/alerts.py", "EVALUATION_INTERVAL", "group-interval",
+        return [Finding("stack/reward_obs/builders/alerts.py", "EVALUATION_INTERVAL", "group-interval",
                         "must be a non-zero multiple of 10s and at most 5m (Grafana's scheduler ticks every 10s)")]
     return []
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from reward_obs.build.runbook_dashboard import runbook_url
+from reward_obs.builders.runbook_dashboard import runbook_url
 from reward_obs.catalog import operator_actions
 from reward_obs.catalog.definitions import REPO_ROOT
 from reward_obs.catalog.load import DEFAULT_STACK_FILE, load

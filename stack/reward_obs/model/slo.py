@@ -7,7 +7,7 @@ One pipeline, small stages, as in Sloth (slok/sloth internal/prometheus: spec ->
 and checks it against the contract; `recording_rules` and `alert_rules` are pure
 functions of the model. Their output is the project's own RecordingRule and AlertRule,
 so the existing builders turn them into the Prometheus rule files and Grafana-managed
-rules alike (catalog/slos.py expands an SLO; build/alerts.py, build/grafana_recording.py
+rules alike (catalog/slos.py expands an SLO; builders/alerts.py, builders/grafana_recording.py
 and catalog/recording.py take it from there).
 
 Burn tiers (SLO period 30 days):

@@ -10,12 +10,12 @@ import json
 import pulumi
 import pulumiverse_grafana as grafana
 
-from reward_obs.build import alerts as alert_builders
-from reward_obs.build import dashboards as dashboard_builders
-from reward_obs.build import grafana_recording
-from reward_obs.build import inhibition as inhibition_builders
-from reward_obs.build import notifications as notification_builders
-from reward_obs.build.runbook_dashboard import RUNBOOK_DASHBOARD_UID, runbook_dashboard_json
+from reward_obs.builders import alerts as alert_builders
+from reward_obs.builders import dashboards as dashboard_builders
+from reward_obs.builders import grafana_recording
+from reward_obs.builders import inhibition as inhibition_builders
+from reward_obs.builders import notifications as notification_builders
+from reward_obs.builders.runbook_dashboard import RUNBOOK_DASHBOARD_UID, runbook_dashboard_json
 from reward_obs.catalog import grafana_compat
 from reward_obs.catalog.config import StackConfig
 from reward_obs.model.definitions import Definitions

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import yaml
 
-from reward_obs.build import alerts as alert_builders
-from reward_obs.build import dashboards as dashboard_builders
-from reward_obs.build import grafana_recording
-from reward_obs.build import inhibition as inhibition_builders
-from reward_obs.build import notifications as notification_builders
-from reward_obs.build import recording as recording_builders
-from reward_obs.build.runbook_dashboard import (
+from reward_obs.builders import alerts as alert_builders
+from reward_obs.builders import dashboards as dashboard_builders
+from reward_obs.builders import grafana_recording
+from reward_obs.builders import inhibition as inhibition_builders
+from reward_obs.builders import notifications as notification_builders
+from reward_obs.builders import recording as recording_builders
+from reward_obs.builders.runbook_dashboard import (
     RUNBOOK_DASHBOARD_UID,
     runbook_dashboard_json,
     runbook_url,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from reward_obs.build.alertmanager import alertmanager_config
+from reward_obs.builders.alertmanager import alertmanager_config
 from reward_obs.catalog.load import load
 from reward_obs.sinks.files import GENERATED_HEADER, dump_yaml
 

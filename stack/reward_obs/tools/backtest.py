@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from reward_obs.build.alerts import EVALUATION_INTERVAL, resolved_alerts
+from reward_obs.builders.alerts import EVALUATION_INTERVAL, resolved_alerts
 from reward_obs.catalog.config import StackConfig
 from reward_obs.catalog.load import load
 from reward_obs.model.definitions import Definitions

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import yaml
 
-from reward_obs.build import recording
+from reward_obs.builders import recording
 from reward_obs.catalog.load import load
 from reward_obs.lang.dashboard_queries import (
     default_variables,

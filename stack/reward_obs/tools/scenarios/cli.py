@@ -5,7 +5,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from reward_obs.build import recording
+from reward_obs.builders import recording
 from reward_obs.catalog.load import load
 from reward_obs.model.durations import format_duration
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files

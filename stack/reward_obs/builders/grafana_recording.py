@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import zlib
 
-from reward_obs.build import alerts as alert_builders
-from reward_obs.build.recording import rule_groups
+from reward_obs.builders import alerts as alert_builders
+from reward_obs.builders.recording import rule_groups
 from reward_obs.catalog.config import StackConfig
 from reward_obs.model.definitions import Definitions, RecordingRule
 from reward_obs.model.names import FOLDER_TITLE, PROMETHEUS_DATASOURCE_TYPE, kebab
