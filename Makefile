@@ -1,13 +1,15 @@
-# Two entry points, each doing its whole set-up on a fresh machine:
-#   make render   venv + package, then render everything to build/
-#   make test     the same, plus promtool/amtool from Debian's packages, then pytest
+# Entry points, each doing its whole set-up on a fresh machine:
+#   make render      venv + package, then render everything to build/
+#   make test        the same, plus promtool/amtool/prometheus/alertmanager from Debian's
+#                    packages, then lint, type check and the whole suite, one worker per core
+#   make test-fast   the quick loop: no promtool, no servers, no slow tests (under 90 s)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 OUT ?= build
 
-.PHONY: render test validate tools clean bench
+.PHONY: render test test-fast check validate tools clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +25,14 @@ validate: $(STAMP)
 render: $(STAMP)
 	$(BIN)/reward-obs render --out $(OUT)
 
+# Tests of one module that share a server stay on one worker (xdist_group marks).
+PYTEST_PARALLEL := -n auto --dist loadgroup
+
 test: $(STAMP) tools
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
+
+test-fast: $(STAMP)
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not promtool and not live and not slow"
 
 # Scale benchmark on a real Prometheus (minutes; not a test): writes bench/RESULTS.md.
 bench: $(STAMP) tools

@@ -62,3 +62,13 @@ def unbind_runbook_numbers(root: Path, alert: str) -> None:
     for runbook in (root / "runbooks").glob("*.md"):
         text = runbook.read_text()
         runbook.write_text(BOUND.sub(lambda m: "" if m["alert"] == alert else m.group(0), text))
+
+
+# Tests whose cost dominates a run, started first so that no worker is left with a long
+# test at the end. Names are node-id prefixes; the healthy week is the longest by far.
+STARTS_FIRST = ("tests/test_scenarios.py::test_scenario_passes_in_promtool[healthy-week",
+                "tests/test_live_stack.py", "tests/test_backtest.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: next((i for i, p in enumerate(STARTS_FIRST) if item.nodeid.startswith(p)), len(STARTS_FIRST)))

@@ -16,6 +16,9 @@ from reward_obs.builders.alerts import resolved_alerts
 from reward_obs.tools.servers import Prometheus, backfill
 from reward_obs.tools.simulator import Simulator, Topology
 
+# One backfilled Prometheus for the whole module: its tests stay on one worker.
+pytestmark = [pytest.mark.live, pytest.mark.xdist_group("backtest")]
+
 DAY = 86_400
 STEP = 120  # two-minute samples: 4x fewer than a real scrape, enough for every alert window
 TOPOLOGY = Topology(pools=2, campaigns=1, providers=3)

@@ -46,6 +46,9 @@ from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
 from reward_obs.tools.servers import LOOPBACK, Alertmanager, Prometheus, backfill, backfill_recording_rules
 from reward_obs.tools.simulator import FAULTS, METRICS_ABSENT_ALERT, EventSink, Simulator, SimulatorServer, Topology
 
+# One Prometheus, Alertmanager and simulator for the whole module: its tests stay on one worker.
+pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live-stack")]
+
 SCRAPE = 1  # seconds: scrape and rule evaluation interval of the test Prometheus
 SPEED = 20.0  # simulated seconds per real second
 TOPOLOGY = Topology(pools=4, campaigns=2, providers=6)

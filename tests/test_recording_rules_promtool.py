@@ -19,6 +19,8 @@ import yaml
 
 from reward_obs.sinks.files import PROMETHEUS_RECORDING_FILE, render_files
 
+pytestmark = [pytest.mark.promtool, pytest.mark.xdist_group("recording-promtool")]
+
 JOB = 'job="rewards"'
 A = f'{JOB}, instance="backend-a:9464"'
 B = f'{JOB}, instance="backend-b:9464"'  # a second replica exporting the same pool

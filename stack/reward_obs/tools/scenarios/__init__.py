@@ -36,15 +36,17 @@ class SuiteRun:
         return next(r for r in self.results if r.scenario.name == name)
 
 
-def run(scenarios: list[Scenario], rule_file: Path, contract: MetricsContract, out: Path, jobs: int = 2,
-        measure_silent: bool = True, headroom: bool = True, write_report: bool = True, plots: bool = True) -> SuiteRun:
+def run(scenarios: list[Scenario], rule_file: Path, contract: MetricsContract, out: Path, jobs: int | None = None,
+        measure_silent: bool = True, headroom: bool = True, write_report: bool = True, plots: bool = True,
+        measure_faults: bool = True) -> SuiteRun:
     """Run `scenarios` against `rule_file`; promtool files go to out/promtool, the report to out.
 
-    measure_silent / headroom: see runner.run_suite (both off: verdicts only, about half the time)."""
+    measure_silent / headroom / measure_faults: see runner.run_suite (all off: verdicts
+    only, one promtool run a scenario)."""
     out = Path(out)
     started = time.monotonic()
     results = run_suite(scenarios, rule_file, contract, out / "promtool", jobs=jobs, measure_silent=measure_silent,
-                        headroom=headroom)
+                        headroom=headroom, measure_faults=measure_faults)
     seconds = time.monotonic() - started
     report = None
     if write_report:

@@ -67,7 +67,7 @@ def register(sub) -> None:
                    help="directory for report.md, report.json, plots/, the rule file and the promtool files (e.g. build/scenarios)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these scenarios")
     p.add_argument("--rules", type=Path, help="an already rendered Prometheus rule file (default: render one into OUT)")
-    p.add_argument("--jobs", type=int, default=2, help="promtool processes at a time (default 2)")
+    p.add_argument("--jobs", type=int, default=None, help="promtool processes at a time (default: one per core)")
     p.add_argument("--no-plots", action="store_true", help="skip the charts")
     p.add_argument("--fast", action="store_true",
                    help="verdicts only for silence scenarios: no near misses or headroom in the report (about half the time)")

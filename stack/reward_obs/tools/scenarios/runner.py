@@ -1,16 +1,20 @@
 """Run scenarios through `promtool test rules` against a rendered Prometheus rule file.
 
-For a fault scenario promtool runs twice on the same series: a measure run (queries on
-`ALERTS` whose results promtool prints) and a verify run whose assertions include the
-measured first-firing minute. The verdict is the verify run's exit status; the numbers
-in the report are promtool's. A scenario that only proves silence runs once: its verify
-file asserts zero firing evaluations of every silent alert, and on failure promtool's
-output names what fired and when.
+The verdict is always the exit status of a verify run: promtool assertions that the alert
+under test did not fire before its fault, fired within its bound with the fault's labels
+and no others, stopped within each reset bound, and that every silent alert never fired.
+
+For the report a fault scenario also gets a measure run (queries on `ALERTS` whose
+results promtool prints: first and last firing, the value each minute), and its verify
+run then also pins the first-firing minute, so the reported latency is promtool's. With
+measure_faults=False (the test suite) a scenario runs once, verify only; a measure run
+follows only to explain a failure.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -364,7 +368,8 @@ def assemble(scenario: Scenario, rules, m: Measurement | None, verdict: tuple[bo
     files = {"verify": verify_file, **({"measure": m.file} if m else {})}
     result = ScenarioResult(scenario, passed, list(m.problems) if m else [], fired, first_firing, first_pending,
                             m.timeline if m else [], "" if passed else output, seconds, files, near, m.peaks if m else {})
-    _explain(result)
+    if m is not None or not passed:
+        _explain(result)  # a verdict without a measurement has nothing to explain
     if not passed and not result.problems:
         result.problems.append("promtool reported a failure: " + output[:2000])
     if passed and result.problems:
@@ -383,14 +388,22 @@ def _pending_before(timeline: list[dict], first_firing: int | None, fallback: in
     return m + 1 if m + 1 < first_firing else None
 
 
-def run_suite(scenarios: list[Scenario], rule_file: Path, contract: MetricsContract, workdir: Path, jobs: int = 2,
-              measure_silent: bool = True, headroom: bool = True) -> list[ScenarioResult]:
-    """Every scenario, `jobs` promtool processes at a time, longest first; results in input order.
+def default_jobs() -> int:
+    """promtool is single-threaded: one process per core."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def run_suite(scenarios: list[Scenario], rule_file: Path, contract: MetricsContract, workdir: Path, jobs: int | None = None,
+              measure_silent: bool = True, headroom: bool = True, measure_faults: bool = True) -> list[ScenarioResult]:
+    """Every scenario, `jobs` promtool processes at a time (default: one per core), longest
+    first; results in input order.
 
     A fault scenario's verify run needs its measurement; a silence scenario's two runs are
     independent and go in parallel. measure_silent=False skips the measure run of silence
     scenarios (same verdict; no near misses or headroom in the report); headroom=False
-    skips the extreme values of the alert expressions in silence scenarios."""
+    skips the extreme values of the alert expressions in silence scenarios;
+    measure_faults=False gives fault scenarios the verify run alone (same verdict: the
+    bounds are promtool assertions) and measures only a failure, to explain it."""
     rules = read_rules(rule_file)
     promtool_binary()
     workdir = Path(workdir)
@@ -398,11 +411,18 @@ def run_suite(scenarios: list[Scenario], rule_file: Path, contract: MetricsContr
     for s in scenarios:
         if s.fault is not None and s.fault.alert not in rules:
             raise ValueError(f"{s.file}: {s.fault.alert} is not in the rule file {rule_file}")
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, jobs or default_jobs())) as pool:
         tasks = []  # (cost, name, kind, callable)
         for s in scenarios:
             wd = workdir / s.name
-            if s.fault is not None:
+            if s.fault is not None and not measure_faults:
+                def verify_then_explain(s=s, wd=wd):
+                    verdict = verify(s, rule_file, contract, wd, None, recording)
+                    if verdict[0]:
+                        return None, verdict
+                    return measure(s, rule_file, rules, contract, wd, recording=recording), verdict
+                tasks.append((s.duration, s.name, "chain", verify_then_explain))
+            elif s.fault is not None:
                 def chain(s=s, wd=wd):
                     m = measure(s, rule_file, rules, contract, wd, recording=recording)
                     return m, verify(s, rule_file, contract, wd, first_firing_of(s, m)[0], recording)
