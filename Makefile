@@ -11,9 +11,11 @@ OUT ?= build
 
 .PHONY: render test test-fast check validate tools clean bench
 
-$(STAMP): pyproject.toml
+# The deploy package (repository root) and the development tooling (devtools/, with numpy
+# and matplotlib); `pulumi up` needs only the first: pip install .
+$(STAMP): pyproject.toml devtools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]' -e ./devtools
 	touch $@
 
 tools:
@@ -45,4 +47,4 @@ clean:
 # CPU time and peak RSS of each run (not a test; numbers in README "Tracing a reward").
 .PHONY: bench-trace
 bench-trace: $(STAMP)
-	$(BIN)/reward-obs trace bench --events 1000000
+	$(BIN)/reward-obs trace-bench --events 1000000

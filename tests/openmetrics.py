@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import IO
 
-from reward_obs.tools.simulator import Simulator
+from reward_obs_dev.simulator import Simulator
 
 
 def write_openmetrics(sim: Simulator, out: IO[str], start: float, end: float, step: float,

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from reward_obs.model.contract import MetricsContract
-from reward_obs.tools.cardinality import SCALING, budget, unbudgeted_labels
-from reward_obs.tools.simulator import FAULTS, Simulator, Topology
+from reward_obs_dev.cardinality import SCALING, budget, unbudgeted_labels
+from reward_obs_dev.simulator import FAULTS, Simulator, Topology
 
 
 def simulated_counts(contract: MetricsContract, topology: Topology, scenario: str = "healthy", seconds: float = 0) -> dict[str, int]:

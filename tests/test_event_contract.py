@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 
 from reward_obs.catalog.event_contract import STAGES, EventContract, UnsupportedSchema, compile_schema
 from reward_obs.lang.secret_scan import secret_findings
-from reward_obs.tools.trace_gen import generate
+from reward_obs_dev.trace_gen import generate
 
 SCHEMA_FILE = ROOT / "contract" / "reward_event.schema.json"
 EXAMPLES = ROOT / "contract" / "examples"

@@ -6,31 +6,49 @@ happens to import the modules in the order that would break."""
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "stack" / "reward_obs"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "stack" / "reward_obs"
+# The development tooling, a distribution of its own that a deploy does not install: it
+# sits above every layer of the product, which never imports it.
+DEV_PACKAGE = ROOT / "devtools" / "reward_obs_dev"
+PACKAGES = (PACKAGE, DEV_PACKAGE)
 # Bottom to top. A module may import its own layer and the layers below it.
-LAYERS = ("model", "lang", "catalog", "builders", "checks", "sinks", "tools", "cli")
+LAYERS = ("model", "lang", "catalog", "builders", "checks", "sinks", "tools", "cli", "dev")
 # Third-party packages that are heavy and needed by one command only may be imported late.
 LATE_IMPORTS_ALLOWED = {"matplotlib", "matplotlib.pyplot", "numpy"}
 
 
 def module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    package = next(p for p in PACKAGES if path.is_relative_to(p))
+    parts = list(path.relative_to(package.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
+@cache
 def modules() -> dict[str, Path]:
-    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py")) if p.name != "__main__.py"}
+    return {module_name(p): p for package in PACKAGES for p in sorted(package.rglob("*.py")) if p.name != "__main__.py"}
+
+
+def ours(module: str) -> bool:
+    return module.split(".")[0] in ("reward_obs", "reward_obs_dev")
 
 
 def layer(module: str) -> str | None:
     parts = module.split(".")
+    if parts[0] == "reward_obs_dev":
+        return "dev"
     return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def shown(path: Path) -> Path:
+    return path.relative_to(ROOT)
 
 
 def resolve(node: ast.ImportFrom, importer: str, is_package: bool) -> list[str]:
@@ -43,7 +61,7 @@ def resolve(node: ast.ImportFrom, importer: str, is_package: bool) -> list[str]:
         target = ".".join([*base, *([node.module] if node.module else [])])
     else:
         target = node.module or ""
-    if target != "reward_obs" and not target.startswith("reward_obs."):
+    if not ours(target):
         return []
     known = modules()
     found = [f"{target}.{alias.name}" for alias in node.names if f"{target}.{alias.name}" in known]
@@ -62,12 +80,12 @@ def imports(path: Path) -> list[tuple[str, int, bool]]:
             if isinstance(child, ast.ImportFrom):
                 for target in resolve(child, name, path.name == "__init__.py"):
                     out.append((target, child.lineno, in_function))
-                if in_function and child.level == 0 and child.module and not child.module.startswith("reward_obs") \
+                if in_function and child.level == 0 and child.module and not ours(child.module) \
                         and child.module not in LATE_IMPORTS_ALLOWED:
                     out.append((f"third-party:{child.module}", child.lineno, True))
             elif isinstance(child, ast.Import):
                 for alias in child.names:
-                    if alias.name.startswith("reward_obs"):
+                    if ours(alias.name):
                         out.append((alias.name, child.lineno, in_function))
                     elif in_function and alias.name not in LATE_IMPORTS_ALLOWED:
                         out.append((f"third-party:{alias.name}", child.lineno, True))
@@ -83,7 +101,7 @@ def graph() -> dict[str, set[str]]:
 
 
 def test_every_module_is_in_a_layer():
-    loose = [m for m in modules() if m != "reward_obs" and layer(m) is None]
+    loose = [m for m in modules() if m not in ("reward_obs", "reward_obs_dev") and layer(m) is None]
     assert not loose, f"modules outside the layers {LAYERS}: {loose}"
 
 
@@ -96,12 +114,12 @@ def test_imports_point_only_down():
         for target, line, _ in imports(path):
             other = layer(target)
             if other is not None and LAYERS.index(other) > LAYERS.index(own):
-                upward.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {own} imports {target} ({other})")
+                upward.append(f"{shown(path)}:{line}: {own} imports {target} ({other})")
     assert not upward, "imports that point up a layer:\n" + "\n".join(upward)
 
 
 def test_no_function_level_imports():
-    late = [f"{path.relative_to(PACKAGE.parent)}:{line}: imports {target} inside a function"
+    late = [f"{shown(path)}:{line}: imports {target} inside a function"
             for name, path in modules().items() for target, line, in_function in imports(path) if in_function]
     assert not late, "\n".join(late)
 

@@ -43,8 +43,8 @@ from reward_obs.builders.alertmanager import alertmanager_config
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.lang.dashboard_queries import default_variables, panel_queries, rate_interval, substitute
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
-from reward_obs.tools.servers import LOOPBACK, Alertmanager, Prometheus, backfill, backfill_recording_rules
-from reward_obs.tools.simulator import FAULTS, METRICS_ABSENT_ALERT, EventSink, Simulator, SimulatorServer, Topology
+from reward_obs_dev.servers import LOOPBACK, Alertmanager, Prometheus, backfill, backfill_recording_rules
+from reward_obs_dev.simulator import FAULTS, METRICS_ABSENT_ALERT, EventSink, Simulator, SimulatorServer, Topology
 
 # One Prometheus, Alertmanager and simulator for the whole module: its tests stay on one worker.
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live-stack")]

@@ -19,10 +19,10 @@ from reward_obs.builders.recording import prometheus_rule_file as recording_file
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.model.errors import DefinitionError
 from reward_obs.sinks.files import dump_yaml
-from reward_obs.tools.scenarios import load_scenarios, run
-from reward_obs.tools.scenarios.generator import STALE, generate, promtool_values, tokens
-from reward_obs.tools.scenarios.loader import scenario_files
-from reward_obs.tools.scenarios.runner import parse_failures, read_rules
+from reward_obs_dev.scenarios import load_scenarios, run
+from reward_obs_dev.scenarios.generator import STALE, generate, promtool_values, tokens
+from reward_obs_dev.scenarios.loader import scenario_files
+from reward_obs_dev.scenarios.runner import parse_failures, read_rules
 
 # Issue 3, "Detection behaviour that must hold": alert -> fires within (minutes).
 DETECTION_BOUNDS = {

@@ -14,7 +14,7 @@ from conftest import ROOT, STACK_FILE, run_cli
 from prometheus_client.parser import text_string_to_metric_families
 
 from reward_obs.model.contract import identity_label
-from reward_obs.tools.simulator import (FAULTS, SCENARIOS, STAGES, EventSink, Simulator, SimulatorServer,
+from reward_obs_dev.simulator import (FAULTS, SCENARIOS, STAGES, EventSink, Simulator, SimulatorServer,
                                   Topology, parse_scenario)
 from spec import REWARD_STAGES
 

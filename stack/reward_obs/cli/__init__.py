@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from reward_obs.builders.runbook_dashboard import runbook_url
@@ -16,8 +17,7 @@ from reward_obs.catalog.runbooks import alert_sections
 from reward_obs.checks.lint import format_report, lint, warnings
 from reward_obs.model.errors import DefinitionError
 from reward_obs.sinks.files import render_files, summary, write_files
-from reward_obs.tools import backtest, live_cli, render_diff, trace
-from reward_obs.tools.scenarios import cli as scenarios_cli
+from reward_obs.tools import alertmanager_cli, render_diff, trace
 
 __all__ = ["load", "main"]
 
@@ -94,11 +94,17 @@ REGISTER = (
     operator_actions.register,
     register_lint,
     render_diff.register,
-    backtest.register,
-    live_cli.register,
-    scenarios_cli.register,
+    alertmanager_cli.register,
     trace.register,
 )
+# Development commands (scenarios, simulate, bench, backtest, trace-generate, trace-bench)
+# come from the reward-observability-dev distribution in devtools/, which registers them
+# here; a deploy install has neither them nor their dependencies (numpy, matplotlib).
+PLUGIN_GROUP = "reward_obs.commands"
+
+
+def plugins() -> list:
+    return [ep.load() for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack-config", type=Path, help=f"Pulumi stack file to read config from (default: ROOT/{DEFAULT_STACK_FILE})")
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub)
-    for add in REGISTER:
+    for add in (*REGISTER, *plugins()):
         add(sub)
     args = parser.parse_args(argv)
     try:

@@ -7,8 +7,9 @@ answer and any admin action.
     reward-obs trace FILE                every broken chain, by kind, with sample ids;
                                          duplicate events, out-of-order timestamps and
                                          lines that break the event contract
-    reward-obs trace generate --events N --out FILE   realistic chains (see trace_gen)
-    reward-obs trace bench [--events N]               time both modes on a generated file
+
+(The generator of realistic logs and the benchmark are development commands:
+`reward-obs trace-generate` and `reward-obs trace-bench`, from devtools/.)
 
 FILE is read as a stream ('-' is stdin, '*.gz' is decompressed). Memory grows with the
 number of distinct chains, never with the number of events: each chain keeps a stage
@@ -34,8 +35,6 @@ from pathlib import Path
 from typing import IO, Any, Iterable
 
 from reward_obs.catalog.event_contract import STAGES, EventContract
-from reward_obs.tools import trace_gen
-from reward_obs.tools.trace_gen import BROKEN_KINDS
 
 STAGE_BIT = {stage: 1 << i for i, stage in enumerate(STAGES)}
 SETTLED = 1 << len(STAGES)  # a match_settlement.settled event, not just any settlement event
@@ -140,6 +139,14 @@ class _Chain:
         self.events = 0
         self.recent = array("q")
 
+
+# The kinds of broken chain the checker reports (the generator plants each of them).
+BROKEN_KINDS = {
+    "payout_without_claim": "payout with no claim",
+    "claim_without_allocation": "claim with no allocation",
+    "allocation_without_settled_match": "allocation with no settled match",
+    "admin_change_without_reason": "admin change (admin_audit) with no audit reason",
+}
 
 @dataclass
 class BadLine:
@@ -598,18 +605,6 @@ def open_source(name: str) -> tuple[IO[bytes], bool]:
 
 def cmd_trace(args) -> int:
     parser = args.trace_parser
-    generator_opts = {"--events": args.events, "--out": args.out, "--chains": args.chains}
-    if args.source in ("generate", "bench"):
-        if args.correlation_id:
-            parser.error(f"--id does not apply to 'trace {args.source}'")
-        if args.source == "generate":
-            if args.events is None or args.out is None:
-                parser.error("trace generate needs --events N and --out FILE")
-            return trace_gen.cmd_generate(args)
-        return trace_gen.cmd_bench(args)
-    given = [name for name, value in generator_opts.items() if value is not None]
-    if given:
-        parser.error(f"{', '.join(given)} only apply to 'trace generate' / 'trace bench'")
     if args.correlation_id is not None:
         contract = EventContract()
         if not contract.correlation_re.search(args.correlation_id):
@@ -646,18 +641,9 @@ def register(sub) -> None:
         description="\n\n".join(__doc__.split("\n\n")[:2]), formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Exit code: 0 all lines valid and no broken chain, 1 broken chains or bad lines "
                "(with --id: also when the chain is not found), 2 usage error.")
-    parser.add_argument("source", metavar="FILE", help="NDJSON events ('-' for stdin, .gz is decompressed); "
-                        "or the word 'generate' or 'bench'")
+    parser.add_argument("source", metavar="FILE", help="NDJSON events ('-' for stdin, .gz is decompressed)")
     parser.add_argument("--id", dest="correlation_id", metavar="cor_...", help="print this chain as a timeline")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--max-samples", type=int, default=10, metavar="N", help="correlation ids listed per kind (default 10)")
     parser.add_argument("--max-bad-lines", type=int, default=20, metavar="N", help="bad lines listed (default 20; all are counted)")
-    gen = parser.add_argument_group("trace generate / trace bench")
-    gen.add_argument("--events", type=int, metavar="N", help="events to write (bench default 1000000)")
-    gen.add_argument("--out", type=Path, metavar="FILE", help="generate: file to write ('-' for stdout); bench: keep the file here")
-    gen.add_argument("--chains", type=int, metavar="C", help="spread the events over exactly C chains (long chains)")
-    gen.add_argument("--broken-every", type=int, default=0, metavar="K", help="break every K-th chain, cycling through the kinds")
-    gen.add_argument("--duplicate-every", type=int, default=0, metavar="K", help="log one event of every K-th chain twice")
-    gen.add_argument("--out-of-order-every", type=int, default=0, metavar="K", help="log two events of every K-th chain out of order")
-    gen.add_argument("--seed", type=int, default=1)
     parser.set_defaults(handler=cmd_trace, trace_parser=parser)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reward_obs.model.contract import MetricsContract
-from reward_obs.tools.simulator import CURRENCIES, DURATION_BUCKETS, Topology
+from reward_obs_dev.simulator import CURRENCIES, DURATION_BUCKETS, Topology
 
 SCALING = {"pool_id": "pools", "campaign_id": "campaigns", "provider": "providers"}
 DEPENDENT = {"currency": "pool_id", "campaign_id": "pool_id"}  # a pool has one currency and one campaign

@@ -51,10 +51,10 @@ from reward_obs.lang.dashboard_queries import (
 )
 from reward_obs.model.durations import parse_duration
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
-from reward_obs.tools import machine
-from reward_obs.tools.cardinality import budget
-from reward_obs.tools.servers import Prometheus, backfill_recording_rules, binary, prometheus_version
-from reward_obs.tools.simulator import Simulator, Topology
+from reward_obs_dev import machine
+from reward_obs_dev.cardinality import budget
+from reward_obs_dev.servers import Prometheus, backfill_recording_rules, binary, prometheus_version
+from reward_obs_dev.simulator import Simulator, Topology
 
 SCALES = (10, 100, 1000)
 RANGES = {"24h": 86400, "7d": 7 * 86400}

@@ -21,8 +21,8 @@ import numpy as np
 
 from reward_obs.model.contract import MetricsContract
 from reward_obs.model.names import SCRAPE_JOB
-from reward_obs.tools.scenarios.model import Campaign, Event, Scenario
-from reward_obs.tools.traffic import ALLOCATION_SHARE, DECISION_SHARE, PAYOUT_RESULT_SHARE, WEBHOOK_SHARE
+from reward_obs_dev.scenarios.model import Campaign, Event, Scenario
+from reward_obs_dev.traffic import ALLOCATION_SHARE, DECISION_SHARE, PAYOUT_RESULT_SHARE, WEBHOOK_SHARE
 
 JOB = SCRAPE_JOB
 INSTANCE = "rewards-backend:9464"

@@ -28,9 +28,9 @@ import yaml
 
 from reward_obs.model.contract import MetricsContract
 from reward_obs.model.durations import format_duration, parse_duration
-from reward_obs.tools.scenarios import promtool_file as pf
-from reward_obs.tools.scenarios.generator import Generated, generate
-from reward_obs.tools.scenarios.model import Scenario
+from reward_obs_dev.scenarios import promtool_file as pf
+from reward_obs_dev.scenarios.generator import Generated, generate
+from reward_obs_dev.scenarios.model import Scenario
 
 PROMTOOL_TIMEOUT = 1800  # the healthy week evaluates 55 SLO recording rules every minute of 7 days
 # Labels every ALERTS series of a rule carries; dropped when showing what fired.

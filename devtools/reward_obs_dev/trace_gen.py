@@ -29,21 +29,16 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from reward_obs.catalog.event_contract import EventContract
-from reward_obs.tools import machine
-from reward_obs.tools.traffic import DECISION_SHARE, PAYOUT_RESULT_SHARE
+from reward_obs.tools.trace import BROKEN_KINDS
+from reward_obs_dev import machine
+from reward_obs_dev.traffic import DECISION_SHARE, PAYOUT_RESULT_SHARE
 
 # kind -> what it means; the order is the order of the report.
-BROKEN_KINDS = {
-    "payout_without_claim": "payout with no claim",
-    "claim_without_allocation": "claim with no allocation",
-    "allocation_without_settled_match": "allocation with no settled match",
-    "admin_change_without_reason": "admin change (admin_audit) with no audit reason",
-}
 
 
 START_MS = 1_763_636_400_000  # 2025-11-20T11:00:00Z
 CHAIN_GAP_MS = 400  # a new reward every 0.4 s on average
-# Chains that stop at an exhausted pool: not a healthy share (tools/traffic.py has none),
+# Chains that stop at an exhausted pool: not a healthy share (reward_obs_dev/traffic.py has none),
 # the short chain the tracer must still take as complete.
 SHORT_CHAIN_SHARE = 0.05
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -303,7 +298,7 @@ def _summary(stats: GeneratedStats) -> str:
 
 def cmd_generate(args) -> int:
     if args.events < 0:
-        args.trace_parser.error("--events must be >= 0")
+        args.parser.error("--events must be >= 0")
     if str(args.out) == "-":
         stats = generate(sys.stdout, args.events, **_options(args))
         print(_summary(stats), file=sys.stderr)
@@ -409,3 +404,20 @@ def cmd_bench(args) -> int:
         if tmp is not None:
             tmp.cleanup()
     return 0
+
+
+def register(sub) -> None:
+    for name, handler, help_text in (
+            ("trace-generate", cmd_generate, "write realistic NDJSON reward event chains (for tests and benchmarks)"),
+            ("trace-bench", cmd_bench, "time `reward-obs trace` on a generated file, with and without --id")):
+        parser = sub.add_parser(name, help=help_text)
+        parser.add_argument("--events", type=int, metavar="N", required=name == "trace-generate",
+                            help="events to write (trace-bench default 1000000)")
+        parser.add_argument("--out", type=Path, metavar="FILE", required=name == "trace-generate",
+                            help="file to write ('-' for stdout); trace-bench: keep the file here")
+        parser.add_argument("--chains", type=int, metavar="C", help="spread the events over exactly C chains (long chains)")
+        parser.add_argument("--broken-every", type=int, default=0, metavar="K", help="break every K-th chain, cycling through the kinds")
+        parser.add_argument("--duplicate-every", type=int, default=0, metavar="K", help="log one event of every K-th chain twice")
+        parser.add_argument("--out-of-order-every", type=int, default=0, metavar="K", help="log two events of every K-th chain out of order")
+        parser.add_argument("--seed", type=int, default=1)
+        parser.set_defaults(handler=handler, parser=parser)

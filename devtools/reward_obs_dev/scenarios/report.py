@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from reward_obs.model.durations import format_duration
-from reward_obs.tools.scenarios.generator import Generated
-from reward_obs.tools.scenarios.runner import Rule, ScenarioResult
+from reward_obs_dev.scenarios.generator import Generated
+from reward_obs_dev.scenarios.runner import Rule, ScenarioResult
 
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"

@@ -1,5 +1,5 @@
 """The healthy reward system in shares: the one source the three data generators read
-(tools/simulator.py, tools/scenarios/generator.py, tools/trace_gen.py), so a healthy
+(reward_obs_dev/simulator.py, reward_obs_dev/scenarios/generator.py, reward_obs_dev/trace_gen.py), so a healthy
 simulator run, a healthy scenario and a generated trace describe the same system."""
 from __future__ import annotations
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reward_obs.model.contract import MetricsContract
-from reward_obs.tools.scenarios import report as report_module
-from reward_obs.tools.scenarios.loader import load_scenarios
-from reward_obs.tools.scenarios.model import Scenario
-from reward_obs.tools.scenarios.runner import ScenarioResult, generated, promtool_version, read_rules, run_suite
+from reward_obs_dev.scenarios import report as report_module
+from reward_obs_dev.scenarios.loader import load_scenarios
+from reward_obs_dev.scenarios.model import Scenario
+from reward_obs_dev.scenarios.runner import ScenarioResult, generated, promtool_version, read_rules, run_suite
 
 __all__ = ["Scenario", "ScenarioResult", "SuiteRun", "load_scenarios", "run"]
 

@@ -9,9 +9,9 @@ from reward_obs.builders import recording
 from reward_obs.catalog.load import load
 from reward_obs.model.durations import format_duration
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
-from reward_obs.tools.scenarios import load_scenarios, run
-from reward_obs.tools.scenarios.promtool_file import RECORDING_FILE
-from reward_obs.tools.scenarios.runner import PromtoolMissing, read_rules
+from reward_obs_dev.scenarios import load_scenarios, run
+from reward_obs_dev.scenarios.promtool_file import RECORDING_FILE
+from reward_obs_dev.scenarios.runner import PromtoolMissing, read_rules
 
 
 def cmd_scenarios(args) -> int:

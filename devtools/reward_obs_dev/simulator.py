@@ -36,7 +36,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from reward_obs.catalog.load import load
 from reward_obs.model.contract import MetricsContract
-from reward_obs.tools.traffic import ALLOCATION_SHARE, DECISION_SHARE, PAYOUT_RESULT_SHARE, WEBHOOK_SHARE
+from reward_obs_dev.traffic import ALLOCATION_SHARE, DECISION_SHARE, PAYOUT_RESULT_SHARE, WEBHOOK_SHARE
 
 # ------------------------------------------------------------------ scenarios
 

@@ -24,8 +24,8 @@ import yaml
 from reward_obs.model.definitions import HEARTBEAT_LABEL
 from reward_obs.model.durations import format_duration
 from reward_obs.sinks.files import PROMETHEUS_RECORDING_FILE
-from reward_obs.tools.scenarios.generator import Generated, promtool_values, tokens
-from reward_obs.tools.scenarios.model import Scenario
+from reward_obs_dev.scenarios.generator import Generated, promtool_values, tokens
+from reward_obs_dev.scenarios.model import Scenario
 
 EVALUATION_INTERVAL = "1m"
 SENTINEL = {"labels": '{scenario_probe="sentinel"}', "value": -1}

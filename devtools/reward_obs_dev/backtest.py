@@ -18,7 +18,7 @@ from reward_obs.catalog.config import StackConfig
 from reward_obs.catalog.load import load
 from reward_obs.model.definitions import Definitions
 from reward_obs.model.durations import parse_duration
-from reward_obs.tools.servers import http_json
+from reward_obs_dev.servers import http_json
 
 # query_range returns at most 11,000 points per series; a week of 1-minute steps is 10,080.
 MAX_POINTS = 11_000

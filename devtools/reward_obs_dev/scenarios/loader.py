@@ -15,8 +15,8 @@ from reward_obs.model.contract import MetricsContract
 from reward_obs.model.definitions import Definitions
 from reward_obs.model.durations import parse_duration
 from reward_obs.model.errors import ProblemCollector
-from reward_obs.tools.scenarios.generator import series_catalog  # the generator knows which series a system exports
-from reward_obs.tools.scenarios.model import (
+from reward_obs_dev.scenarios.generator import series_catalog  # the generator knows which series a system exports
+from reward_obs_dev.scenarios.model import (
     ACTIONS,
     COUNTER_ONLY,
     DEFAULT_CAMPAIGNS,
