@@ -30,7 +30,11 @@ render: $(STAMP)
 # Tests of one module that share a server stay on one worker (xdist_group marks).
 PYTEST_PARALLEL := -n auto --dist loadgroup
 
-test: $(STAMP) tools
+check: $(STAMP)
+	$(BIN)/ruff check stack devtools tests policy
+	$(BIN)/mypy
+
+test: $(STAMP) tools check
 	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 test-fast: $(STAMP)
