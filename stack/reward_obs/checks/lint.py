@@ -524,6 +524,11 @@ def lint(definitions: Definitions, config: StackConfig, files: dict[str, str] | 
         findings += check_grafana_files(files, config)
     telegram, notes = check_telegram_message(ctx)
     findings += telegram
+    notes += [f"contact point {name}: Grafana {config.grafana_version} cannot send the fixed body it asks for "
+              "(payload_template, Grafana 12.0 and later), so the external service receives Grafana's whole webhook "
+              "payload: its root URL, rule and silence links, labels (environment) and annotations. Upgrade Grafana, "
+              "or accept that this service sees them (docs/notifications.md)"
+              for name in notification_builders.full_payload_webhooks(definitions, config)]
     return LintReport(sorted(set(findings)), exceptions, notes)
 
 
