@@ -53,12 +53,12 @@ def test_file_provisioning_on_12_sends_only_the_template(tmp_path):
                                     "payload": {"template": PAYLOAD}}
 
 
-def test_on_11_6_no_payload_is_written_and_lint_warns(tmp_path):
+def test_on_11_6_no_payload_is_written_and_lint_says_what_is_sent(tmp_path):
     receiver = _heartbeat_file_receiver(tmp_path, "selfhost")  # grafanaVersion 11.6
     assert "payload" not in receiver["settings"]
     result = run_cli("--stack-config", str(ROOT / "Pulumi.selfhost.yaml"), "lint")
     assert result.returncode == 0
-    assert ("WARNING: contact point rewards-heartbeat: Grafana 11.6 cannot send the fixed body it asks for"
+    assert ("NOTE: contact point rewards-heartbeat: Grafana 11.6 cannot send the fixed body it asks for"
             in result.stdout + result.stderr)
     prod = run_cli("--stack-config", str(ROOT / "Pulumi.prod.yaml"), "lint")
     assert "rewards-heartbeat" not in prod.stdout + prod.stderr
