@@ -99,7 +99,7 @@ def test_each_alert_links_to_a_panel_that_shows_its_metrics(out, definitions):
         base, _, selected = notes["dashboard_url"].partition("&")
         assert base.endswith(f"/d/{OPERATIONS_DASHBOARD_UID}?viewPanel={panel['id']}"), name
         if "$campaign" in str(panel["targets"]):  # a one-campaign panel opens on the campaign that fired
-            assert selected == "var-campaign={{ $labels.campaign_id }}", name
+            assert selected == "var-campaign={{ $labels.campaign_id | urlquery }}", name
         else:
             assert selected == "", name
         if name in LOG_ALERTS:

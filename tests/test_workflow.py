@@ -161,7 +161,7 @@ def test_pulumi_credentials_reach_one_job_never_run_for_a_fork():
     assert jobs_reading_secrets(workflow) == {"pulumi-preview"}
     job = workflow["jobs"]["pulumi-preview"]
     assert job["if"] == SAME_REPOSITORY
-    assert job["environment"] == "pulumi-preview"  # environment secrets: no other job can read them
+    assert job["environment"] == "preview"  # environment secrets: no other job can read them
     assert "secrets." not in json.dumps(job.get("env", {}))  # on the steps that need them, not the job
     readers = [s.get("name") or s["uses"] for s in job["steps"] if "secrets." in json.dumps(s)]
     assert readers == ["Credentials available?", "pulumi/actions@8e5e406f4007fca908480587cb9893c07090f58d"]
@@ -219,3 +219,26 @@ def test_make_render_honours_out(tmp_path):
     result = subprocess.run(["make", "render", f"OUT={tmp_path / 'r'}"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "r/prometheus/reward-alerts.rules.yaml").is_file()
+
+
+# The names of the deploy credentials, which can write to Pulumi state or Grafana.
+WRITE_SECRETS = {"PULUMI_ACCESS_TOKEN", "PULUMI_CONFIG_PASSPHRASE", "GRAFANA_AUTH", "GRAFANA_ADMIN_TOKEN"}
+
+
+def test_the_preview_runs_branch_code_only_with_read_only_credentials():
+    """The job that runs the pull request's program reads exactly two secrets, both
+    read-only by their names' contract (docs/deploying-preview.md), in the reviewed
+    `preview` environment; no deploy credential reaches any job of this workflow."""
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    used = set(re.findall(r"secrets\.([A-Za-z0-9_]+)", WORKFLOW.read_text()))
+    assert used == {"PULUMI_PREVIEW_READ_TOKEN", "GRAFANA_PREVIEW_VIEWER_TOKEN"}
+    assert not used & WRITE_SECRETS
+    job = workflow["jobs"]["pulumi-preview"]
+    assert job["environment"] == "preview"
+    [pulumi] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert pulumi["env"] == {"PULUMI_ACCESS_TOKEN": "${{ secrets.PULUMI_PREVIEW_READ_TOKEN }}",
+                             "GRAFANA_AUTH": "${{ secrets.GRAFANA_PREVIEW_VIEWER_TOKEN }}"}
+    # The stack files hold no Grafana credential that would take precedence over GRAFANA_AUTH.
+    for stack in ROOT.glob("Pulumi.*.yaml"):
+        assert "grafana:auth" not in (yaml.safe_load(stack.read_text()).get("config") or {}), stack.name
+

@@ -41,8 +41,10 @@ def labels(alert: ResolvedAlert, config: StackConfig) -> dict:
 def dashboard_url(alert: ResolvedAlert, definitions: Definitions, config: StackConfig) -> str:
     """The alert's panel. When the panel shows one value of a single-select variable (one
     campaign) and the alert's result carries that variable's label, the link selects the
-    alerting value (`&var-campaign={{ $labels.campaign_id }}`), so it opens on the
-    campaign that fired, not on the first one."""
+    alerting value (`&var-campaign={{ $labels.campaign_id | urlquery }}`), so it opens on
+    the campaign that fired, not on the first one. `urlquery` (a Go text/template built-in,
+    in Prometheus' and Grafana's annotation templates alike) escapes the value, so a `&` or
+    `#` in it cannot end the parameter or add another one."""
 
     rule = alert.rule
     dashboard = definitions.dashboard(rule.dashboard_uid)
@@ -57,7 +59,7 @@ def dashboard_url(alert: ResolvedAlert, definitions: Definitions, config: StackC
             continue
         _, label = label_values_query(v["query"])
         if label in result_labels:
-            url += f"&var-{v['name']}={{{{ $labels.{label} }}}}"
+            url += f"&var-{v['name']}={{{{ $labels.{label} | urlquery }}}}"
     return url
 
 

@@ -71,6 +71,10 @@ API_RECORD_TARGET_DATASOURCE = Change(
 DUPLICATE_FOLDER_TITLES = Change(
     "11.3", "two folders may share a title (a second `Rewards` is created instead of failing)",
     "grafana/grafana#90687; on 11.0-11.2 the second create fails and provisioning stops Grafana (#87889)")
+WEBHOOK_CUSTOM_PAYLOAD = Change(
+    "12.0", "a webhook contact point sends a templated body of its own (`payload.template`) instead of Grafana's payload",
+    "grafana/alerting receivers/webhook/v1/config.go CustomPayload (schema field `payload`, \"New in 12.0\") and "
+    "webhook.go Notify (`if wn.settings.Payload.Template != \"\"`); before 12.0 the key is unknown and ignored")
 
 # noDataState / execErrState values every supported version accepts
 # (pkg/services/ngalert/models/alert_rule.go NoDataStateFromString, ErrStateFromString). `KeepLast`
@@ -97,6 +101,10 @@ def api_stores_record_target(version: str) -> bool:
     return API_RECORD_TARGET_DATASOURCE.present_in(version)
 
 
+def webhook_custom_payload(version: str) -> bool:
+    return WEBHOOK_CUSTOM_PAYLOAD.present_in(version)
+
+
 def changes() -> list[Change]:
     return [RECORDING_RULE_WITHOUT_CONDITION, FILE_RECORD_TARGET_DATASOURCE, API_RECORD_TARGET_DATASOURCE,
-            DUPLICATE_FOLDER_TITLES]
+            DUPLICATE_FOLDER_TITLES, WEBHOOK_CUSTOM_PAYLOAD]

@@ -13,7 +13,7 @@ unknown key is silently dropped: the field tables below list exactly the keys of
 structs that decode them, and a key outside them is a finding.
 
 Environment-variable interpolation (pkg/services/provisioning/values/values.go,
-interpolateValue: `$NAME`, `${NAME}`, `$__env{NAME}`, `$__file{...}`; `$$` is a literal
+interpolateValue: `$NAME`, `${NAME}`, `$__env{NAME}`, `$__file{PATH}`; `$$` is a literal
 dollar) applies to every values.StringValue / StringMapValue / JSONValue field: group and
 rule scalars, labels, contact-point settings, the policy tree. Not to annotations
 (rules_types.go maps them raw, grafana/grafana#54975) nor query models (QueryV1.mapToModel
@@ -42,8 +42,13 @@ UID_PATTERN = re.compile(r"^[a-zA-Z0-9\-_]*$")
 _DURATION = re.compile(r"^(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$")
 # Prometheus metric names (record.metric is written as one).
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-# A `$` Grafana would not read as an environment variable: `$$` or `$__env{NAME}`.
-_ENV_OK = re.compile(r"\$\$|\$__env\{[A-Za-z_][A-Za-z0-9_]*\}")
+# A `$` that is not a mistake: `$$` (a literal dollar), `$__env{NAME}`, or `$__file{PATH}`,
+# the file's content with surrounding whitespace trimmed (pkg/setting/expanders.go: the
+# `env` and `file` expanders, the only two Grafana OSS registers; regex `\$(|__\w+){([^}]+)}`).
+# The file is how systemd's LoadCredential= hands a secret over without an environment.
+_ENV_OK = re.compile(r"\$\$|\$__env\{[A-Za-z_][A-Za-z0-9_]*\}|\$__file\{/[^}$]+\}")
+# A relative path is read from Grafana's working directory, which differs between packages.
+_FILE_RELATIVE = re.compile(r"\$__file\{(?!/)[^}]*\}")
 
 # pkg/services/provisioning/alerting/types.go AlertingFileV1.
 FILE_KEYS = {"apiVersion", "groups", "deleteRules", "contactPoints", "deleteContactPoints", "policies",
@@ -135,6 +140,10 @@ class _Checker:
 
     def interpolated(self, file: str, field: str, value) -> None:
         for text in bare_dollars(value):
+            if _FILE_RELATIVE.search(text):
+                self.add(file, field, f"{text!r}: $__file{{}} needs an absolute path (Grafana reads a relative one "
+                                      "from its working directory, which differs between packages)")
+                continue
             self.add(file, field, f"{text!r} has a '$' Grafana reads as an environment variable "
                                   "(values.go interpolateValue); write '$$' for a literal dollar")
 

@@ -39,6 +39,11 @@ class MetricsContract:
     scrape_job: str
     labels: dict[str, dict]
     metrics: dict[str, Metric]
+    label_value_max_length: int = 128
+
+    def max_length(self, label: str) -> int:
+        """The longest value, in characters, the backend may export for this label."""
+        return self.labels.get(label, {}).get("max_length", self.label_value_max_length)
 
     def series_metric(self, series_name: str) -> Metric | None:
         """The contract metric a series name belongs to (histograms export three series)."""
@@ -86,9 +91,18 @@ class MetricsContract:
 def build_contract(data: dict, file: str, problems) -> MetricsContract:
     """Typed contract from schema-valid data; contract rules are reported to `problems`."""
     declared = data["labels"]
-    for label in declared:
+    bound = data["label_value_max_length"]
+    for label, spec in declared.items():
         if identity_label(label):
             problems.add(file, f"labels.{label}", "identifies a person or an entity; put it in logs, not in metric labels")
+        if spec.get("max_length", bound) > bound:
+            problems.add(file, f"labels.{label}.max_length", f"{spec['max_length']} is over label_value_max_length ({bound}); "
+                         "a label may only lower the global bound")
+        longest = min(spec.get("max_length", bound), bound)
+        for key in ("values", "refused"):
+            for value in spec.get(key, ()):
+                if len(value) > longest:
+                    problems.add(file, f"labels.{label}.{key}", f"{value!r} is {len(value)} characters, over this label's bound of {longest}")
     metrics: dict[str, Metric] = {}
     for name, spec in data["metrics"].items():
         where = f"metrics.{name}"
@@ -101,9 +115,13 @@ def build_contract(data: dict, file: str, problems) -> MetricsContract:
                 problems.add(file, f"{where}.labels", f"{label!r} identifies a person or an entity; put it in logs, not in metric labels")
             elif label not in declared:
                 problems.add(file, f"{where}.labels", f"label {label!r} is not declared under labels:")
-        for label in spec.get("label_values", {}):
+        for label, values in spec.get("label_values", {}).items():
             if label not in spec["labels"]:
                 problems.add(file, f"{where}.label_values.{label}", "is not one of this metric's labels")
+            longest = min(declared.get(label, {}).get("max_length", bound), bound)
+            for value in values:
+                if len(value) > longest:
+                    problems.add(file, f"{where}.label_values.{label}", f"{value!r} is {len(value)} characters, over this label's bound of {longest}")
         metrics[name] = Metric(
             name=name,
             type=spec["type"],
@@ -116,4 +134,4 @@ def build_contract(data: dict, file: str, problems) -> MetricsContract:
     if data["scrape_job"] != SCRAPE_JOB:
         problems.add(file, "scrape_job", f"{data['scrape_job']!r} differs from the job every query selects, {SCRAPE_JOB!r} "
                      "(model/names.py SCRAPE_JOB): change both together")
-    return MetricsContract(scrape_job=data["scrape_job"], labels=declared, metrics=metrics)
+    return MetricsContract(scrape_job=data["scrape_job"], labels=declared, metrics=metrics, label_value_max_length=bound)
