@@ -152,11 +152,12 @@ def _reset_key(labels: dict) -> str:
 
 
 def detection(alert: AlertRule, scenarios: list[dict]) -> dict:
-    """The alert's fault scenarios; the worst latency against its bound (latest past the bound
-    first, then latest); the worst reset per firing."""
+    """The alert's fault scenarios; the worst of them (one that never fired, else the latest
+    against its bound, then the latest); the worst reset per firing."""
     faults = sorted((s for s in scenarios if s.get("alert") == alert.name), key=lambda s: s["name"])
-    measured = [s for s in faults if s["latency_min"] is not None]
-    worst = max(measured, default=None, key=lambda s: (s["latency_min"] - s["within_min"], s["latency_min"]))
+    never = [s for s in faults if s["latency_min"] is None]
+    worst = never[0] if never else max(faults, default=None,
+                                       key=lambda s: (s["latency_min"] - s["within_min"], s["latency_min"]))
     resets: dict[str, int] = {}
     for s in faults:
         for r in s["resets"]:
@@ -169,9 +170,8 @@ def _worst_text(d: dict) -> str:
     if not d["faults"]:
         return "not measured"
     w = d["worst"]
-    if w is None:
-        return "**never fired**"
-    return f"{_t(w['latency_min'])} (bound {_t(w['within_min'])}, {w['name']})"
+    latency = "**never fired**" if w["latency_min"] is None else _t(w["latency_min"])
+    return f"{latency} (bound {_t(w['within_min'])}, {w['name']})"
 
 
 def _resets_text(resets: dict[str, int]) -> str:
