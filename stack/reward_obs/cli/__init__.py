@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 from reward_obs.builders.runbook_dashboard import runbook_url
@@ -104,6 +105,7 @@ REGISTER = (
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="reward-obs", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('reward-observability')}")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository holding the definitions (default: this checkout)")
     parser.add_argument("--stack-config", type=Path, help=f"Pulumi stack file to read config from (default: ROOT/{DEFAULT_STACK_FILE})")
     sub = parser.add_subparsers(dest="command", required=True)
