@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
+from conftest import ROOT, run_cli
 from reward_obs.tools.alert_reference import (
     ALERTS_MD,
     CONFIDENTIAL,
@@ -24,10 +24,9 @@ from reward_obs.tools.alert_reference import (
     dump_results,
     hidden_fields,
     load_results,
+    public_text,
     results_from_report,
 )
-
-from conftest import ROOT, run_cli
 
 
 def _section(text: str, name: str) -> str:
@@ -165,8 +164,6 @@ def test_a_declared_internal_parameter_is_redacted_in_the_text(definitions):
     assert "more than 20 deliveries in 5m" in text
     hiding = types.SimpleNamespace(**{f.name: getattr(webhook, f.name) for f in dataclasses.fields(webhook)},
                                    internal=("params.min_deliveries",))
-    from reward_obs.tools.alert_reference import public_text
-
     assert public_text(hiding, hiding.description, hidden_fields(hiding)) == "more than ‹confidential› deliveries in 5m"
 
 
