@@ -215,7 +215,8 @@ def alerts_markdown(definitions: Definitions, results: dict) -> str:
         "Every alert this stack provisions, at the repository's defaults (a stack's `alertOverrides` change them).",
         "Detection is promtool's measurement over the scenarios in `scenarios/`, one evaluation a minute:",
         "latency is from the fault's start to the first firing, the bound is what the scenario asserts, and the",
-        "reset is how long after the fault ends each firing stopped (per burn window for the SLO alerts).",
+        "reset is how long after the fault ends each firing stopped (per burn window for the SLO alerts; — where",
+        "the scenario's fault does not end).",
         f"The numbers come from [scenario-results.json](scenario-results.json) ({len(scenarios)} scenarios), written by",
         "`reward-obs scenarios --out DIR --results docs/scenario-results.json`; \"not measured\" means no fault scenario",
         "of the alert is in it. How the scenarios work: [testing.md](testing.md).",
@@ -258,7 +259,8 @@ def alerts_markdown(definitions: Definitions, results: dict) -> str:
         elif not d["faults"]:
             section.append("- Detection: not measured")
         else:
-            section += [f"- Detection, worst: {_worst_text(d)}; reset: {_resets_text(d['resets'])}", "",
+            reset = f"; reset: {_resets_text(d['resets'])}" if d["resets"] else ""
+            section += [f"- Detection, worst: {_worst_text(d)}{reset}", "",
                         "| fault scenario | firing | latency | bound | reset after the fault ends | result |",
                         "|---|---|---|---|---|---|"]
             for s in d["faults"]:
