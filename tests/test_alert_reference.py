@@ -267,3 +267,22 @@ def test_docs_from_report_updates_results_and_reference(docs_repo, tmp_path):
     refused = run_cli("--root", str(docs_repo), "docs", "--from-report", str(broken))
     assert refused.returncode == 1 and "not a report.json of `reward-obs scenarios`" in refused.stderr
     assert "Traceback" not in refused.stderr and (docs_repo / RESULTS_FILE).read_text() == before
+
+
+@pytest.mark.promtool
+def test_scenarios_results_option_writes_promtools_measurement(docs_repo, tmp_path):
+    """`reward-obs scenarios --results` end to end on one short scenario: the entry is what
+    promtool measured (forbidden funding fires at the first evaluation after the fault, with
+    the fault's pool and source; the scenario asserts 3m), merged into the existing file."""
+    results = docs_repo / RESULTS_FILE
+    before = json.loads(results.read_text())["scenarios"]
+    run = run_cli("--root", str(docs_repo), "scenarios", "--out", str(tmp_path / "sc"), "--only", "funding-entry-fee",
+                  "--no-plots", "--jobs", "1", "--results", str(results))
+    assert run.returncode == 0, run.stdout + run.stderr
+    after = json.loads(results.read_text())["scenarios"]
+    assert next(s for s in after if s["name"] == "funding-entry-fee") == {
+        "name": "funding-entry-fee", "alert": "RewardPoolFundingSourceInvalid", "passed": True,
+        "labels": {"pool_id": "summer-cup-ton", "source": "entry_fee"}, "latency_min": 0, "within_min": 3,
+        "resets": [], "false_firings": []}
+    assert {s["name"] for s in after} == {s["name"] for s in before} | {"funding-entry-fee"}
+    assert results.read_text() == dump_results(json.loads(results.read_text()))
