@@ -48,7 +48,7 @@ clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
 
 # `reward-obs trace` on 1,000,000 generated events, with and without --id: wall time,
-# CPU time and peak RSS of each run (not a test; numbers in README "Tracing a reward").
+# CPU time and peak RSS of each run (not a test; numbers in docs/tracing.md).
 .PHONY: bench-trace
 bench-trace: $(STAMP)
 	$(BIN)/reward-obs trace-bench --events 1000000

@@ -1,4 +1,4 @@
-"""The package's layers (README "Architecture"): imports point only down, never in a cycle,
+"""The package's layers (README, "Architecture"): imports point only down, never in a cycle,
 and never from inside a function (a function-level import is how a cycle hides).
 
 Read from the source with `ast`, so a cycle or an upward import fails here even if no test

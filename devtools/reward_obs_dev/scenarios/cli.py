@@ -9,6 +9,7 @@ from reward_obs.builders import recording
 from reward_obs.catalog.load import load
 from reward_obs.model.durations import format_duration
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
+from reward_obs.tools import alert_reference
 from reward_obs_dev.scenarios import load_scenarios, run
 from reward_obs_dev.scenarios.promtool_file import RECORDING_FILE
 from reward_obs_dev.scenarios.runner import PromtoolMissing, read_rules
@@ -58,6 +59,9 @@ def cmd_scenarios(args) -> int:
             print(f"      {problem}")
     print(f"{len(suite.results) - sum(not r.passed for r in suite.results)} passed, {sum(not r.passed for r in suite.results)} failed; "
           f"report: {out / 'report.md'}, {out / 'report.json'}")
+    if args.results and suite.report is not None:
+        results = alert_reference.update_results(args.root, definitions, suite.report, args.results)
+        print(f"results: {args.results} ({len(results['scenarios'])} scenarios); `reward-obs docs` regenerates {alert_reference.ALERTS_MD}")
     return 0 if suite.passed else 1
 
 
@@ -69,6 +73,8 @@ def register(sub) -> None:
     p.add_argument("--rules", type=Path, help="an already rendered Prometheus rule file (default: render one into OUT)")
     p.add_argument("--jobs", type=int, default=None, help="promtool processes at a time (default: one per core)")
     p.add_argument("--no-plots", action="store_true", help="skip the charts")
+    p.add_argument("--results", type=Path, metavar="FILE",
+                   help=f"also merge this run's numbers into FILE ({alert_reference.RESULTS_FILE}: the scenarios run replace their entries)")
     p.add_argument("--fast", action="store_true",
                    help="verdicts only for silence scenarios: no near misses or headroom in the report (about half the time)")
     p.set_defaults(handler=cmd_scenarios)

@@ -1,4 +1,4 @@
-"""The detection report: Markdown (README-ready tables), JSON, and one chart per fault
+"""The detection report: Markdown tables, JSON, and one chart per fault
 scenario (key series, the alert's value against its threshold, pending and firing)."""
 from __future__ import annotations
 

@@ -60,8 +60,8 @@ class StackConfig:
     # The Grafana minor line deployed to (grafana_compat.supported_versions()); the render and
     # the Pulumi component choose version-dependent fields from it.
     grafana_version: str
-    # Grafana 13+ with the alertingMultiplePolicies toggle applies inhibition rules (README,
-    # "Inhibition"); older Grafana rejects them, so they are created only on request.
+    # Grafana 13+ with the alertingMultiplePolicies toggle applies inhibition rules
+    # (docs/slos.md, "Inhibition"); older Grafana rejects them, so they are created only on request.
     grafana_inhibition_rules: bool
 
     @property

@@ -279,7 +279,7 @@ def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboar
             except ValueError as exc:
                 problems.add(a.file, "condition", str(exc))
         else:
-        
+
             for message in logql_problems(resolved.expr, event_fields(root), vocabulary(root)):
                 problems.add(a.file, "expr", message)
         unused = set(a.params) - set(PARAM.findall("\n".join((a.expr, a.summary, a.description))))

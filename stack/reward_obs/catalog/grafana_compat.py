@@ -54,7 +54,7 @@ class Change:
         return version_tuple(version) >= version_tuple(self.since)
 
 
-# Every entry is a row of README "Grafana compatibility".
+# Every entry is a row of docs/grafana-compatibility.md.
 RECORDING_RULE_WITHOUT_CONDITION = Change(
     "12.3", "file provisioning accepts a recording rule without `condition`",
     "pkg/services/provisioning/alerting/rules_types.go AlertRuleV1.mapToModel: before 12.3.0 "

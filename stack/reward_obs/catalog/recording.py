@@ -1,7 +1,7 @@
 """Recording rules as data (recording_rules/*.yaml, schemas/recording_rule.schema.json).
 
 Dashboard panels that would aggregate thousands of series at every step read a recorded
-series instead (README, "Scale benchmark"). Checked like alert queries: the expression
+series instead (bench/README.md). Checked like alert queries: the expression
 may use only contract metrics and labels, the recorded series keeps only contract
 labels, the name follows level:metric:operations, and every panel query it `serves`
 exists and reads the recorded series; `raw` is the same answer computed from the raw

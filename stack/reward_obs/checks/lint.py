@@ -338,7 +338,7 @@ FLEET_LABELS = ("pool_id", "campaign_id")
 def check_panel_scale(ctx) -> list[Finding]:
     """A range panel evaluates its query at every step (1,440 over 24h). One that reads a
     per-pool or per-campaign metric across every pool or campaign costs Prometheus time
-    linear in the fleet at each step (README, "Scale benchmark": 150-450 ms per 24h panel
+    linear in the fleet at each step (bench/README.md: 150-450 ms per 24h panel
     at 1,000 pools, seconds over 7d), and draws one line per pool. Such a panel must read a
     recording rule that keeps few series, select one campaign or pool with `=`, or be an
     instant panel (one evaluation)."""

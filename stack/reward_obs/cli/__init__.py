@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, version
 from pathlib import Path
 
 from reward_obs.builders.runbook_dashboard import runbook_url
@@ -17,7 +17,7 @@ from reward_obs.catalog.runbooks import alert_sections
 from reward_obs.checks.lint import format_report, lint, warnings
 from reward_obs.model.errors import DefinitionError
 from reward_obs.sinks.files import render_files, summary, write_files
-from reward_obs.tools import alertmanager_cli, render_diff, trace
+from reward_obs.tools import alert_reference, alertmanager_cli, render_diff, trace
 
 __all__ = ["load", "main"]
 
@@ -92,6 +92,7 @@ def register_lint(sub) -> None:
 REGISTER = (
     register_runbooks,
     operator_actions.register,
+    alert_reference.register,
     register_lint,
     render_diff.register,
     alertmanager_cli.register,
@@ -109,6 +110,7 @@ def plugins() -> list:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="reward-obs", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version('reward-observability')}")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository holding the definitions (default: this checkout)")
     parser.add_argument("--stack-config", type=Path, help=f"Pulumi stack file to read config from (default: ROOT/{DEFAULT_STACK_FILE})")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -198,7 +198,7 @@ class RewardObservability(pulumi.ComponentResource):
             for g in grafana_recording.grafana_recording_groups(definitions, config)
         } if config.grafana_records else {}
         # Inhibition in Grafana: only Grafana 13+ with the alertingMultiplePolicies toggle
-        # applies it (README, "Inhibition"), so only on request.
+        # applies it (docs/slos.md, "Inhibition"), so only on request.
         self.inhibition_rules = {
             r["name"]: grafana.alerting.v1beta1.NotificationsInhibitionRule(
                 resource_name("inhibition-rule", r["name"].lower()),

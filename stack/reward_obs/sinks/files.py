@@ -168,7 +168,7 @@ def render_files(definitions: Definitions, config: StackConfig) -> dict[str, str
         "apiVersion": 1,
         "templates": [{"orgId": config.org_id, **t} for t in notification_builders.templates(definitions)],
     })
-    if config.grafana_inhibition_rules:  # not file-provisionable: for Grafana 13+'s API (README, "Inhibition")
+    if config.grafana_inhibition_rules:  # not file-provisionable: for Grafana 13+'s API (docs/slos.md, "Inhibition")
         files[GRAFANA_INHIBITION_FILE] = dump_json(inhibition_builders.grafana_inhibition_rules(definitions))
     files[PROMETHEUS_RULE_FILE] = dump_yaml(alert_builders.prometheus_rule_file(definitions, config))
     files.update(recording_files(definitions, config))
