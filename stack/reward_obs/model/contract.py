@@ -16,6 +16,7 @@ _IDENTITY_LABEL = re.compile(
 _EXACT_IDENTITY = {"claim_id", "payout_id", "correlation_id", "user_id", "account_id", "telegram_id", "ip"}
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+DEFAULT_MAX_LABEL_LENGTH = 128
 
 
 def identity_label(name: str) -> bool:
@@ -39,6 +40,7 @@ class MetricsContract:
     scrape_job: str
     labels: dict[str, dict]
     metrics: dict[str, Metric]
+    max_label_length: int = DEFAULT_MAX_LABEL_LENGTH
 
     def series_metric(self, series_name: str) -> Metric | None:
         """The contract metric a series name belongs to (histograms export three series)."""
@@ -116,4 +118,5 @@ def build_contract(data: dict, file: str, problems) -> MetricsContract:
     if data["scrape_job"] != SCRAPE_JOB:
         problems.add(file, "scrape_job", f"{data['scrape_job']!r} differs from the job every query selects, {SCRAPE_JOB!r} "
                      "(model/names.py SCRAPE_JOB): change both together")
-    return MetricsContract(scrape_job=data["scrape_job"], labels=declared, metrics=metrics)
+    return MetricsContract(scrape_job=data["scrape_job"], labels=declared, metrics=metrics,
+                           max_label_length=data.get("max_label_length", DEFAULT_MAX_LABEL_LENGTH))
