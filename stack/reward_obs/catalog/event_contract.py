@@ -511,14 +511,15 @@ class VersionedEventContract:
         parts = [f"claims v{claimed}, fails v{claimed}: " + "; ".join(errors)]
         for number in self.contracts:
             if number != claimed:
-                parts.append(self._against(event, number, 1))
+                parts.append(self._against(event, number, 1, claimed))
         return " | ".join(parts)
 
-    def _against(self, event: dict, number: int, limit: int) -> str:
+    def _against(self, event: dict, number: int, limit: int, claimed: int | None = None) -> str:
+        """The event as if it claimed `number`."""
         restamped = {**event, "schema_version": number}
         contract = self.contracts[number]
         if contract.is_valid(restamped):
-            return f"as v{number}: valid (labelled with the wrong version?)"
+            return f"as v{number}: valid" + (f" (a v{number} event labelled {claimed}?)" if claimed is not None else "")
         return f"as v{number}: " + "; ".join(contract.errors(restamped)[:limit])
 
 
