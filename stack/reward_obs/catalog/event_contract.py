@@ -453,8 +453,9 @@ class VersionedEventContract:
         props = self.current.schema["properties"]
         self.correlation_re = re.compile(props["correlation_id"]["pattern"])
         self.timestamp_re = re.compile(props["timestamp"]["pattern"])
-        by_version = {n: c.is_valid for n, c in self.contracts.items()}
-        get = by_version.get
+        # version -> compiled check; a hot loop may index it directly (see trace.analyse)
+        self.by_version: dict[int, Check] = {n: c.is_valid for n, c in self.contracts.items()}
+        get = self.by_version.get
 
         def is_valid(event: Any) -> bool:
             if type(event) is not dict:

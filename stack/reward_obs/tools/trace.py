@@ -251,7 +251,7 @@ def analyse(lines: Iterable[bytes], contract: VersionedEventContract | None = No
             report.bad_samples.append(BadLine(number, problem() if callable(problem) else problem))
 
     checker = _Lines(contract, report_bad, max_bad)
-    loads, is_valid, stage_bit = parse_json, contract.is_valid, STAGE_BIT
+    loads, checks, stage_bit = parse_json, contract.by_version, STAGE_BIT
     number = events = out_of_order = 0
     new_chain = _Chain
     by_version: dict = {}  # valid events per schema_version (1 and 1.0 are one key)
@@ -259,12 +259,14 @@ def analyse(lines: Iterable[bytes], contract: VersionedEventContract | None = No
         # The hot path inline: a valid line costs one parse, one check and a few dict operations.
         try:
             event = loads(raw)
-            valid = is_valid(event)
-        except (ValueError, RecursionError):
+            # The check of the version the event claims: a missing or unknown version (or
+            # an event that is not an object) raises, and the slow path below explains it.
+            version = event["schema_version"]
+            valid = checks[version](event)
+        except (ValueError, RecursionError, TypeError, KeyError, IndexError):
             valid = False
             event = None
         if valid:
-            version = event["schema_version"]
             by_version[version] = by_version.get(version, 0) + 1
             cid = event["correlation_id"]
             stage = event["stage"]
