@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from reward_obs.cli import main
-from reward_obs.tools.check_exporter import check, counters_went_down, parse
+from reward_obs.tools.check_exporter import SourceError, check, counters_went_down, parse
 from reward_obs.tools.check_exporter import run as check_file
 from reward_obs.tools.simulator import ContractCollector, Simulator, SimulatorServer, Topology
 
@@ -169,6 +169,19 @@ def test_a_planted_violation_is_named(definitions, tmp_path, healthy, case):
     ok, found = violations(definitions, tmp_path, edit(healthy))
     assert not ok
     assert found == expected
+
+
+def test_a_token_in_a_label_value_is_never_echoed(definitions, tmp_path, healthy):
+    # Built at run time so the repository holds no token-shaped string.
+    token = "70123" + "45678:" + "AAH" + "z" * 32
+    text = after("reward_payouts_total{", f'reward_payouts_total{{provider="manual",result="{token}"}} 0.0')(healthy)
+    _, found = violations(definitions, tmp_path, text)
+    assert found == ['reward_payouts_total: result="[redacted]" is not one of its values (paid, failed, canceled)']
+    broken = tmp_path / "broken.txt"
+    broken.write_text(f"reward_payouts_total{{result={token}}} 1\n")
+    with pytest.raises(SourceError) as exc:
+        check_file(str(broken), definitions)
+    assert token not in str(exc.value) and token[:20] not in str(exc.value)
 
 
 def test_a_label_value_of_exactly_the_bound_is_accepted(definitions, tmp_path, healthy):

@@ -40,6 +40,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from reward_obs.catalog.load import load
 from reward_obs.lang import promql
+from reward_obs.lang.secret_scan import SECRET_PATTERNS
 from reward_obs.model.contract import Metric, MetricsContract, identity_label
 from reward_obs.model.definitions import Definitions
 
@@ -151,7 +152,7 @@ def parse(text: str, openmetrics: bool) -> list:
             return list(openmetrics_parser.text_string_to_metric_families(text))
         return list(text_string_to_metric_families(text))
     except Exception as exc:  # the parsers raise bare ValueError/IndexError/TypeError on bad input
-        detail = str(exc)[:200] or type(exc).__name__
+        detail = _redact(str(exc))[:200] or type(exc).__name__
         kind = "OpenMetrics" if openmetrics else "Prometheus text format"
         raise SourceError(f"not valid {kind}: {detail}") from None
 
@@ -211,7 +212,15 @@ def _matches(op: str, pattern: str, value: str) -> bool:
 # ------------------------------------------------------------------ the checks
 
 
+def _redact(text: str) -> str:
+    """A credential glued into a label value must not travel on into a CI log."""
+    for pattern in SECRET_PATTERNS.values():
+        text = pattern.sub("[redacted]", text)
+    return text
+
+
 def _shown(value: str) -> str:
+    value = _redact(value)
     text = value if len(value) <= VALUE_SHOWN else value[:VALUE_SHOWN] + "..."
     return json.dumps(text)
 
