@@ -156,6 +156,10 @@ PLANTED = {
     "staleness-gauge-missing-a-provider": (drop(r'^reward_payout_webhook_last_processed_timestamp_seconds\{provider="manual"\}'), [
         'reward_payout_webhook_last_processed_timestamp_seconds: staleness gauge has no series for provider="manual" '
         "(exported for every one the exporter knows, from startup: 0 when nothing waits)"]),
+    "negative-counter": (replace('reward_payouts_total{provider="manual",result="canceled"} 0.0', 'reward_payouts_total{provider="manual",result="canceled"} -1.0'), [
+        "reward_payouts_total: a series has the value -1; a counter is never negative or NaN"]),
+    "duplicate-series": (after('reward_provider_up{provider="manual"}', 'reward_provider_up{provider="manual"} 0.0'), [
+        'reward_provider_up: a series is exported twice: reward_provider_up{provider="manual"}']),
     "metric-not-in-the-contract": (lambda t: t + "# TYPE reward_bonus_total counter\nreward_bonus_total 1.0\n", [
         "reward_bonus_total: not in the metrics contract (a new series is a contract change: add it to contract/metrics.yaml first)"]),
     "prometheus-own-series": (lambda t: t + "# TYPE up gauge\nup 1.0\n", [

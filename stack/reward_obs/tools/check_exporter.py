@@ -306,8 +306,15 @@ def check(families: list, definitions: Definitions, *, now: float | None = None,
 
 def _check_series(metric: Metric, samples: list, contract: MetricsContract, now: float, clock_skew: float, add) -> None:
     allowed = set(metric.labels) | ({"le"} if metric.type == "histogram" else set())
+    seen_series: set[tuple] = set()
     for sample in samples:
         labels = sample.labels
+        series = (sample.name, tuple(sorted(labels.items())))
+        if series in seen_series:  # Prometheus refuses the whole scrape for it ("duplicate sample")
+            add(metric.name, f"a series is exported twice: {sample.name}{_labelset(tuple(k for k, _ in series[1]), tuple(_redact(v) for _, v in series[1]))}")
+        seen_series.add(series)
+        if metric.type == "counter" and sample.name == metric.name and not sample.value >= 0:
+            add(metric.name, f"a series has the value {sample.value:g}; a counter is never negative or NaN")
         for label in sorted(set(labels) - allowed):
             if identity_label(label):
                 add(metric.name, f"label {label!r} identifies a person or an entity; it belongs in logs, never in a metric label")
