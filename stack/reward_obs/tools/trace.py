@@ -578,11 +578,12 @@ def format_report(report: Report) -> str:
                    f"p95 {_seconds(q['p95'])}, max {_seconds(q['max'])}")
     if report.events_by_version:
         out.append("  events by schema_version: " + ", ".join(f"v{v} {n:,}" for v, n in report.events_by_version.items()))
-    out += _bad_lines(report.bad_lines, report.bad_samples)
-    if report.bad_lines_by_version:
+    bad = _bad_lines(report.bad_lines, report.bad_samples)
+    if bad and report.bad_lines_by_version:
         names = {"unknown": "an unknown version", "none": "no version"}
-        out.append("    by the version they claim: " + ", ".join(
+        bad.insert(1, "    by the version they claim: " + ", ".join(
             f"{names.get(v, 'v' + v)} {n:,}" for v, n in report.bad_lines_by_version.items()))
+    out += bad
     if report.missing_correlation_id:
         out.append(f"  events without a usable correlation_id: {report.missing_correlation_id:,} (cannot be traced)")
     out.append(f"  duplicate events (same event_id, counted once): {report.duplicates:,}")
