@@ -121,7 +121,7 @@ COUNTERS_AT_ZERO = "(counters start at 0 for every known value)"
 SLO_600 = "which the SLO claim-to-paid-latency (slos/claim-to-paid-latency.yaml) reads"
 PLANTED = {
     "missing-metric": (drop(r"^reward_provider_up\{"), [
-        "reward_provider_up: missing (no series exported)"]),
+        "reward_provider_up: missing (no series exported); alerts that read it: RewardPayoutProviderOutage"]),
     "wrong-type": (replace("# TYPE reward_claims_held gauge", "# TYPE reward_claims_held counter"), [
         "reward_claims_held: exported as counter; the contract says gauge"]),
     "untyped": (drop(r"^# (TYPE|HELP) reward_provider_up "), [
@@ -152,7 +152,8 @@ PLANTED = {
     "timestamp-in-the-future": (replace('reward_provider_up{provider="manual"} 1.0', 'reward_provider_up{provider="manual"} 1.0 4102444800000'), [
         "reward_provider_up: a sample is timestamped 2100-01-01T00:00:00Z, in the future (more than 60 s ahead of this clock)"]),
     "staleness-gauge-missing": (drop(r"^reward_payout_oldest_pending_age_seconds\{"), [
-        "reward_payout_oldest_pending_age_seconds: staleness gauge missing (no series exported)"]),
+        "reward_payout_oldest_pending_age_seconds: staleness gauge missing (no series exported); "
+        "alerts that read it: RewardPayoutWebhooksStopped, RewardPayoutsStuck"]),
     "staleness-gauge-missing-a-provider": (drop(r'^reward_payout_webhook_last_processed_timestamp_seconds\{provider="manual"\}'), [
         'reward_payout_webhook_last_processed_timestamp_seconds: staleness gauge has no series for provider="manual" '
         "(exported for every one the exporter knows, from startup: 0 when nothing waits)"]),
@@ -198,7 +199,7 @@ def test_a_label_value_of_exactly_the_bound_is_accepted(definitions, tmp_path, h
 def test_a_planted_violation_in_openmetrics_is_named(definitions, capsys, tmp_path):
     text = drop(r"^reward_provider_up\{")(exposition(definitions, openmetrics=True))
     ok, found = violations(definitions, tmp_path, text)
-    assert (ok, found) == (False, ["reward_provider_up: missing (no series exported)"])
+    assert (ok, found) == (False, ["reward_provider_up: missing (no series exported); alerts that read it: RewardPayoutProviderOutage"])
 
 
 def test_the_command_names_each_violation_on_its_own_line_and_exits_1(capsys, tmp_path, healthy):
@@ -207,10 +208,11 @@ def test_the_command_names_each_violation_on_its_own_line_and_exits_1(capsys, tm
     code, out, _ = run(capsys, str(path))
     assert code == 1
     assert out.splitlines() == [f"reward-obs check-exporter: {path}: 1 violation(s) of contract/metrics.yaml",
-                                "  reward_provider_up: missing (no series exported)"]
+                                "  reward_provider_up: missing (no series exported); alerts that read it: RewardPayoutProviderOutage"]
     code, out, _ = run(capsys, str(path), "--format", "json")
     assert code == 1
-    assert json.loads(out)["violations"] == [{"metric": "reward_provider_up", "problem": "missing (no series exported)"}]
+    assert json.loads(out)["violations"] == [
+        {"metric": "reward_provider_up", "problem": "missing (no series exported); alerts that read it: RewardPayoutProviderOutage"}]
 
 
 def test_a_counter_that_went_down_between_two_scrapes_is_named(definitions, healthy):

@@ -199,6 +199,21 @@ def bucket_requirements(definitions: Definitions) -> list[BucketRequirement]:
     return sorted(found.values(), key=lambda r: (r.metric, r.reader, r.le_value))
 
 
+def alert_readers(definitions: Definitions) -> dict[str, list[str]]:
+    """Contract metric -> the Prometheus alert rules whose expression reads it, so a
+    missing metric says which alerts it leaves blind."""
+    contract = definitions.contract
+    readers: dict[str, set[str]] = {}
+    for alert in definitions.alerts:
+        if not alert.is_promql:
+            continue
+        for sel in promql.selectors(promql.parse(alert.resolved().expr)):
+            metric = contract.series_metric(sel.metric) if sel.metric else None
+            if metric is not None:
+                readers.setdefault(metric.name, set()).add(alert.name)
+    return {name: sorted(names) for name, names in readers.items()}
+
+
 def _matches(op: str, pattern: str, value: str) -> bool:
     """A PromQL label matcher; Prometheus anchors regular expressions at both ends."""
     if op == "=":
@@ -276,6 +291,7 @@ def check(families: list, definitions: Definitions, *, now: float | None = None,
                         and _value_problem(contract, metric_name, label, value) is None:
                     seen.setdefault(label, set()).add(value)
 
+    readers = alert_readers(definitions)
     for metric_name, metric in sorted(contract.metrics.items()):
         fams = exposition.by_metric.get(metric_name, [])
         if metric.synthetic:
@@ -285,7 +301,9 @@ def check(families: list, definitions: Definitions, *, now: float | None = None,
         samples = _samples(fams)
         staleness = metric.type == "gauge" and metric_name.endswith(STALENESS_SUFFIXES)
         if not samples:
-            add(metric_name, "staleness gauge missing (no series exported)" if staleness else "missing (no series exported)")
+            blind = readers.get(metric_name)
+            add(metric_name, ("staleness gauge missing (no series exported)" if staleness else "missing (no series exported)")
+                + (f"; alerts that read it: {', '.join(blind)}" if blind else ""))
             continue
         exported_types = sorted({f.type for f in fams})
         for exported in exported_types:
