@@ -1,4 +1,4 @@
-"""The reward event envelope (contract/reward_event.schema.json): its examples both ways,
+"""The reward event envelope, current version (contract/reward_event.schema.json): its examples both ways,
 what it refuses, and proof that the fast validator `reward-obs trace` uses agrees with
 jsonschema on every example and on generated and mutated events."""
 from __future__ import annotations
@@ -19,7 +19,7 @@ from reward_obs.lang.secret_scan import secret_findings
 from reward_obs_dev.trace_gen import generate
 
 SCHEMA_FILE = ROOT / "contract" / "reward_event.schema.json"
-EXAMPLES = ROOT / "contract" / "examples"
+EXAMPLES = ROOT / "contract" / "examples" / "v2"  # the current version; tests/test_event_contract_versions.py covers v1
 SCHEMA = json.loads(SCHEMA_FILE.read_text())
 JSONSCHEMA = Draft202012Validator(SCHEMA)
 CONTRACT = EventContract()
@@ -58,7 +58,7 @@ INVALID = {
     "type-of-another-stage": "type",
     "timestamp-not-utc": "timestamp",
     "timestamp-without-time": "timestamp",
-    "schema-version-2": "schema_version",
+    "schema-version-3": "schema_version",
     "schema-version-as-string": "schema_version",
     "missing-causation-id": "causation_id",
     "causation-is-a-correlation-id": "causation_id",

@@ -29,7 +29,7 @@ class Chain:
 
     def add(self, at: float, stage: str, kind: str, **fields) -> dict:
         minutes, seconds = divmod(at, 60)
-        event = {"schema_version": 1, "event_id": f"evt_{self.prefix}{len(self.events):08d}", "correlation_id": self.cid,
+        event = {"schema_version": 2, "event_id": f"evt_{self.prefix}{len(self.events):08d}", "correlation_id": self.cid,
                  "causation_id": self.events[-1]["event_id"] if self.events else None, "stage": stage,
                  "type": f"{stage}.{kind}", "timestamp": f"2025-11-20T18:{int(minutes):02d}:{seconds:06.3f}Z", **fields}
         if stage == "claim":  # the contract requires the receipt reference on every claim event
@@ -227,8 +227,9 @@ def test_bad_lines_are_reported_by_number_and_reading_goes_on(tmp_path):
                     no_cor, empty_cor, chain.events[6])
     report = analyse(content)
     assert report.lines == 10 and report.blank_lines == 1
-    assert [(b.line, b.problem.split(" ")[0]) for b in report.bad_samples] == [
-        (2, "not"), (3, "not"), (7, "(event):"), (8, "(event):"), (9, "correlation_id:")]
+    assert [(b.line, b.problem.split(": ")[0]) for b in report.bad_samples] == [
+        (2, "not JSON (Expecting property name enclosed in double quotes"), (3, "not a JSON object but list"),
+        (7, "claims v2, fails v2"), (8, "claims v2, fails v2"), (9, "claims v2, fails v2")]
     assert "not JSON" in report.bad_samples[0].problem
     assert "not a JSON object but list" in report.bad_samples[1].problem
     assert "'note' was unexpected" in report.bad_samples[2].problem

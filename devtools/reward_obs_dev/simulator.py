@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from reward_obs.catalog.event_contract import current_schema_version
 from reward_obs.catalog.load import load
 from reward_obs.model.contract import MetricsContract
 from reward_obs_dev.traffic import ALLOCATION_SHARE, DECISION_SHARE, PAYOUT_RESULT_SHARE, WEBHOOK_SHARE
@@ -147,6 +148,7 @@ class EventSink:
         self.stream = stream
         self.rng = rng
         self.count = 0
+        self.schema_version = current_schema_version()
 
     def new_id(self, prefix: str) -> str:
         return f"{prefix}_{self.rng.getrandbits(96):024x}"
@@ -155,7 +157,7 @@ class EventSink:
              amount: float | None = None, **fields) -> dict:
         """One event; without a correlation_id it starts a new chain."""
         event = {
-            "schema_version": 1,
+            "schema_version": self.schema_version,
             "event_id": self.new_id("evt"),
             "correlation_id": correlation_id or self.new_id("cor"),
             "causation_id": causation_id,

@@ -28,7 +28,7 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Iterator
 
-from reward_obs.catalog.event_contract import EventContract
+from reward_obs.catalog.event_contract import EventContract, current_schema_version
 from reward_obs.tools.trace import BROKEN_KINDS
 from reward_obs_dev import machine
 from reward_obs_dev.traffic import DECISION_SHARE, PAYOUT_RESULT_SHARE
@@ -107,6 +107,7 @@ class _ChainBuilder:
     def __init__(self, rng: random.Random, ids: _Ids):
         self.rng = rng
         self.ids = ids
+        self.version = current_schema_version()
 
     def build(self, start_ms: int, *, happy: bool) -> list[tuple[int, dict]]:
         """(timestamp ms, event) of one reward, in time order. `happy`: no rejection or
@@ -124,7 +125,7 @@ class _ChainBuilder:
             nonlocal t, cause
             t += int(rng.uniform(min_s, max_s) * 1000)
             event_id = self.ids.next("evt_")
-            event = {"schema_version": 1, "event_id": event_id, "correlation_id": cid, "causation_id": cause,
+            event = {"schema_version": self.version, "event_id": event_id, "correlation_id": cid, "causation_id": cause,
                      "stage": stage, "type": f"{stage}.{kind}", "timestamp": stamp(t), **fields}
             events.append((t, event))
             cause = event_id
@@ -164,7 +165,7 @@ class _ChainBuilder:
         provider = base.get("provider", "ton_wallet")
         for _ in range(count):
             t += int(step_ms * self.rng.uniform(0.5, 1.5)) + 1
-            yield t, {"schema_version": 1, "event_id": self.ids.next("evt_"), "correlation_id": base["correlation_id"],
+            yield t, {"schema_version": base["schema_version"], "event_id": self.ids.next("evt_"), "correlation_id": base["correlation_id"],
                       "causation_id": base["event_id"], "stage": "payout", "type": "payout.webhook_received",
                       "timestamp": stamp(t), "provider": provider, "payout_result": "paid"}
 
@@ -179,7 +180,7 @@ def _break(events: list[tuple[int, dict]], kind: str) -> list[tuple[int, dict]]:
     if kind == "admin_change_without_reason":  # an admin acted and logged no reason
         i = next(i for i, e in enumerate(events) if e[1]["type"] == "claim.started")
         t, before = events[i]
-        held = {"schema_version": 1, "event_id": before["event_id"] + "h", "correlation_id": before["correlation_id"],
+        held = {"schema_version": before["schema_version"], "event_id": before["event_id"] + "h", "correlation_id": before["correlation_id"],
                 "causation_id": before["event_id"], "stage": "admin_audit", "type": "admin_audit.claim_held",
                 "timestamp": stamp(t + 1), "admin_action": "hold_claim", "actor_role": "support"}
         return events[: i + 1] + [(t + 1, held)] + events[i + 1:]

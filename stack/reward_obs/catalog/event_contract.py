@@ -1,4 +1,5 @@
-"""The reward event envelope (contract/reward_event.schema.json) as a fast predicate.
+"""The reward event envelope (contract/reward_event.schema.json) as a fast predicate, and
+every supported version of it (contract/reward_event.versions.json).
 
 `reward-obs trace` checks every line of an audit log against the schema. jsonschema
 builds error objects lazily but still walks its keyword machinery for every instance,
@@ -16,8 +17,10 @@ source of truth:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
@@ -28,6 +31,7 @@ from reward_obs.catalog.definitions import REPO_ROOT
 from reward_obs.lang.secret_scan import SECRET_PATTERNS
 
 SCHEMA_PATH = REPO_ROOT / "contract" / "reward_event.schema.json"
+VERSIONS_PATH = REPO_ROOT / "contract" / "reward_event.versions.json"
 STAGES = ("match_settlement", "reward_allocation", "claim", "payout", "admin_audit")
 
 Check = Callable[[Any], bool]
@@ -352,3 +356,174 @@ class EventContract:
             return None
         names = [n for n, sub in node.items() if sub is False and n in event and repr(event[n]) in error.message]
         return names[0] if names else None
+
+
+# ------------------------------------------------------------------ versions
+
+
+def current_schema_version(versions_path: Path = VERSIONS_PATH) -> int:
+    """The schema_version a new event carries (`current` in the versions map)."""
+    return int(json.loads(versions_path.read_text(encoding="utf-8"))["current"])
+
+
+class ContractVersionsError(ValueError):
+    """The versions map, or a schema it names, is unusable: `file:field: problem`."""
+
+
+@dataclass(frozen=True)
+class Change:
+    breaking: bool
+    change: str
+
+
+@dataclass(frozen=True)
+class Version:
+    number: int
+    schema_file: str  # relative to contract/
+    sha256: str
+    examples: str  # relative to contract/
+    changes: tuple[Change, ...]
+
+
+_VERSIONS_SCHEMA = {
+    "type": "object", "additionalProperties": False, "required": ["current", "versions"],
+    "properties": {
+        "$comment": {"type": "string"},
+        "current": {"type": "integer", "minimum": 1},
+        "versions": {
+            "type": "object", "minProperties": 1, "propertyNames": {"pattern": "^[1-9][0-9]{0,3}$"},
+            "additionalProperties": {
+                "type": "object", "additionalProperties": False, "required": ["schema", "sha256", "examples", "changes"],
+                "properties": {
+                    "schema": {"type": "string", "pattern": "^[a-z0-9_.]+\\.schema\\.json$"},
+                    "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    "examples": {"type": "string", "pattern": "^examples/[a-z0-9_]+$"},
+                    "changes": {"type": "array", "minItems": 1, "items": {
+                        "type": "object", "additionalProperties": False, "required": ["breaking", "change"],
+                        "properties": {"breaking": {"type": "boolean"}, "change": {"type": "string", "minLength": 10}}}},
+                },
+            },
+        },
+    },
+}
+_NO_VERSION = object()
+
+
+class VersionedEventContract:
+    """Every supported version of the envelope. An event is valid when it is valid against
+    the version its `schema_version` claims; `explain` says which version a bad event
+    claims, what it fails there, and how it fares against the other versions (an older
+    event and a broken one read differently)."""
+
+    def __init__(self, versions_path: Path = VERSIONS_PATH):
+        self.versions_path = versions_path
+        where = versions_path.name
+        try:
+            data = json.loads(versions_path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ContractVersionsError(f"{where}: cannot read: {exc.strerror}") from None
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ContractVersionsError(f"{where}: not JSON: {str(exc)[:120]}") from None
+        errors = sorted(Draft202012Validator(_VERSIONS_SCHEMA).iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+        if errors:
+            e = errors[0]
+            raise ContractVersionsError(f"{where}:{'.'.join(map(str, e.absolute_path)) or '(file)'}: {e.message[:200]}")
+        self.versions: dict[int, Version] = {}
+        self.contracts: dict[int, EventContract] = {}
+        for key, spec in sorted(data["versions"].items(), key=lambda kv: int(kv[0])):
+            number = int(key)
+            schema_path = versions_path.parent / spec["schema"]
+            try:
+                contract = EventContract(schema_path)
+            except OSError as exc:
+                raise ContractVersionsError(f"{where}:versions.{key}.schema: cannot read {spec['schema']}: {exc.strerror}") from None
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ContractVersionsError(f"{spec['schema']}: not a usable event schema: {str(exc)[:200]}") from None
+            claimed = contract.schema.get("properties", {}).get("schema_version", {}).get("const")
+            if claimed != number or type(claimed) is not int:
+                raise ContractVersionsError(f"{spec['schema']}:properties.schema_version.const: is {claimed!r}, but {where} "
+                                            f"lists this file as version {number}")
+            self.versions[number] = Version(number, spec["schema"], spec["sha256"], spec["examples"],
+                                            tuple(Change(c["breaking"], c["change"]) for c in spec["changes"]))
+            self.contracts[number] = contract
+        if data["current"] not in self.contracts:
+            raise ContractVersionsError(f"{where}:current: {data['current']} is not one of the versions ({self.supported_text})")
+        self.current_version: int = data["current"]
+        self.current = self.contracts[self.current_version]
+        props = self.current.schema["properties"]
+        self.correlation_re = re.compile(props["correlation_id"]["pattern"])
+        self.timestamp_re = re.compile(props["timestamp"]["pattern"])
+        # version -> compiled check; a hot loop may index it directly (see trace.analyse)
+        self.by_version: dict[int, Check] = {n: c.is_valid for n, c in self.contracts.items()}
+        get = self.by_version.get
+
+        def is_valid(event: Any) -> bool:
+            if type(event) is not dict:
+                return False
+            try:
+                check = get(event.get("schema_version"))
+            except TypeError:  # an unhashable schema_version (a list, an object)
+                return False
+            return check is not None and check(event)
+
+        self.is_valid: Check = is_valid
+
+    @property
+    def supported(self) -> tuple[int, ...]:
+        return tuple(self.contracts)
+
+    @property
+    def supported_text(self) -> str:
+        return ", ".join(map(str, self.contracts))
+
+    def sha256_of(self, number: int) -> str:
+        return hashlib.sha256(self.contracts[number].schema_path.read_bytes()).hexdigest()
+
+    def claimed(self, event: Any):
+        """The supported version an event claims, `_NO_VERSION` when it has none, or the raw
+        value when it names no supported version."""
+        if not isinstance(event, dict) or "schema_version" not in event:
+            return _NO_VERSION
+        value = event["schema_version"]
+        return next((number for number in self.contracts if _is_version(value, number)), value)
+
+    def _known(self, claimed: Any) -> bool:
+        return type(claimed) is int and claimed in self.contracts
+
+    def version_key(self, event: Any) -> str:
+        """How a line is counted: the version it claims, "unknown" or "none"."""
+        claimed = self.claimed(event)
+        if claimed is _NO_VERSION:
+            return "none"
+        return str(claimed) if self._known(claimed) else "unknown"
+
+    def explain(self, event: Any, limit: int = 3) -> str:
+        """Why an event is not valid, per version: the version it claims and what it fails
+        there, then whether it would pass as each other version."""
+        claimed = self.claimed(event)
+        if claimed is _NO_VERSION:
+            parts = [f"no schema_version (supported: {self.supported_text})"]
+            parts += [self._against(event, number, limit) for number in self.contracts]
+            return " | ".join(parts)
+        if not self._known(claimed):
+            shown = _redact(json.dumps(claimed, default=str))[:40]
+            return f"schema_version {shown} is not a version of the event contract (supported: {self.supported_text})"
+        errors = self.contracts[claimed].errors(event)[:limit]
+        parts = [f"claims v{claimed}, fails v{claimed}: " + "; ".join(errors)]
+        for number in self.contracts:
+            if number != claimed:
+                parts.append(self._against(event, number, 1, claimed))
+        return " | ".join(parts)
+
+    def _against(self, event: dict, number: int, limit: int, claimed: int | None = None) -> str:
+        """The event as if it claimed `number`."""
+        restamped = {**event, "schema_version": number}
+        contract = self.contracts[number]
+        if contract.is_valid(restamped):
+            return f"as v{number}: valid" + (f" (a v{number} event labelled {claimed}?)" if claimed is not None else "")
+        return f"as v{number}: " + "; ".join(contract.errors(restamped)[:limit])
+
+
+def _is_version(value: Any, number: int) -> bool:
+    """jsonschema's const for an integer: 1 and 1.0 are version 1, True is not."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value == number

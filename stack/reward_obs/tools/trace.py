@@ -14,9 +14,11 @@ answer and any admin action.
 FILE is read as a stream ('-' is stdin, '*.gz' is decompressed). Memory grows with the
 number of distinct chains, never with the number of events: each chain keeps a stage
 bitmask, its first and last timestamp, an event count and the hashes of its last
-RECENT_EVENT_IDS event ids (for duplicates). Every line is checked against
-contract/reward_event.schema.json through the compiled fast path of event_contract;
-jsonschema only explains the lines that fail.
+RECENT_EVENT_IDS event ids (for duplicates). Every line is checked against the version
+of the event contract its schema_version claims (contract/reward_event.versions.json lists
+them), through the compiled fast path of event_contract; jsonschema only explains the
+lines that fail, per version: the version a line claims and what it fails there, and how
+it fares against the other versions (so an older event reads differently from a broken one).
 
 Exit code: 0 when every line is valid and no chain is broken (with --id: the chain was
 found, is not broken and its lines are valid), 1 otherwise, 2 on usage errors.
@@ -34,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterable
 
-from reward_obs.catalog.event_contract import STAGES, EventContract
+from reward_obs.catalog.event_contract import STAGES, ContractVersionsError, VersionedEventContract
 
 STAGE_BIT = {stage: 1 << i for i, stage in enumerate(STAGES)}
 SETTLED = 1 << len(STAGES)  # a match_settlement.settled event, not just any settlement event
@@ -178,6 +180,8 @@ class Report:
     retries: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RETRY_KINDS, 0))
     retry_samples: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in RETRY_KINDS})
     payout_chain_seconds: dict[str, float] = field(default_factory=dict)  # first to last event, chains that reached payout
+    events_by_version: dict[str, int] = field(default_factory=dict)  # valid events, by the schema_version they carry
+    bad_lines_by_version: dict[str, int] = field(default_factory=dict)  # JSON objects that break the contract: "1", "unknown", "none"
 
     @property
     def ok(self) -> bool:
@@ -194,16 +198,18 @@ class Report:
             "broken_chains": self.broken_chains, "broken": self.broken, "broken_samples": self.broken_samples,
             "retries": self.retries, "retry_samples": self.retry_samples,
             "payout_chain_seconds": self.payout_chain_seconds,
+            "events_by_version": self.events_by_version, "bad_lines_by_version": self.bad_lines_by_version,
         }
 
 
 class _Lines:
     """Shared per-line work of both modes: parse, validate, explain a bad line."""
 
-    def __init__(self, contract: EventContract, report_bad, max_bad: int):
+    def __init__(self, contract: VersionedEventContract, report_bad, max_bad: int):
         self.contract = contract
         self.report_bad = report_bad
         self.max_bad = max_bad
+        self.bad_by_version: dict[str, int] = {}
 
     def parse(self, number: int, raw: bytes) -> tuple[Any, bool] | None:
         """(event, valid) or None for a blank or non-JSON line (reported)."""
@@ -219,11 +225,13 @@ class _Lines:
         if not isinstance(event, dict):
             self.report_bad(number, f"not a JSON object but {type(event).__name__}")
             return None
-        self.report_bad(number, lambda: "; ".join(self.contract.errors(event)[:MAX_ERRORS_PER_LINE]))
+        key = self.contract.version_key(event)
+        self.bad_by_version[key] = self.bad_by_version.get(key, 0) + 1
+        self.report_bad(number, lambda: self.contract.explain(event, MAX_ERRORS_PER_LINE))
         return event, False
 
 
-def _salvage(event: dict, contract: EventContract) -> tuple[str | None, str | None, float | None]:
+def _salvage(event: dict, contract: VersionedEventContract) -> tuple[str | None, str | None, float | None]:
     """From an event that breaks the contract, what can still place it in a chain:
     (correlation_id, stage, timestamp), each None when unusable."""
     cid = event.get("correlation_id")
@@ -237,10 +245,10 @@ def _salvage(event: dict, contract: EventContract) -> tuple[str | None, str | No
     return cid, stage, ts
 
 
-def analyse(lines: Iterable[bytes], contract: EventContract | None = None, *, source: str = "-",
+def analyse(lines: Iterable[bytes], contract: VersionedEventContract | None = None, *, source: str = "-",
             max_bad: int = 20, max_samples: int = 10) -> Report:
     """Every chain in a stream of NDJSON lines, in one pass and O(chains) memory."""
-    contract = contract or EventContract()
+    contract = contract or VersionedEventContract()
     report = Report(source)
     chains: dict[str, _Chain] = {}
 
@@ -250,18 +258,23 @@ def analyse(lines: Iterable[bytes], contract: EventContract | None = None, *, so
             report.bad_samples.append(BadLine(number, problem() if callable(problem) else problem))
 
     checker = _Lines(contract, report_bad, max_bad)
-    loads, is_valid, stage_bit = parse_json, contract.is_valid, STAGE_BIT
+    loads, checks, stage_bit = parse_json, contract.by_version, STAGE_BIT
     number = events = out_of_order = 0
     new_chain = _Chain
+    by_version: dict = {}  # valid events per schema_version (1 and 1.0 are one key)
     for number, raw in enumerate(lines, start=1):
         # The hot path inline: a valid line costs one parse, one check and a few dict operations.
         try:
             event = loads(raw)
-            valid = is_valid(event)
-        except (ValueError, RecursionError):
+            # The check of the version the event claims: a missing or unknown version (or
+            # an event that is not an object) raises, and the slow path below explains it.
+            version = event["schema_version"]
+            valid = checks[version](event)
+        except (ValueError, RecursionError, TypeError, KeyError, IndexError):
             valid = False
             event = None
         if valid:
+            by_version[version] = by_version.get(version, 0) + 1
             cid = event["correlation_id"]
             stage = event["stage"]
             ts = epoch(event["timestamp"])
@@ -327,6 +340,8 @@ def analyse(lines: Iterable[bytes], contract: EventContract | None = None, *, so
     report.events = events
     report.out_of_order = out_of_order
     report.lines = number
+    report.events_by_version = {str(int(v)): n for v, n in sorted(by_version.items())}
+    report.bad_lines_by_version = dict(sorted(checker.bad_by_version.items()))
 
     report.chains = len(chains)
     spans = array("d")
@@ -432,10 +447,10 @@ class ChainTrace:
         }
 
 
-def trace_chain(lines: Iterable[bytes], correlation_id: str, contract: EventContract | None = None, *,
+def trace_chain(lines: Iterable[bytes], correlation_id: str, contract: VersionedEventContract | None = None, *,
                 source: str = "-", max_bad: int = 20) -> ChainTrace:
     """The events of one chain, in time order. Lines that do not contain the id are not parsed."""
-    contract = contract or EventContract()
+    contract = contract or VersionedEventContract()
     trace = ChainTrace(correlation_id, source)
     needle = correlation_id.encode()
 
@@ -568,7 +583,14 @@ def format_report(report: Report) -> str:
         q = report.payout_chain_seconds
         out.append(f"  first to last event of chains that reached payout: p50 {_seconds(q['p50'])}, "
                    f"p95 {_seconds(q['p95'])}, max {_seconds(q['max'])}")
-    out += _bad_lines(report.bad_lines, report.bad_samples)
+    if report.events_by_version:
+        out.append("  events by schema_version: " + ", ".join(f"v{v} {n:,}" for v, n in report.events_by_version.items()))
+    bad = _bad_lines(report.bad_lines, report.bad_samples)
+    if bad and report.bad_lines_by_version:
+        names = {"unknown": "an unknown version", "none": "no version"}
+        bad.insert(1, "    by the version they claim: " + ", ".join(
+            f"{names.get(v, 'v' + v)} {n:,}" for v, n in report.bad_lines_by_version.items()))
+    out += bad
     if report.missing_correlation_id:
         out.append(f"  events without a usable correlation_id: {report.missing_correlation_id:,} (cannot be traced)")
     out.append(f"  duplicate events (same event_id, counted once): {report.duplicates:,}")
@@ -605,8 +627,12 @@ def open_source(name: str) -> tuple[IO[bytes], bool]:
 
 def cmd_trace(args) -> int:
     parser = args.trace_parser
+    try:
+        contract = VersionedEventContract()
+    except ContractVersionsError as exc:
+        print(f"reward-obs trace: {exc}", file=sys.stderr)
+        return 1
     if args.correlation_id is not None:
-        contract = EventContract()
         if not contract.correlation_re.search(args.correlation_id):
             parser.error(f"--id {args.correlation_id!r} is not a correlation_id (pattern {contract.correlation_re.pattern})")
     try:
@@ -619,7 +645,7 @@ def cmd_trace(args) -> int:
             result = trace_chain(stream, args.correlation_id, contract, source=args.source, max_bad=args.max_bad_lines)
             text = format_chain(result)
         else:
-            result = analyse(stream, source=args.source, max_bad=args.max_bad_lines, max_samples=args.max_samples)
+            result = analyse(stream, contract, source=args.source, max_bad=args.max_bad_lines, max_samples=args.max_samples)
             text = format_report(result)
     except (OSError, EOFError) as exc:
         print(f"reward-obs trace: reading {args.source} failed: {exc}", file=sys.stderr)
