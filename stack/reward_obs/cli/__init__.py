@@ -16,7 +16,7 @@ from reward_obs.catalog.runbooks import alert_sections
 from reward_obs.checks.lint import format_report, lint, warnings
 from reward_obs.model.errors import DefinitionError
 from reward_obs.sinks.files import render_files, summary, write_files
-from reward_obs.tools import backtest, live_cli, render_diff, trace
+from reward_obs.tools import backtest, live_cli, render_diff, slo_report, trace
 from reward_obs.tools.scenarios import cli as scenarios_cli
 
 __all__ = ["load", "main"]
@@ -95,6 +95,7 @@ REGISTER = (
     register_lint,
     render_diff.register,
     backtest.register,
+    slo_report.register,
     live_cli.register,
     scenarios_cli.register,
     trace.register,
