@@ -302,7 +302,8 @@ def as_text(rows: list[Row], start: float, end: float, use_recorded: bool) -> st
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         consumed = "-" if r.budget_consumed is None else f"{r.budget_consumed * 100:.0f}%"
-        lines.append(f"| {r.slo} | {r.provider or '(fleet)'} | {_pct(r.objective)} | {_pct(r.attained, 6)} | {consumed} | "
+        who = "(no events)" if r.attained is None and not r.provider else r.provider or "(fleet)"
+        lines.append(f"| {r.slo} | {who} | {_pct(r.objective)} | {_pct(r.attained, 6)} | {consumed} | "
                      f"{len(r.pages)} | {len(r.tickets)} | {_pct(r.suggested_objective)} |")
     raised_lines = [f"- {r.slo} {r.provider or '(fleet)'}: {x.tier} {x.long_window} ({x.factor:g}x over {x.long_window} "
                     f"and {x.short_window}) {_when(x.start)} to {_when(x.end)} ({x.minutes} min), peak {x.peak_burn:.3g}x"
