@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,41 +17,7 @@ from reward_obs.catalog.config import StackConfig
 from reward_obs.catalog.load import load
 from reward_obs.model.definitions import Definitions
 from reward_obs.model.durations import parse_duration
-from reward_obs_dev.servers import http_json
-
-# query_range returns at most 11,000 points per series; a week of 1-minute steps is 10,080.
-MAX_POINTS = 11_000
-
-
-@dataclass(frozen=True, order=True)
-class Firing:
-    alert: str
-    labels: tuple[tuple[str, str], ...]
-    start: float  # first evaluation at which the alert is firing
-    end: float  # last evaluation at which it is still firing
-
-    @property
-    def seconds(self) -> float:
-        return self.end - self.start
-
-
-def firings_from_samples(alert: str, labels: dict, timestamps: list[float], step: float, for_seconds: float) -> list[Firing]:
-    """Firing intervals of one series, from the evaluation times at which the alert
-    expression returned it. A gap of more than one step resets the pending timer, as a
-    missed evaluation does in Prometheus; the alert fires once it has been active for
-    `for` (at once when `for` is 0)."""
-    out: list[Firing] = []
-    key = tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
-    run_start = previous = None
-    for t in sorted(timestamps) + [None]:
-        if t is not None and previous is not None and t - previous <= step * 1.001:
-            previous = t
-            continue
-        if run_start is not None and previous - run_start >= for_seconds:
-            out.append(Firing(alert, key, run_start + for_seconds, previous))
-        run_start = previous = t
-    return out
-
+from reward_obs.tools.prometheus_history import MAX_POINTS, Firing, firings_from_samples, http_json
 
 def _chunks(start: float, end: float, step: float):
     span = step * (MAX_POINTS - 1)

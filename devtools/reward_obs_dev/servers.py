@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from reward_obs.tools.prometheus_history import http_json
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -40,12 +42,6 @@ def prometheus_version() -> str:
     result = subprocess.run([binary("prometheus"), "--version"], capture_output=True, text=True)
     first = (result.stdout + result.stderr).split("\n")[0]
     return first.replace("prometheus, version ", "").split(" ")[0]
-
-
-def http_json(url: str, data: dict | None = None, timeout: float = 30.0) -> dict:
-    body = urllib.parse.urlencode(data).encode() if data is not None else None
-    with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=timeout) as response:
-        return json.loads(response.read())
 
 
 class _Server:

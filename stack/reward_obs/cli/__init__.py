@@ -17,7 +17,7 @@ from reward_obs.catalog.runbooks import alert_sections
 from reward_obs.checks.lint import format_report, lint, warnings
 from reward_obs.model.errors import DefinitionError
 from reward_obs.sinks.files import render_files, summary, write_files
-from reward_obs.tools import alert_reference, alertmanager_cli, check_exporter, render_diff, trace
+from reward_obs.tools import alert_reference, alertmanager_cli, check_exporter, render_diff, slo_report, trace
 
 __all__ = ["load", "main"]
 
@@ -96,6 +96,7 @@ REGISTER = (
     register_lint,
     render_diff.register,
     alertmanager_cli.register,
+    slo_report.register,
     trace.register,
     check_exporter.register,
 )

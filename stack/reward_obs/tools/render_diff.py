@@ -152,6 +152,35 @@ def _contact_point_changed(name: str, old: dict, new: dict) -> list[str]:
     return [f"- **changed** contact point `{name}`: " + "; ".join(changes)] if changes else []
 
 
+def changed_slos(base: Path, head: Path) -> list[str]:
+    """SLOs (the `slo` label of their generated alerts) whose burn-rate alerts were added,
+    removed or changed: a new objective rewrites every threshold in their queries."""
+    old, new = alerts(base), alerts(head)
+    names = set()
+    for name in set(old) | set(new):
+        o, n = old.get(name), new.get(name)
+        if o == n:
+            continue
+        names |= {a["labels"]["slo"] for a in (o, n) if a and a["labels"].get("slo")}
+    return sorted(names)
+
+
+# What the comment tells a reviewer to run (docs/slo-calibration.md); the workflow appends
+# the report itself where it has a Prometheus to ask.
+SLO_REPORT_COMMAND = "reward-obs slo report --prometheus URL --from now-28d --to now"
+
+
+def _slo_section(names: list[str]) -> str:
+    only = " ".join(f"--slo {n}" for n in names)
+    return ("### SLOs\n"
+            + "\n".join(f"- **objective or burn rules changed** `{n}`" for n in names)
+            + "\n\nBefore merging, see what these rules would have raised on real traffic: on a checkout of this "
+              "branch, against the stack's Prometheus (docs/slo-calibration.md),\n\n"
+              f"    {SLO_REPORT_COMMAND} {only}\n\n"
+              "and compare it with the same command on the base branch: pages and tickets per tier, the budget consumed "
+              "and the objective the period met with margin, per provider.")
+
+
 def diff(base: Path, head: Path) -> str:
     sections: list[str] = []
 
@@ -195,6 +224,10 @@ def diff(base: Path, head: Path) -> str:
     if lines:
         sections.append("### Routing and contact points\n" + "\n".join(lines))
 
+    slos = changed_slos(base, head)
+    if slos:
+        sections.append(_slo_section(slos))
+
     if not sections:
         return "No change to alerts, recording rules, dashboards or routing."
     return "\n\n".join(sections)
@@ -205,6 +238,10 @@ def cmd_diff(args) -> int:
         if not (root / "grafana").is_dir():
             print(f"reward-obs diff: {root} is not a render (no grafana/ inside); run `reward-obs render --out {root}`")
             return 2
+    if args.changed_slos:
+        for name in changed_slos(args.base, args.head):
+            print(name)
+        return 0
     print(diff(args.base, args.head))
     return 0
 
@@ -213,4 +250,6 @@ def register(sub) -> None:
     parser = sub.add_parser("diff", help="semantic diff of two renders (alerts, panels, routing); never prints secrets")
     parser.add_argument("base", type=Path, help="render of the base revision")
     parser.add_argument("head", type=Path, help="render of the head revision")
+    parser.add_argument("--changed-slos", action="store_true",
+                        help="print only the names of the SLOs whose burn-rate alerts changed, one a line")
     parser.set_defaults(handler=cmd_diff)
