@@ -3,6 +3,7 @@ in Grafana's order, panel ranges that are ranges, and SLO budgets the rules can 
 from __future__ import annotations
 
 from reward_obs.catalog.stack_checks import duration_problem
+from reward_obs.model.durations import parse_duration
 from reward_obs.model.definitions import AlertRule, Dashboard, Routing
 from reward_obs.model.errors import ProblemCollector
 from reward_obs.model.slo import SLO
@@ -40,6 +41,10 @@ def check(dashboards: list[Dashboard], alerts: list[AlertRule], routing: Routing
                 message = value and duration_problem(value)
                 if message:
                     problems.add(routing.file, f"{where}.{key}", message)
+                elif value and key != "group_wait" and parse_duration(value) == 0:
+                    # prometheus/alertmanager config/config.go, Route.UnmarshalYAML: "group_interval
+                    # cannot be zero", "repeat_interval cannot be zero"; Grafana's policy tree is the same.
+                    problems.add(routing.file, f"{where}.{key}", f"must be longer than 0s: Alertmanager refuses a zero {key}")
     for s in slos:
         exact = 1 - s.objective
         if s.budget <= 0 or abs(s.budget - exact) > _BUDGET_NOISE:
