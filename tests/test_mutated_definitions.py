@@ -153,7 +153,7 @@ def base(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@settings(max_examples=25, derandomize=True, deadline=None, database=None,
+@settings(max_examples=60, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(change=mutation())
 def test_a_mutated_definition_is_refused_cleanly_or_rendered_right(base, tmp_path_factory, change):
