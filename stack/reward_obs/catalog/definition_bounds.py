@@ -3,8 +3,8 @@ in Grafana's order, panel ranges that are ranges, and SLO budgets the rules can 
 from __future__ import annotations
 
 from reward_obs.catalog.stack_checks import duration_problem
-from reward_obs.model.durations import parse_duration
 from reward_obs.model.definitions import AlertRule, Dashboard, Routing
+from reward_obs.model.durations import parse_duration
 from reward_obs.model.errors import ProblemCollector
 from reward_obs.model.slo import SLO
 
