@@ -10,14 +10,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import jsonschema
 import yaml
 
+from reward_obs.catalog import stack_checks
 from reward_obs.catalog.definitions import REPO_ROOT
+from reward_obs.catalog.files import Validator, load_yaml, value_problems, yaml_error
 from reward_obs.lang import promql
 from reward_obs.lang.logql import event_fields, logql_problems
 from reward_obs.model.definitions import Definitions
-from reward_obs.model.errors import ProblemCollector
+from reward_obs.model.errors import DefinitionError, Problem, ProblemCollector
+from reward_obs.model.text import read_utf8
 
 NAMESPACE = "reward-observability"
 
@@ -112,7 +114,10 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
         if key in values:
             problems.add(source, _key(key), "is a secret: set it with `pulumi config set --secret`, never as plain config")
     plain = {k: v for k, v in values.items() if k not in SECRET_KEYS}
-    validator = jsonschema.Draft202012Validator(_schema())
+    for where, message in value_problems(plain):
+        problems.add(source, _key(where), message)
+    problems.raise_if_any()
+    validator = Validator(_schema())
     for error in sorted(validator.iter_errors(plain), key=lambda e: str(list(e.absolute_path))):
         path = [str(p) for p in error.absolute_path]
         if error.validator == "required":
@@ -127,6 +132,8 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
         problems.add(source, _key(".".join(path)), message)
     problems.raise_if_any()
     plain = {**defaults(), **plain}
+    for key, message in stack_checks.problems(plain):
+        problems.add(source, _key(key), message)
 
     overrides = plain["alertOverrides"]
     if definitions is not None:
@@ -181,9 +188,21 @@ def read_stack_file(path: Path) -> dict:
 
     Encrypted (`secure:`) values are dropped: the renderer never decrypts a secret.
     """
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    source = str(path)
+    try:
+        data = load_yaml(read_utf8(Path(path), source))
+    except yaml.YAMLError as exc:
+        raise DefinitionError([Problem(source, *yaml_error(exc))]) from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise DefinitionError([Problem(source, "(top level)", "must be a mapping with a `config:` key (a Pulumi stack file)")])
+    config = data.get("config") or {}
+    if not isinstance(config, dict):
+        raise DefinitionError([Problem(source, "config", "must be a mapping of `namespace:key: value`")])
     values = {}
-    for key, value in (data.get("config") or {}).items():
+    for key, value in config.items():
+        if not isinstance(key, str):
+            raise DefinitionError([Problem(source, "config", f"key {str(key)[:60]!r} is not a string")])
         namespace, _, name = key.partition(":")
         if namespace != NAMESPACE or (isinstance(value, dict) and "secure" in value):
             continue

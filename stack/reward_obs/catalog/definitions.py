@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from reward_obs.catalog import recording
+from reward_obs.catalog import definition_bounds, recording
 from reward_obs.catalog import slos as slo_catalog
-from reward_obs.catalog.files import rel_path, validated
+from reward_obs.catalog.files import read_text, rel_path, validated
 from reward_obs.catalog.runbooks import load_runbooks, panel_id_problems, runbook_problems
 from reward_obs.lang import promql
 from reward_obs.lang.dashboard_queries import label_values_query
@@ -81,6 +81,7 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         _check_inhibition(alerts, series_contract, problems)
         recording.check(recording_rules, contract, series_contract, dashboards, problems)
     _check_rule_groups(alerts, recording_rules, problems)
+    definition_bounds.check(dashboards, alerts, routing, slos, problems)
     if routing is not None:
         _check_routing(routing, problems)
     for file, where, message in panel_id_problems(runbooks):
@@ -186,7 +187,9 @@ def _routing(root: Path, file: str, data: dict, problems: ProblemCollector) -> R
         if not path.is_file():
             problems.add(file, f"templates[{i}].file", f"{t['file']} does not exist")
             continue
-        templates.append(Template(t["name"], path.read_text(encoding="utf-8")))
+        text = read_text(root, path, problems)
+        if text is not None:
+            templates.append(Template(t["name"], text))
     contact_points = tuple(
         ContactPoint(cp["name"], cp["type"], dict(cp.get("secrets", {})), dict(cp.get("config", {})), dict(cp.get("settings", {})),
                      cp.get("send_resolved", True))

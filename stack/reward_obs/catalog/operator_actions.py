@@ -14,9 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import jsonschema
-import yaml
-
+from reward_obs.catalog.files import read_yaml, schema_problems
 from reward_obs.lang.logql import vocabulary
 from reward_obs.lang.markdown import github_slug, sections
 from reward_obs.model.errors import ProblemCollector
@@ -71,16 +69,13 @@ def load_actions(root: Path, problems: ProblemCollector, metric_names: set[str] 
     if not path.is_file():
         problems.add(ACTIONS_FILE, "(file)", "is missing: runbook steps link to its rows")
         return []
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        problems.add(ACTIONS_FILE, "(file)", f"not valid YAML: {exc}")
+    data = read_yaml(Path(root), path, problems)
+    if data is None:
         return []
     schema = json.loads((Path(root) / "schemas" / "operator_actions.schema.json").read_text(encoding="utf-8"))
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
-    for error in errors:
-        where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in error.absolute_path) or "(top level)"
-        problems.add(ACTIONS_FILE, where.replace(".[", "["), error.message)
+    errors = schema_problems(schema, data)
+    for where, message in errors:
+        problems.add(ACTIONS_FILE, where, message)
     if errors:
         return []
     actions = [Action(**row) for row in data["actions"]]

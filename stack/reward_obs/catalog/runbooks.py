@@ -13,6 +13,7 @@ from reward_obs.lang.secret_scan import secret_findings
 from reward_obs.model.definitions import Runbook
 from reward_obs.model.errors import ProblemCollector
 from reward_obs.model.names import JOB_SELECTOR, LOG_STREAM_SELECTOR, section_panel_id
+from reward_obs.model.text import read_utf8
 
 # The shape every `## ` section follows, in this order.
 SECTION_PARTS = ("Meaning", "Confirm", "Stop the bleeding", "Recover", "Verify", "Escalate", "Never")
@@ -30,7 +31,7 @@ def load_runbooks(root: Path) -> tuple[Runbook, ...]:
     paths = sorted(sorted((Path(root) / "runbooks").glob("*.md")), key=lambda p: (p.name != "README.md", p.name))
     runbooks = []
     for path in paths:
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path, f"runbooks/{path.name}")
         title, intro = parse_title_and_intro(path.stem, text)
         runbooks.append(Runbook(path.name, title, intro, tuple(parse_sections(path.name, text)), text))
     return tuple(runbooks)

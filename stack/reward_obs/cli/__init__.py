@@ -22,15 +22,27 @@ from reward_obs.tools import alert_reference, alertmanager_cli, check_exporter, 
 __all__ = ["load", "main"]
 
 
-def cmd_validate(args) -> int:
+def checked_render(args):
+    """(definitions, config, files, report) when every check passes, else None with the
+    findings printed: `validate` and `render` run the same checks, so render never writes
+    what validate refuses."""
     definitions, config = load(args)
     files = render_files(definitions, config)
     report = lint(definitions, config, files)
     if not report.ok:
+        print(f"reward-obs {args.command}: the checks failed; nothing was written", file=sys.stderr)
         print(format_report(report), file=sys.stderr)
-        return 1
+        return None
     for line in warnings(report):
         print(line, file=sys.stderr)
+    return definitions, config, files, report
+
+
+def cmd_validate(args) -> int:
+    checked = checked_render(args)
+    if checked is None:
+        return 1
+    definitions, _config, files, report = checked
     clean = f"lint clean except {len(report.notes)} skipped check(s), see the warning" if report.notes else "lint clean"
     print(f"OK: {len(definitions.alerts)} alerts, {len(definitions.dashboards)} dashboards, "
           f"{len(definitions.contract.metrics)} metrics; {len(files)} files would be rendered; {clean} "
@@ -39,8 +51,10 @@ def cmd_validate(args) -> int:
 
 
 def cmd_render(args) -> int:
-    definitions, config = load(args)
-    files = render_files(definitions, config)
+    checked = checked_render(args)
+    if checked is None:
+        return 1
+    definitions, config, files, _report = checked
     write_files(files, args.out)
     print(summary(definitions, config, files))
     return 0

@@ -3,6 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# A message names what is wrong; it never echoes a whole value (an alias bomb expands to
+# megabytes, and a long string would flood the terminal), so each part is cut here.
+MAX_FIELD = 200
+MAX_MESSAGE = 400
+
+
+def bounded(text: str, limit: int) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
@@ -11,6 +21,10 @@ class Problem:
     file: str
     field: str
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field", bounded(self.field, MAX_FIELD))
+        object.__setattr__(self, "message", bounded(self.message, MAX_MESSAGE))
 
     def __str__(self) -> str:
         return f"{self.file}:{self.field}: {self.message}"
