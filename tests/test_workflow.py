@@ -231,9 +231,11 @@ def test_the_preview_runs_branch_code_only_with_read_only_credentials():
     `preview` environment; no deploy credential reaches any job of this workflow."""
     workflow = yaml.safe_load(WORKFLOW.read_text())
     used = set(re.findall(r"secrets\.([A-Za-z0-9_]+)", WORKFLOW.read_text()))
-    assert used == {"PULUMI_PREVIEW_READ_TOKEN", "GRAFANA_PREVIEW_VIEWER_TOKEN"}
+    # PROMETHEUS_URL: the slo-report job's read-only query endpoint (test_workflow_slo_report.py).
+    assert used == {"PULUMI_PREVIEW_READ_TOKEN", "GRAFANA_PREVIEW_VIEWER_TOKEN", "PROMETHEUS_URL"}
     assert not used & WRITE_SECRETS
     job = workflow["jobs"]["pulumi-preview"]
+    assert set(re.findall(r"secrets\.([A-Za-z0-9_]+)", yaml.safe_dump(job))) == {"PULUMI_PREVIEW_READ_TOKEN", "GRAFANA_PREVIEW_VIEWER_TOKEN"}
     assert job["environment"] == "preview"
     [pulumi] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
     assert pulumi["env"] == {"PULUMI_ACCESS_TOKEN": "${{ secrets.PULUMI_PREVIEW_READ_TOKEN }}",
