@@ -204,3 +204,46 @@ def backfill_recording_rules(prom: Prometheus, groups: list[dict], start: float,
         block.rename(prom.data_dir / block.name)
     out_dir.rmdir()
     prom.start(timeout=600)
+
+
+class VictoriaMetrics(_Server):
+    """Single-node VictoriaMetrics (Debian package victoria-metrics) on loopback.
+
+    Retention of 100 years: the scenario worlds sit at a fixed past base time, and samples
+    older than the retention are dropped on import. The rollup cache is off, so a query
+    never returns a result computed before the data it reads was complete."""
+    name = "victoria-metrics"
+    ready_path = "/health"
+
+    def __init__(self, workdir: Path, extra_args: tuple[str, ...] = ()):
+        super().__init__(workdir, "victoria-metrics.log")
+        self.data_dir = self.workdir / "data"
+        self.extra_args = tuple(extra_args)
+
+    def command(self) -> list[str]:
+        return [binary("victoria-metrics"), f"-storageDataPath={self.data_dir}", f"-httpListenAddr={LOOPBACK}:{self.port}",
+                "-retentionPeriod=100y", "-search.disableCache", "-loggerLevel=WARN", *self.extra_args]
+
+    def import_json_lines(self, body: bytes) -> None:
+        """`/api/v1/import`: one JSON object a series (metric, values, timestamps in ms)."""
+        request = urllib.request.Request(f"{self.url}/api/v1/import", data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=300) as response:
+            response.read()
+
+    def force_flush(self) -> None:
+        """`/internal/force_flush`: makes rows just written searchable now, not after the
+        in-memory buffer's flush interval."""
+        with urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=60) as response:
+            response.read()
+
+    def export(self, match: str, start: float, end: float) -> list[dict]:
+        """`/api/v1/export`: the raw samples of every series matching `match` in [start, end]."""
+        params = urllib.parse.urlencode({"match[]": match, "start": f"{start:.3f}", "end": f"{end:.3f}"})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{params}", timeout=300) as response:
+            return [json.loads(line) for line in response.read().decode().splitlines() if line.strip()]
+
+
+def victoriametrics_version() -> str:
+    """The package's version (victoria-metrics -version prints nothing in Debian's build)."""
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "victoria-metrics"], capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else "unknown"
