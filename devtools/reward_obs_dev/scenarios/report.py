@@ -61,6 +61,7 @@ def scenario_json(r: ScenarioResult, plot: str | None, evaluated: set[str]) -> d
         "may_fire": list(s.may_fire),
         "fired": [x.as_dict() for x in r.firings],
         "false_firings": [x.as_dict() for x in r.false_firings()],
+        "documented_differences": [{**x.as_dict(), "reason": why} for x, why in r.differences],
         "allowed_firings": [x.as_dict() for x in r.allowed_firings()],
         "near_misses": [x.as_dict() for x in r.near_misses],
         "peaks": r.peaks,
@@ -128,7 +129,8 @@ def engines_json(results: list[ScenarioResult], other: list[ScenarioResult]) -> 
                "prometheus": {"first_firing_min": r.first_firing, "latency_min": r.latency, "passed": r.passed,
                               "false_firings": [x.as_dict() for x in r.false_firings()]},
                "victoriametrics": {"first_firing_min": v.first_firing, "latency_min": v.latency, "passed": v.passed,
-                                   "false_firings": [x.as_dict() for x in v.false_firings()], "problems": v.problems}}
+                                   "false_firings": [x.as_dict() for x in v.false_firings()], "problems": v.problems,
+                                   "documented_differences": [{**x.as_dict(), "reason": why} for x, why in v.differences]}}
         both = (r.first_firing, v.first_firing)
         row["difference_min"] = both[1] - both[0] if None not in both else None
         out.append(row)
@@ -270,15 +272,17 @@ def engines_markdown(engines: dict) -> list[str]:
              f"The same rule files on Prometheus (promtool, {engines['prometheus']}) and on VictoriaMetrics "
              f"{engines['victoriametrics']} (`vmalert` replay{', ' + engines['vm_args'] if engines.get('vm_args') else ''}).",
              "Difference: VictoriaMetrics' first firing minus Prometheus'. docs/engines.md explains every difference.", "",
-             "| Scenario | Alert | Bound | Prometheus latency | VictoriaMetrics latency | Difference | Silent alerts fired (VM) | Prometheus | VictoriaMetrics |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| Scenario | Alert | Bound | Prometheus latency | VictoriaMetrics latency | Difference | Silent alerts fired (VM) | Documented differences (VM) | Prometheus | VictoriaMetrics |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         p, v = row["prometheus"], row["victoriametrics"]
         false = ", ".join(f"{x['alert']}{_labels(x['labels'])} from {t(x['first_firing_min'])}" for x in v["false_firings"]) or "none"
+        documented = ", ".join(f"{x['alert']}{_labels(x['labels'])} {t(x['first_firing_min'])}–{t(x['last_firing_min'])}"
+                               for x in v.get("documented_differences", [])) or "none"
         diff = row["difference_min"]
         diff_text = "—" if diff is None else (f"{diff:+d}m" if diff else "0")
         lines.append(f"| {row['scenario']} | {(row['alert'] or 'silence') + _labels(row['labels'])} | {t(row['within_min'])} | "
-                     f"{t(p['latency_min'])} | {t(v['latency_min'])} | {diff_text} | {false} | "
+                     f"{t(p['latency_min'])} | {t(v['latency_min'])} | {diff_text} | {false} | {documented} | "
                      f"{'pass' if p['passed'] else '**FAIL**'} | {'pass' if v['passed'] else '**FAIL**'} |")
     return lines
 
