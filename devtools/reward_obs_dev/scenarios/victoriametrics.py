@@ -1,7 +1,7 @@
 """The same rendered rule files on a second engine: VictoriaMetrics and `vmalert`'s replay mode.
 
-For each scenario: the generator's series are imported into a fresh victoria-metrics on
-loopback (`/api/v1/import`, JSON lines) at BASE, a fixed past time; `vmalert` replays the
+For each scenario: the generator's series are written into a fresh victoria-metrics on
+loopback (Prometheus remote write, staleness markers included) at BASE, a fixed past time; `vmalert` replays the
 rule files over the scenario's run (`-replay.timeFrom/-replay.timeTo`), recording rules
 first, writing what it computes back through remote write; then the raw `ALERTS` samples
 are exported and turned into the same Firing records promtool's measure run gives, and the
@@ -50,7 +50,7 @@ from reward_obs_dev.scenarios.runner import (
     promtool_version,
     read_rules,
 )
-from reward_obs_dev.servers import LOOPBACK, VictoriaMetrics, binary, free_port, victoriametrics_version
+from reward_obs_dev.servers import LOOPBACK, VictoriaMetrics, binary, free_port, remote_write, victoriametrics_version
 
 # promtool's clock starts at the Unix epoch, a Thursday midnight; the scenarios' time of
 # day (and day of week) stay the same at 2015-01-01T00:00:00Z, also a Thursday midnight.
@@ -81,26 +81,26 @@ class EngineRun:
     log: str = ""
 
 
-def import_body(scenario: Scenario, contract: MetricsContract) -> bytes:
-    """The scenario's series as /api/v1/import JSON lines: one sample a minute from BASE.
-
-    A staleness marker cannot be written through this API (a JSON null is imported as a
-    plain NaN, lib/protoparser/vmimport/parser.go), so it becomes the end of the series:
-    the first gap. docs/engines.md says what that changes."""
+def write_series(scenario: Scenario, contract: MetricsContract) -> list[tuple[dict, list]]:
+    """The scenario's series for remote write: one sample a minute from BASE, staleness
+    markers included (None). They go through remote write, as vmagent or Prometheus would
+    send them, not `/api/v1/import`: its JSON lines cannot carry a staleness marker (a null
+    is imported as a plain NaN, lib/protoparser/vmimport/parser.go), and without markers a
+    target that goes away would stay visible for VictoriaMetrics' staleness interval."""
     gen, _ = generated(scenario, contract)
-    lines = []
+    out = []
     for s in gen.series:
         shift = BASE if s.metric.endswith(TIMESTAMP_SUFFIX) else 0
-        values, stamps = [], []
+        samples = []
         for minute, v in enumerate(tokens(s)):
-            if v is None or v == STALE:
+            if v is None:
                 continue
-            values.append(v + shift if v or s.metric not in ZERO_MEANS_NEVER else v)
-            stamps.append((BASE + 60 * minute) * 1000)
-        if values:
-            labels = {"__name__": s.metric, **s.labels, "job": JOB, "instance": INSTANCE}
-            lines.append(json.dumps({"metric": labels, "values": values, "timestamps": stamps}, separators=(",", ":")))
-    return ("\n".join(lines) + "\n").encode()
+            if v != STALE:
+                v = v + shift if v or s.metric not in ZERO_MEANS_NEVER else v
+            samples.append(((BASE + 60 * minute) * 1000, None if v == STALE else v))
+        if samples:
+            out.append(({"__name__": s.metric, **s.labels, "job": JOB, "instance": INSTANCE}, samples))
+    return out
 
 
 def _rfc3339(seconds: int) -> str:
@@ -162,7 +162,7 @@ def replay(scenario: Scenario, rule_files: list[Path], rules: dict[str, Rule], c
     out = EngineRun()
     vm = VictoriaMetrics(workdir, vm_args).start()
     try:
-        vm.import_json_lines(import_body(scenario, contract))
+        remote_write(vm.url + "/api/v1/write", write_series(scenario, contract))
         vm.force_flush()
         start, end = BASE, BASE + 60 * scenario.duration
         log_path = workdir / "vmalert.log"
