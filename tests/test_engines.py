@@ -13,7 +13,6 @@ import shutil
 from dataclasses import replace
 
 import pytest
-from conftest import ROOT
 from test_scenarios import DETECTION_BOUNDS, SLO_TARGETS
 
 from reward_obs.builders.recording import prometheus_rule_file as recording_file
@@ -24,6 +23,8 @@ from reward_obs_dev.scenarios import load_scenarios
 from reward_obs_dev.scenarios import victoriametrics as vm
 from reward_obs_dev.scenarios.promtool_file import RECORDING_FILE
 from reward_obs_dev.scenarios.runner import run_suite
+
+from conftest import ROOT
 
 pytestmark = [pytest.mark.live, pytest.mark.promtool, pytest.mark.xdist_group("engines"),
               pytest.mark.skipif(not (shutil.which("victoria-metrics") and shutil.which("vmalert")),
@@ -42,6 +43,10 @@ FAMILIES = {
 # of slack covers a rate window's edge sample, which VictoriaMetrics leaves out of the
 # window and promtool's Prometheus 2.x keeps in.
 ENGINE_TOLERANCE = 1
+# docs/engines.md, "A series that vanishes without a staleness marker": VictoriaMetrics'
+# default staleness interval follows the samples' spacing, Prometheus' lookback is 5m.
+STALENESS = ("metrics-absent-series-vanish", "metrics-absent-target-gone")
+PROMETHEUS_LOOKBACK = "-search.minStalenessInterval=5m"
 HEARTBEAT = "RewardHeartbeat"
 HEALTHY_DAY = 3  # the healthy week's Thursday: a provider deploy fails every call for a minute at 15:00
 
@@ -75,10 +80,14 @@ def runs(tmp_path_factory):
     rule_file.write_text(render_files(definitions, config)[PROMETHEUS_RULE_FILE], encoding="utf-8")
     (rule_file.parent / RECORDING_FILE).write_text(dump_yaml(recording_file(definitions)), encoding="utf-8")
     by_name = {s.name: s for s in load_scenarios(definitions, ROOT)}
-    subset = [by_name[name] for name in FAMILIES.values()] + [healthy_day(by_name["healthy-week"])]
+    subset = [by_name[name] for name in (*FAMILIES.values(), *STALENESS)] + [healthy_day(by_name["healthy-week"])]
     prom = run_suite(subset, rule_file, definitions.contract, tmp / "promtool", measure_silent=False, headroom=False)
     victoria = vm.run_suite(subset, rule_file, definitions.contract, tmp / "victoriametrics")
-    return {p.scenario.name: (p, v) for p, v in zip(prom, victoria)}
+    staleness = [by_name[name] for name in STALENESS]
+    prometheus_like = vm.run_suite(staleness, rule_file, definitions.contract, tmp / "victoriametrics-5m", vm_args=(PROMETHEUS_LOOKBACK,))
+    runs = {p.scenario.name: (p, v) for p, v in zip(prom, victoria, strict=True)}
+    runs.update({f"{v.scenario.name}{PROMETHEUS_LOOKBACK}": (runs[v.scenario.name][0], v) for v in prometheus_like})
+    return runs
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, id=f"{family}-{name}") for family, name in FAMILIES.items()])
@@ -111,3 +120,20 @@ def test_healthy_day_keeps_the_week_s_events():
     assert day.duration == 1440
     assert [e.at for e in day.events] and all(15 * 60 <= e.at < 15 * 60 + 6 for e in day.events)
     assert day.system.day_factors == (1.02,)
+
+
+def test_vanished_series_fires_earlier_on_victoriametrics_unless_its_staleness_is_5m(runs):
+    """The documented difference, kept: a series that stops without a staleness marker is
+    gone for VictoriaMetrics after about a scrape interval, for Prometheus after its 5m
+    lookback; RewardMetricsAbsent (`up` absent for 4m) fires minutes earlier on the first.
+    -search.minStalenessInterval=5m brings it back to Prometheus within ENGINE_TOLERANCE.
+    With a staleness marker (the target's scrape fails) both engines see the end at once."""
+    prom, default = runs["metrics-absent-series-vanish"]
+    _, like = runs["metrics-absent-series-vanish" + PROMETHEUS_LOOKBACK]
+    assert prom.passed and default.passed and like.passed
+    assert prom.first_firing - default.first_firing >= 3, (prom.first_firing, default.first_firing)
+    assert abs(prom.first_firing - like.first_firing) <= ENGINE_TOLERANCE, (prom.first_firing, like.first_firing)
+    for name in ("metrics-absent-target-gone", "metrics-absent-target-gone" + PROMETHEUS_LOOKBACK):
+        prom, victoria = runs[name]
+        assert victoria.passed and abs(prom.first_firing - victoria.first_firing) <= ENGINE_TOLERANCE, (name, prom.first_firing,
+                                                                                                        victoria.first_firing)

@@ -13,11 +13,12 @@ import re
 
 import pytest
 import yaml
-from conftest import ROOT
 
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.catalog.definitions import load_definitions
 from reward_obs.sinks.files import render_files
+
+from conftest import ROOT
 
 MIMIR_MAX_RULES_PER_GROUP = 20
 MIMIR_MAX_GROUPS_PER_TENANT = 70

@@ -19,13 +19,12 @@ whole run: `-replay.maxDatapointsPerQuery` is set to the run's points.
 """
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -54,7 +53,7 @@ from reward_obs_dev.servers import LOOPBACK, VictoriaMetrics, binary, free_port,
 
 # promtool's clock starts at the Unix epoch, a Thursday midnight; the scenarios' time of
 # day (and day of week) stay the same at 2015-01-01T00:00:00Z, also a Thursday midnight.
-BASE = int(datetime(2015, 1, 1, tzinfo=timezone.utc).timestamp())
+BASE = int(datetime(2015, 1, 1, tzinfo=UTC).timestamp())
 # Gauges holding a Unix time: promtool's worlds count them from 0 (its epoch), so they
 # move with BASE or `time() - x` would read 45 years.
 TIMESTAMP_SUFFIX = "_timestamp_seconds"
@@ -104,7 +103,7 @@ def write_series(scenario: Scenario, contract: MetricsContract) -> list[tuple[di
 
 
 def _rfc3339(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _NAME = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
@@ -121,7 +120,7 @@ def layers(rule_files: list[Path], workdir: Path) -> list[Path]:
             rules += [(g, r) for r in g.get("rules", [])]
     depth: dict[str, int] = {}
     level = []
-    for g, r in rules:  # recording rules read only rules written before them (render orders them so)
+    for _, r in rules:  # recording rules read only rules written before them (render orders them so)
         reads = [depth[n] + 1 for n in _NAME.findall(r["expr"]) if n in depth]
         d = max(reads, default=0)
         level.append(d)
@@ -130,7 +129,7 @@ def layers(rule_files: list[Path], workdir: Path) -> list[Path]:
     out = []
     for n in range(max(level, default=-1) + 1):
         groups: dict[str, dict] = {}
-        for (g, r), d in zip(rules, level):
+        for (g, r), d in zip(rules, level, strict=True):
             if d == n:
                 head = {k: v for k, v in g.items() if k != "rules"}
                 groups.setdefault(g["name"], {**head, "rules": []})["rules"].append(r)
@@ -181,7 +180,7 @@ def replay(scenario: Scenario, rule_files: list[Path], rules: dict[str, Rule], c
             labels = series["metric"]
             state = labels.get("alertstate")
             key = _firing_key(labels, rules)
-            minutes = sorted({(ts // 1000 - BASE) // 60 for ts, v in zip(series["timestamps"], series["values"]) if v == 1})
+            minutes = sorted({(ts // 1000 - BASE) // 60 for ts, v in zip(series["timestamps"], series["values"], strict=True) if v == 1})
             if not minutes:
                 continue
             firing = out.firings.setdefault(key, Firing(key[0], dict(key[1])))
