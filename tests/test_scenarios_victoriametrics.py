@@ -30,3 +30,14 @@ def test_rules_are_replayed_in_dependency_layers(tmp_path):
         [("rec", "1m", ["a:ratio_avg"])],
         [("alerts", "2m", ["Burn"])],
     ]
+
+
+def test_layers_do_not_depend_on_the_order_rules_come_in(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "groups:\n- name: rec\n  rules:\n"
+        "  - {record: 'a:ratio', expr: 'a:rate5m / b:rate5m'}\n"
+        "  - {record: 'a:rate5m', expr: 'rate(x_total[5m])'}\n"
+        "  - {record: 'b:rate5m', expr: 'rate(y_total[5m])'}\n", encoding="utf-8")
+    got = [[r["record"] for g in yaml.safe_load(p.read_text())["groups"] for r in g["rules"]] for p in vm.layers([rules], tmp_path)]
+    assert got == [["a:rate5m", "b:rate5m"], ["a:ratio"]]

@@ -20,6 +20,7 @@ whole run: `-replay.maxDatapointsPerQuery` is set to the run's points.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -118,14 +119,20 @@ def layers(rule_files: list[Path], workdir: Path) -> list[Path]:
     for path in rule_files:
         for g in (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get("groups", []):
             rules += [(g, r) for r in g.get("rules", [])]
-    depth: dict[str, int] = {}
-    level = []
-    for _, r in rules:  # recording rules read only rules written before them (render orders them so)
-        reads = [depth[n] + 1 for n in _NAME.findall(r["expr"]) if n in depth]
-        d = max(reads, default=0)
-        level.append(d)
-        if "record" in r:
-            depth[r["record"]] = max(depth.get(r["record"], 0), d)
+    reads = [set(_NAME.findall(r["expr"])) for _, r in rules]
+    depth: dict[str, int] = {r["record"]: 0 for _, r in rules if "record" in r}
+    level = [0] * len(rules)
+    for _ in range(len(rules) + 1):  # to a fixed point, whatever the order the rules come in
+        level = [max((depth[n] + 1 for n in names if n in depth), default=0) for names in reads]
+        new = {r["record"]: 0 for _, r in rules if "record" in r}
+        for (_, r), d in zip(rules, level, strict=True):
+            if "record" in r:
+                new[r["record"]] = max(new[r["record"]], d)
+        if new == depth:
+            break
+        depth = new
+    else:
+        raise ValueError("recording rules read each other in a cycle")
     out = []
     for n in range(max(level, default=-1) + 1):
         groups: dict[str, dict] = {}
@@ -157,7 +164,7 @@ def replay(scenario: Scenario, rule_files: list[Path], rules: dict[str, Rule], c
     started = time.monotonic()
     workdir = Path(workdir)
     if workdir.exists():
-        subprocess.run(["rm", "-rf", str(workdir)], check=True)
+        shutil.rmtree(workdir)
     out = EngineRun()
     vm = VictoriaMetrics(workdir, vm_args).start()
     try:
@@ -198,7 +205,7 @@ YOUNG_SERIES = ("rate() over a window longer than the series' history: VictoriaM
                 "Prometheus by the whole window (docs/engines.md, \"A series younger than the window\")")
 
 
-def young_series(scenario: Scenario, firing: Firing) -> bool:
+def young_series(firing: Firing) -> bool:
     """A burn-rate page that fired, and stopped, while every series of the run was younger
     than its long window: the one difference docs/engines.md documents as not a false page
     of the rules. Narrow on purpose: the window comes from the alert's own `long_window`."""
@@ -213,7 +220,7 @@ def result_of(scenario: Scenario, run: EngineRun) -> ScenarioResult:
     firings explained by a documented engine difference are listed apart (differences)."""
     f = scenario.fault
     documented = [x for x in run.firings.values()
-                  if young_series(scenario, x) and (f is None or x.alert != f.alert or not _subset(f.labels, x.labels))]
+                  if young_series(x) and (f is None or x.alert != f.alert or not _subset(f.labels, x.labels))]
     run.firings = {k: x for k, x in run.firings.items() if all(x is not d for d in documented)}
     fired = sorted((x for x in run.firings.values() if x.first is not None), key=lambda x: (x.alert, sorted(x.labels.items())))
     near = sorted((x for x in run.firings.values() if x.first is None), key=lambda x: (x.alert, sorted(x.labels.items())))
