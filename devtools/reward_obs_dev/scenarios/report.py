@@ -188,10 +188,15 @@ def markdown(report: dict) -> str:
         f"`{Path(report['rule_file']).name}`, evaluation every {report['evaluation_interval']}: "
         + ("**all passed**." if not failed else f"**{len(failed)} failed**: {', '.join(failed)}.")
         + f" Wall time {report['seconds']}s.")
-    lines += ["", "Times are from the start of each scenario's run; latency is first firing minus fault start.",
-              "Each verdict is promtool's exit status on the scenario's assertions (no firing before the fault,",
-              "firing by the bound, first firing at the measured minute, silent alerts never firing); the minutes",
-              "come from a promtool run that prints `ALERTS` timestamps, and are asserted again in the verdict run.", ""]
+    lines += ["", "Times are from the start of each scenario's run; latency is first firing minus fault start."]
+    if report.get("engine", "promtool") == "promtool":
+        lines += ["Each verdict is promtool's exit status on the scenario's assertions (no firing before the fault,",
+                  "firing by the bound, first firing at the measured minute, silent alerts never firing); the minutes",
+                  "come from a promtool run that prints `ALERTS` timestamps, and are asserted again in the verdict run.", ""]
+    else:
+        lines += ["The minutes are the raw `ALERTS` samples vmalert wrote; each verdict checks the scenario's claims on",
+                  "them (no firing before the fault, firing by the bound, resets, silent alerts never firing);",
+                  "docs/engines.md says how the replay runs and what differs from Prometheus.", ""]
 
     lines += ["## Detection latency", "",
               "| Scenario | Alert | Fault starts | First pending | First firing | Latency | Bound | Fault ends | Reset | False firings | Result |",
