@@ -219,8 +219,13 @@ def result_of(scenario: Scenario, run: EngineRun) -> ScenarioResult:
     """The scenario's claims checked on what VictoriaMetrics fired (runner's own wording);
     firings explained by a documented engine difference are listed apart (differences)."""
     f = scenario.fault
-    documented = [x for x in run.firings.values()
-                  if young_series(x) and (f is None or x.alert != f.alert or not _subset(f.labels, x.labels))]
+
+    def false(x: Firing) -> bool:  # as ScenarioResult.false_firings() counts it
+        if x.alert in scenario.silent:
+            return True
+        return f is not None and x.alert == f.alert and (not _subset(f.labels, x.labels) or (x.first or 0) < f.start)
+
+    documented = [x for x in run.firings.values() if x.first is not None and false(x) and young_series(x)]
     run.firings = {k: x for k, x in run.firings.items() if all(x is not d for d in documented)}
     fired = sorted((x for x in run.firings.values() if x.first is not None), key=lambda x: (x.alert, sorted(x.labels.items())))
     near = sorted((x for x in run.firings.values() if x.first is None), key=lambda x: (x.alert, sorted(x.labels.items())))
