@@ -9,7 +9,11 @@ nothing silent firing; and the engines must agree to within ENGINE_TOLERANCE min
 """
 from __future__ import annotations
 
+import json
+import re
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -137,3 +141,16 @@ def test_vanished_series_fires_earlier_on_victoriametrics_unless_its_staleness_i
         prom, victoria = runs[name]
         assert victoria.passed and abs(prom.first_firing - victoria.first_firing) <= ENGINE_TOLERANCE, (name, prom.first_firing,
                                                                                                         victoria.first_firing)
+
+
+def test_cli_writes_both_engines_side_by_side(tmp_path):
+    """`reward-obs scenarios --engine both`: one report, each engine's latency in its row
+    (1 minute on both: RewardPoolExhausted has `for: 1m`, the rejection is at the fault)."""
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "reward_obs.cli", "scenarios", "--out", str(out), "--only",
+                             "pool-exhausted-rejected-allocation", "--engine", "both", "--fast", "--no-plots"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    row = json.loads((out / "report.json").read_text())["engines"]["scenarios"][0]
+    assert (row["prometheus"]["latency_min"], row["victoriametrics"]["latency_min"], row["difference_min"]) == (1, 1, 0)
+    assert re.search(r"^\| pool-exhausted-rejected-allocation \| RewardPoolExhausted\{.*\| 1m \| 1m \| 0 \|", (out / "report.md").read_text(), re.M)
