@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from reward_obs.builders import recording
@@ -43,11 +44,12 @@ def cmd_scenarios(args) -> int:
         if engine == "victoriametrics":
             suite = victoriametrics.run(scenarios, rule_file, definitions.contract, out, jobs=args.jobs, vm_args=tuple(args.vm_arg))
         else:
+            started = time.monotonic()
             suite = run(scenarios, rule_file, definitions.contract, out, jobs=args.jobs, plots=not args.no_plots,
                         measure_silent=not args.fast, headroom=not args.fast, write_report=engine == "prometheus")
             if engine == "both":
-                suite = victoriametrics.side_by_side(suite, scenarios, rule_file, definitions.contract, out, jobs=args.jobs,
-                                                     vm_args=tuple(args.vm_arg), plots=not args.no_plots)
+                suite = victoriametrics.side_by_side(suite, scenarios, rule_file, definitions.contract, out, time.monotonic() - started,
+                                                     jobs=args.jobs, vm_args=tuple(args.vm_arg), plots=not args.no_plots)
     except (PromtoolMissing, FileNotFoundError) as exc:
         print(f"reward-obs scenarios: {exc}", file=sys.stderr)
         return 2

@@ -274,8 +274,8 @@ ENGINE_TEXT = {"promtool": "`promtool test rules`", "victoriametrics": "`vmalert
 def engines_markdown(engines: dict) -> list[str]:
     rows = engines["scenarios"]
     lines = ["", "## Engines side by side", "",
-             f"The same rule files on Prometheus (promtool, {engines['prometheus']}) and on VictoriaMetrics "
-             f"{engines['victoriametrics']} (`vmalert` replay{', ' + engines['vm_args'] if engines.get('vm_args') else ''}).",
+             f"The same rule files on Prometheus ({engines['prometheus']}) and on {engines['victoriametrics']}"
+             f" (`vmalert` replay{', ' + engines['vm_args'] if engines.get('vm_args') else ''}).",
              "Difference: VictoriaMetrics' first firing minus Prometheus'. docs/engines.md explains every difference.", "",
              "| Scenario | Alert | Bound | Prometheus latency | VictoriaMetrics latency | Difference | Silent alerts fired (VM) | Documented differences (VM) | Prometheus | VictoriaMetrics |",
              "|---|---|---|---|---|---|---|---|---|---|"]

@@ -283,17 +283,18 @@ def run(scenarios: list[Scenario], rule_file: Path, contract: MetricsContract, o
 
 
 def side_by_side(suite: SuiteRun, scenarios: list[Scenario], rule_file: Path, contract: MetricsContract, out: Path,
-                 jobs: int | None = None, vm_args: tuple[str, ...] = (), plots: bool = True) -> SuiteRun:
+                 promtool_seconds: float, jobs: int | None = None, vm_args: tuple[str, ...] = (), plots: bool = True) -> SuiteRun:
     """`--engine both`: promtool's suite (already run) and the same scenarios on
     VictoriaMetrics; one report with both engines (report["engines"])."""
     out = Path(out)
     started = time.monotonic()
     vm_results = run_suite(scenarios, rule_file, contract, out / "victoriametrics", jobs=jobs, vm_args=vm_args)
-    engines = {"prometheus": promtool_version(), "victoriametrics": engine_version(()), "vm_args": " ".join(vm_args),
+    engines = {"prometheus": promtool_version(), "victoriametrics": f"VictoriaMetrics {victoriametrics_version()}",
+               "vm_args": " ".join(vm_args),
                "seconds": round(time.monotonic() - started, 1),
                "scenarios": report_module.engines_json(suite.results, vm_results)}
     report = report_module.write(suite.results, _report_inputs(scenarios, contract), read_rules(rule_file), rule_file,
-                                 promtool_version(), sum(r.seconds for r in suite.results), out, plots=plots, engines=engines)
+                                 promtool_version(), promtool_seconds, out, plots=plots, engines=engines)
     return SuiteRun(suite.results, report)
 
 
