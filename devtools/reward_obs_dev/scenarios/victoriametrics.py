@@ -39,6 +39,7 @@ from reward_obs_dev.scenarios.model import Scenario
 from reward_obs_dev.scenarios.promtool_file import alert_recording_file
 from reward_obs_dev.scenarios.runner import (
     Firing,
+    Measurement,
     Rule,
     ScenarioResult,
     _explain,
@@ -166,7 +167,8 @@ def replay(scenario: Scenario, rule_files: list[Path], rules: dict[str, Rule], c
     if workdir.exists():
         shutil.rmtree(workdir)
     out = EngineRun()
-    vm = VictoriaMetrics(workdir, vm_args).start()
+    vm = VictoriaMetrics(workdir, vm_args)
+    vm.start()
     try:
         remote_write(vm.url + "/api/v1/write", write_series(scenario, contract))
         vm.force_flush()
@@ -231,9 +233,7 @@ def result_of(scenario: Scenario, run: EngineRun) -> ScenarioResult:
     near = sorted((x for x in run.firings.values() if x.first is None), key=lambda x: (x.alert, sorted(x.labels.items())))
     first_firing = first_pending = None
     if scenario.fault is not None:
-        class _M:  # first_firing_of reads .firings
-            firings = run.firings
-        first_firing, first_pending = first_firing_of(scenario, _M)
+        first_firing, first_pending = first_firing_of(scenario, Measurement(firings=run.firings))
     result = ScenarioResult(scenario, True, list(run.problems), fired, first_firing, first_pending,
                             seconds=run.seconds, near_misses=near, verify_output=run.log if run.problems else "",
                             differences=[(x, YOUNG_SERIES) for x in documented])
