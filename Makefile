@@ -3,13 +3,15 @@
 #   make test        the same, plus promtool/amtool/prometheus/alertmanager from Debian's
 #                    packages, then lint, type check and the whole suite, one worker per core
 #   make test-fast   the quick loop: no promtool, no servers, no slow tests (under 90 s)
+#   make test-engines every scenario on Prometheus (promtool) and VictoriaMetrics (vmalert
+#                    replay), side by side in build/engines/report.md (docs/engines.md)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 OUT ?= build
 
-.PHONY: render test test-fast check validate tools clean bench
+.PHONY: render test test-fast test-engines check validate tools clean bench
 
 # The deploy package (repository root) and the development tooling (devtools/, with numpy
 # and matplotlib); `pulumi up` needs only the first: pip install .
@@ -39,6 +41,11 @@ test: $(STAMP) tools check
 
 test-fast: $(STAMP)
 	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not promtool and not live and not slow"
+
+# The whole scenario suite on both engines (tens of minutes; make test runs a subset:
+# tests/test_engines.py). Fails if either engine misses a claim of a scenario.
+test-engines: $(STAMP) tools
+	$(BIN)/reward-obs scenarios --out $(OUT)/engines --engine both --fast --no-plots
 
 # Scale benchmark on a real Prometheus (minutes; not a test): writes bench/RESULTS.md.
 bench: $(STAMP) tools

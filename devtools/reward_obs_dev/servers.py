@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import struct
 import subprocess
 import time
 import urllib.error
@@ -200,3 +201,109 @@ def backfill_recording_rules(prom: Prometheus, groups: list[dict], start: float,
         block.rename(prom.data_dir / block.name)
     out_dir.rmdir()
     prom.start(timeout=600)
+
+
+class VictoriaMetrics(_Server):
+    """Single-node VictoriaMetrics (Debian package victoria-metrics) on loopback.
+
+    Retention of 100 years: the scenario worlds sit at a fixed past base time, and samples
+    older than the retention are dropped on import. The rollup cache is off, so a query
+    never returns a result computed before the data it reads was complete."""
+    name = "victoria-metrics"
+    ready_path = "/health"
+
+    def __init__(self, workdir: Path, extra_args: tuple[str, ...] = ()):
+        super().__init__(workdir, "victoria-metrics.log")
+        self.data_dir = self.workdir / "data"
+        self.extra_args = tuple(extra_args)
+
+    def command(self) -> list[str]:
+        return [binary("victoria-metrics"), f"-storageDataPath={self.data_dir}", f"-httpListenAddr={LOOPBACK}:{self.port}",
+                "-retentionPeriod=100y", "-search.disableCache", "-loggerLevel=WARN", *self.extra_args]
+
+    def force_flush(self) -> None:
+        """`/internal/force_flush`: makes rows just written searchable now, not after the
+        in-memory buffer's flush interval."""
+        with urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=60) as response:
+            response.read()
+
+    def export(self, match: str, start: float, end: float) -> list[dict]:
+        """`/api/v1/export`: the raw samples of every series matching `match` in [start, end]."""
+        params = urllib.parse.urlencode({"match[]": match, "start": f"{start:.3f}", "end": f"{end:.3f}"})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{params}", timeout=300) as response:
+            return [json.loads(line) for line in response.read().decode().splitlines() if line.strip()]
+
+
+def victoriametrics_version() -> str:
+    """The package's version (victoria-metrics -version prints nothing in Debian's build)."""
+    result = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "victoria-metrics"], capture_output=True, text=True)
+    return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else "unknown"
+
+
+# ---------------------------------------------------------------- Prometheus remote write
+
+
+# Prometheus' staleness marker: a NaN with this exact bit pattern (prometheus/model/value
+# StaleNaN); a plain NaN is a sample, not the end of a series.
+STALE_NAN_BITS = 0x7FF0000000000002
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2)."""
+    return _uvarint(number << 3 | 2) + _uvarint(len(payload)) + payload
+
+
+def write_request(series: list[tuple[dict, list[tuple[int, float | None]]]]) -> bytes:
+    """A remote-write WriteRequest (prompb/remote.proto, types.proto): per series its labels
+    (sorted by name, as the protocol requires) and (timestamp ms, value) samples; value None
+    is a staleness marker."""
+    out = bytearray()
+    for labels, samples in series:
+        ts = bytearray()
+        for name, value in sorted(labels.items()):
+            ts += _field(1, _field(1, name.encode()) + _field(2, str(value).encode()))
+        for stamp, value in samples:
+            bits = STALE_NAN_BITS if value is None else struct.unpack("<Q", struct.pack("<d", float(value)))[0]
+            sample = b"\x09" + struct.pack("<Q", bits) + b"\x10" + _uvarint(stamp & 0xFFFFFFFFFFFFFFFF)
+            ts += _field(2, sample)
+        out += _field(1, bytes(ts))
+    return bytes(out)
+
+
+def snappy_literal(data: bytes) -> bytes:
+    """Snappy's block format with literals only: valid input for any snappy decoder (the
+    format's own description, github.com/google/snappy format_description.txt), no
+    compression, no dependency."""
+    out = bytearray(_uvarint(len(data)))
+    for i in range(0, len(data), 1 << 16):
+        chunk = data[i:i + (1 << 16)]
+        n = len(chunk) - 1
+        if n < 60:
+            out.append(n << 2)
+        elif n < 1 << 8:
+            out += bytes([60 << 2, n])
+        else:
+            out += bytes([61 << 2]) + n.to_bytes(2, "little")
+        out += chunk
+    return bytes(out)
+
+
+def remote_write(url: str, series: list[tuple[dict, list[tuple[int, float | None]]]], batch: int = 200) -> None:
+    """POST the series to a Prometheus remote-write endpoint, `batch` series a request."""
+    for i in range(0, len(series), batch):
+        body = snappy_literal(write_request(series[i:i + batch]))
+        request = urllib.request.Request(url, data=body, method="POST", headers={
+            "Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
+            "X-Prometheus-Remote-Write-Version": "0.1.0"})
+        with urllib.request.urlopen(request, timeout=300) as response:
+            response.read()

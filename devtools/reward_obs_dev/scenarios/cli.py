@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from reward_obs.builders import recording
@@ -10,7 +11,7 @@ from reward_obs.catalog.load import load
 from reward_obs.model.durations import format_duration
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
 from reward_obs.tools import alert_reference
-from reward_obs_dev.scenarios import load_scenarios, run
+from reward_obs_dev.scenarios import load_scenarios, run, victoriametrics
 from reward_obs_dev.scenarios.promtool_file import RECORDING_FILE
 from reward_obs_dev.scenarios.runner import PromtoolMissing, read_rules
 
@@ -39,10 +40,18 @@ def cmd_scenarios(args) -> int:
             (rule_file.parent / RECORDING_FILE).write_text(dump_yaml(recorded), encoding="utf-8")
     if (out / "promtool").exists():
         shutil.rmtree(out / "promtool")
+    engine = args.engine
     try:
-        suite = run(scenarios, rule_file, definitions.contract, out, jobs=args.jobs, plots=not args.no_plots,
-                    measure_silent=not args.fast, headroom=not args.fast)
-    except PromtoolMissing as exc:
+        if engine == "victoriametrics":
+            suite = victoriametrics.run(scenarios, rule_file, definitions.contract, out, jobs=args.jobs, vm_args=tuple(args.vm_arg))
+        else:
+            started = time.monotonic()
+            suite = run(scenarios, rule_file, definitions.contract, out, jobs=args.jobs, plots=not args.no_plots,
+                        measure_silent=not args.fast, headroom=not args.fast, write_report=engine == "prometheus")
+            if engine == "both":
+                suite = victoriametrics.side_by_side(suite, scenarios, rule_file, definitions.contract, out, time.monotonic() - started,
+                                                     jobs=args.jobs, vm_args=tuple(args.vm_arg), plots=not args.no_plots)
+    except (PromtoolMissing, FileNotFoundError) as exc:
         print(f"reward-obs scenarios: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # a scenario tests an alert the rule file does not have
@@ -57,12 +66,21 @@ def cmd_scenarios(args) -> int:
         print(f"{verdict:4}  {r.scenario.name:<40} {what}")
         for problem in r.problems:
             print(f"      {problem}")
+    for row in (suite.report or {}).get("engines", {}).get("scenarios", []):
+        v = row["victoriametrics"]
+        print(f"{'pass' if v['passed'] else 'FAIL':4}  {row['scenario']:<40} VictoriaMetrics: "
+              + (f"{row['alert']} latency {format_duration(v['latency_min'] * 60) if v['latency_min'] is not None else 'never'}"
+                 f" (Prometheus {format_duration(row['prometheus']['latency_min'] * 60) if row['prometheus']['latency_min'] is not None else 'never'})"
+                 if row["alert"] else f"{len(v['false_firings'])} false firings"))
+        for problem in v.get("problems", []):
+            print(f"      {problem}")
     print(f"{len(suite.results) - sum(not r.passed for r in suite.results)} passed, {sum(not r.passed for r in suite.results)} failed; "
           f"report: {out / 'report.md'}, {out / 'report.json'}")
     if args.results and suite.report is not None:
         results = alert_reference.update_results(args.root, definitions, suite.report, args.results)
         print(f"results: {args.results} ({len(results['scenarios'])} scenarios); `reward-obs docs` regenerates {alert_reference.ALERTS_MD}")
-    return 0 if suite.passed else 1
+    engines_passed = all(row["victoriametrics"]["passed"] for row in (suite.report or {}).get("engines", {}).get("scenarios", []))
+    return 0 if suite.passed and engines_passed else 1
 
 
 def register(sub) -> None:
@@ -77,4 +95,9 @@ def register(sub) -> None:
                    help=f"also merge this run's numbers into FILE ({alert_reference.RESULTS_FILE}: the scenarios run replace their entries)")
     p.add_argument("--fast", action="store_true",
                    help="verdicts only for silence scenarios: no near misses or headroom in the report (about half the time)")
+    p.add_argument("--engine", choices=("prometheus", "victoriametrics", "both"), default="prometheus",
+                   help="prometheus: promtool (default); victoriametrics: vmalert replay on a fresh victoria-metrics per scenario; "
+                        "both: the two, side by side in the report (docs/engines.md)")
+    p.add_argument("--vm-arg", action="append", default=[], metavar="FLAG",
+                   help="a flag for victoria-metrics, e.g. --vm-arg=-search.minStalenessInterval=5m (repeatable)")
     p.set_defaults(handler=cmd_scenarios)

@@ -61,6 +61,7 @@ def scenario_json(r: ScenarioResult, plot: str | None, evaluated: set[str]) -> d
         "may_fire": list(s.may_fire),
         "fired": [x.as_dict() for x in r.firings],
         "false_firings": [x.as_dict() for x in r.false_firings()],
+        "documented_differences": [{**x.as_dict(), "reason": why} for x, why in r.differences],
         "allowed_firings": [x.as_dict() for x in r.allowed_firings()],
         "near_misses": [x.as_dict() for x in r.near_misses],
         "peaks": r.peaks,
@@ -113,10 +114,35 @@ def alert_summary(results: list[ScenarioResult], rules: dict[str, Rule], healthy
     return out
 
 
+def engines_json(results: list[ScenarioResult], other: list[ScenarioResult]) -> list[dict]:
+    """Per scenario, the same claims on both engines: first firing of the alert under test
+    (latency from the fault), verdict, and what fired that had to stay silent."""
+    theirs = {r.scenario.name: r for r in other}
+    out = []
+    for r in results:
+        v = theirs.get(r.scenario.name)
+        if v is None:
+            continue
+        f = r.scenario.fault
+        row = {"scenario": r.scenario.name, "alert": f.alert if f else None, "labels": f.labels if f else {},
+               "within_min": f.within if f else None,
+               "prometheus": {"first_firing_min": r.first_firing, "latency_min": r.latency, "passed": r.passed,
+                              "false_firings": [x.as_dict() for x in r.false_firings()]},
+               "victoriametrics": {"first_firing_min": v.first_firing, "latency_min": v.latency, "passed": v.passed,
+                                   "false_firings": [x.as_dict() for x in v.false_firings()], "problems": v.problems,
+                                   "documented_differences": [{**x.as_dict(), "reason": why} for x, why in v.differences]}}
+        both = (r.first_firing, v.first_firing)
+        row["difference_min"] = both[1] - both[0] if None not in both else None
+        out.append(row)
+    return out
+
+
 def build(results: list[ScenarioResult], rules: dict[str, Rule], rule_file: Path, promtool: str, seconds: float,
-          plots: dict[str, str], healthy_week: str | None = "healthy-week") -> dict:
+          plots: dict[str, str], healthy_week: str | None = "healthy-week", engine: str = "promtool",
+          engines: dict | None = None) -> dict:
     return {
         "rule_file": str(rule_file),
+        "engine": engine,
         "promtool": promtool,
         "evaluation_interval": "1m",
         "seconds": round(seconds, 1),
@@ -125,6 +151,7 @@ def build(results: list[ScenarioResult], rules: dict[str, Rule], rule_file: Path
         "scenarios_failed": [r.scenario.name for r in results if not r.passed],
         "alerts": alert_summary(results, rules, healthy_week),
         "scenarios": [scenario_json(r, plots.get(r.scenario.name), set(rules)) for r in results],
+        **({"engines": engines} if engines else {}),
     }
 
 
@@ -156,14 +183,20 @@ def markdown(report: dict) -> str:
     lines = ["# Alert detection report", ""]
     failed = report["scenarios_failed"]
     lines.append(
-        f"{report['scenarios_total']} scenarios run through `promtool test rules` ({report['promtool']}) against "
+        f"{report['scenarios_total']} scenarios run through {ENGINE_TEXT.get(report.get('engine', 'promtool'), '')}"
+        f" ({report['promtool']}) against "
         f"`{Path(report['rule_file']).name}`, evaluation every {report['evaluation_interval']}: "
         + ("**all passed**." if not failed else f"**{len(failed)} failed**: {', '.join(failed)}.")
         + f" Wall time {report['seconds']}s.")
-    lines += ["", "Times are from the start of each scenario's run; latency is first firing minus fault start.",
-              "Each verdict is promtool's exit status on the scenario's assertions (no firing before the fault,",
-              "firing by the bound, first firing at the measured minute, silent alerts never firing); the minutes",
-              "come from a promtool run that prints `ALERTS` timestamps, and are asserted again in the verdict run.", ""]
+    lines += ["", "Times are from the start of each scenario's run; latency is first firing minus fault start."]
+    if report.get("engine", "promtool") == "promtool":
+        lines += ["Each verdict is promtool's exit status on the scenario's assertions (no firing before the fault,",
+                  "firing by the bound, first firing at the measured minute, silent alerts never firing); the minutes",
+                  "come from a promtool run that prints `ALERTS` timestamps, and are asserted again in the verdict run.", ""]
+    else:
+        lines += ["The minutes are the raw `ALERTS` samples vmalert wrote; each verdict checks the scenario's claims on",
+                  "them (no firing before the fault, firing by the bound, resets, silent alerts never firing);",
+                  "docs/engines.md says how the replay runs and what differs from Prometheus.", ""]
 
     lines += ["## Detection latency", "",
               "| Scenario | Alert | Fault starts | First pending | First firing | Latency | Bound | Fault ends | Reset | False firings | Result |",
@@ -220,6 +253,9 @@ def markdown(report: dict) -> str:
             pending = str(w["pending_evaluations"]) + (f" (first at {t(w['first_pending_min'])})" if w["first_pending_min"] is not None else "")
             lines.append(f"| {a['alert']} | {a['condition']} | {peak} | {pending} | {w['firing_evaluations']} |")
 
+    if report.get("engines"):
+        lines += engines_markdown(report["engines"])
+
     bad = [s for s in report["scenarios"] if not s["passed"]]
     if bad:
         lines += ["", "## Failures", ""]
@@ -230,6 +266,30 @@ def markdown(report: dict) -> str:
                 lines += ["", "```", s["promtool_output"][:3000], "```"]
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+ENGINE_TEXT = {"promtool": "`promtool test rules`", "victoriametrics": "`vmalert` replay on VictoriaMetrics"}
+
+
+def engines_markdown(engines: dict) -> list[str]:
+    rows = engines["scenarios"]
+    lines = ["", "## Engines side by side", "",
+             f"The same rule files on Prometheus ({engines['prometheus']}) and on {engines['victoriametrics']}"
+             f" (`vmalert` replay{', ' + engines['vm_args'] if engines.get('vm_args') else ''}).",
+             "Difference: VictoriaMetrics' first firing minus Prometheus'. docs/engines.md explains every difference.", "",
+             "| Scenario | Alert | Bound | Prometheus latency | VictoriaMetrics latency | Difference | Silent alerts fired (VM) | Documented differences (VM) | Prometheus | VictoriaMetrics |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        p, v = row["prometheus"], row["victoriametrics"]
+        false = ", ".join(f"{x['alert']}{_labels(x['labels'])} from {t(x['first_firing_min'])}" for x in v["false_firings"]) or "none"
+        documented = ", ".join(f"{x['alert']}{_labels(x['labels'])} {t(x['first_firing_min'])}–{t(x['last_firing_min'])}"
+                               for x in v.get("documented_differences", [])) or "none"
+        diff = row["difference_min"]
+        diff_text = "—" if diff is None else (f"{diff:+d}m" if diff else "0")
+        lines.append(f"| {row['scenario']} | {(row['alert'] or 'silence') + _labels(row['labels'])} | {t(row['within_min'])} | "
+                     f"{t(p['latency_min'])} | {t(v['latency_min'])} | {diff_text} | {false} | {documented} | "
+                     f"{'pass' if p['passed'] else '**FAIL**'} | {'pass' if v['passed'] else '**FAIL**'} |")
+    return lines
 
 
 # ---------------------------------------------------------------- charts
@@ -338,7 +398,8 @@ def _spans(minutes: list[int]) -> list[tuple[int, int]]:
 
 
 def write(results: list[ScenarioResult], generated: dict[str, Generated], rules: dict[str, Rule], rule_file: Path,
-          promtool: str, seconds: float, out: Path, plots: bool = True) -> dict:
+          promtool: str, seconds: float, out: Path, plots: bool = True, engine: str = "promtool",
+          engines: dict | None = None) -> dict:
     """Write report.md, report.json and plots/<scenario>.png under `out`; returns the report."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -352,7 +413,7 @@ def write(results: list[ScenarioResult], generated: dict[str, Generated], rules:
             write_plot(r, generated[r.scenario.name], rules[f.alert], out / rel)
             if (out / rel).exists():
                 written[r.scenario.name] = rel
-    report = build(results, rules, rule_file, promtool, seconds, written)
+    report = build(results, rules, rule_file, promtool, seconds, written, engine=engine, engines=engines)
     (out / REPORT_JSON).write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     (out / REPORT_MD).write_text(markdown(report), encoding="utf-8")
     return report

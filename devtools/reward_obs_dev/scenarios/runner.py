@@ -165,6 +165,8 @@ class ScenarioResult:
     files: dict = field(default_factory=dict)
     near_misses: list[Firing] = field(default_factory=list)  # pending, never firing
     peaks: dict = field(default_factory=dict)  # alert -> [[labels, peak value of its expression]]
+    # Firings another engine shows for a documented reason (docs/engines.md), not counted as false.
+    differences: list = field(default_factory=list)  # [(Firing, reason)]
 
     @property
     def latency(self) -> int | None:
