@@ -429,9 +429,12 @@ def _providers(c: _Checker, path: str, data: dict, rule_folders: set[str]) -> No
                                               "before dashboards are provisioned; looking it up by folderUid finds nothing "
                                               "and creates a second folder of that title (grafana/grafana#125079; before "
                                               "11.3 the create fails and Grafana stops, #87889). Name the folder by title only")
-        if rule_folders and provider.get("folder") not in rule_folders:
-            c.add(path, f"{field}.folder", f"{provider.get('folder')!r} is not the rules' folder "
-                                           f"({', '.join(sorted(rule_folders))}): rules and dashboards would land apart")
+    # Several providers may serve several folders (a folder of dashboards only is fine), but
+    # when none shares a folder with the rules, rules and dashboards land apart.
+    providers = [p for p in data.get("providers") or [] if isinstance(p, dict)]
+    if rule_folders and providers and not any(p.get("folder") in rule_folders for p in providers):
+        c.add(path, "providers", f"no provider's folder is a rules' folder ({', '.join(sorted(rule_folders))}): "
+                                 "rules and dashboards would land apart")
 
 
 def _all_panels(board: dict) -> list[dict]:
