@@ -16,6 +16,7 @@ from reward_obs.catalog.runbooks import alert_sections
 from reward_obs.checks.lint import format_report, lint, warnings
 from reward_obs.model.errors import DefinitionError
 from reward_obs.sinks.files import render_files, summary, write_files
+from reward_obs.tools import access as access_cli
 from reward_obs.tools import backtest, live_cli, render_diff, trace
 from reward_obs.tools.scenarios import cli as scenarios_cli
 
@@ -98,6 +99,7 @@ REGISTER = (
     live_cli.register,
     scenarios_cli.register,
     trace.register,
+    access_cli.register,
 )
 
 
