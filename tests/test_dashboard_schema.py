@@ -34,7 +34,7 @@ def test_every_shipped_dashboard_fits_grafanas_schema(boards):
 
 
 def _operations(boards) -> dict:
-    return copy.deepcopy(boards["Pulumi.selfhost.yaml:grafana/dashboards/reward-operations.json"])
+    return copy.deepcopy(boards["Pulumi.selfhost.yaml:grafana/dashboards/rewards/reward-operations.json"])
 
 
 def _first(board: dict, kind: str) -> int:

@@ -111,11 +111,13 @@ def test_rules_and_dashboards_name_one_folder_by_title(definitions, config):
     dashboard provider then looks the folder up by `folderUid` if set, else by title
     (dashboards/file_reader.go getOrCreateFolder): only by title does it find that folder."""
     files = _render(definitions, config, recording_rules="grafana")
-    [provider] = yaml.safe_load(files["grafana/provisioning/dashboards/rewards.yaml"])["providers"]
-    assert "folderUid" not in provider and provider["folder"] == "Rewards"
+    providers = yaml.safe_load(files["grafana/provisioning/dashboards/rewards.yaml"])["providers"]
+    assert not any("folderUid" in p for p in providers)
+    titles = [p["folder"] for p in providers]
+    assert sorted(titles) == ["Rewards", "Rewards — Support", "Rewards — Trust & Safety"]  # each once (access/access.yaml)
     folders = {g["folder"] for name in ("grafana/provisioning/alerting/rules.yaml", GRAFANA_RECORDING_FILE)
                for g in yaml.safe_load(files[name])["groups"]}
-    assert folders == {"Rewards"}
+    assert folders == {"Rewards", "Rewards — Trust & Safety"}
 
 
 # --- 4. the rule's own dashboard and panel fields ----------------------------------------
@@ -126,7 +128,7 @@ def test_file_rules_carry_dashboard_uid_and_panel_id_matching_their_annotations(
     so both are written and must agree."""
     rules = [r for g in yaml.safe_load((out / "grafana/provisioning/alerting/rules.yaml").read_text())["groups"]
              for r in g["rules"]]
-    board = json.loads((out / "grafana/dashboards/reward-operations.json").read_text())
+    board = json.loads((out / "grafana/dashboards/rewards/reward-operations.json").read_text())
     panel_ids = {p["id"] for p in board["panels"] if p["type"] != "row"}
     for rule in rules:
         assert rule["dashboardUid"] == rule["annotations"]["__dashboardUid__"] == "reward-operations", rule["title"]
