@@ -100,6 +100,9 @@ OPERATIONS_DASHBOARD_UID = "reward-operations"
 # and the organisation's other readers see.
 TRUST_SAFETY_DASHBOARD_UID = "reward-trust-safety"
 TRUST_SAFETY_SIGNALS = {"held claims", "abuse holds"}
+# The claim abuse alerts: in trust and safety's folder, linking their dashboard and their
+# own runbook dashboard; every other alert links the operations dashboard.
+TRUST_SAFETY_ALERTS = {"RewardClaimRejectionRateHigh", "RewardClaimVolumeAbnormal", "RewardClaimsHeldPastTarget"}
 # Signal -> the dashboard that must show it.
 SIGNAL_DASHBOARDS = {signal: TRUST_SAFETY_DASHBOARD_UID if signal in TRUST_SAFETY_SIGNALS else OPERATIONS_DASHBOARD_UID
                      for signal in REQUIRED_SIGNALS}

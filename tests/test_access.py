@@ -14,6 +14,7 @@ import pytest
 import yaml
 from conftest import ROOT, run_cli
 from pulumi_harness import run_program
+from spec import TRUST_SAFETY_ALERTS
 from test_pulumi_program import SECRETS
 
 from reward_obs.builders.access import access_plan, permission_items
@@ -22,7 +23,7 @@ from reward_obs.tools.access import apply, permission_problems
 
 SPEC = json.loads((ROOT / "tests/fixtures/grafana_http_api/openapi-excerpt.json").read_text())["definitions"]
 RECORDED = ROOT / "tests/fixtures/grafana_http_api"
-ABUSE_ALERTS = ("RewardClaimRejectionRateHigh", "RewardClaimVolumeAbnormal", "RewardClaimsHeldPastTarget")
+ABUSE_ALERTS = tuple(sorted(TRUST_SAFETY_ALERTS))
 ABUSE_PANELS = ("abuse_holds", "claim_rejection_ratio", "campaign_claim_rejection_ratio", "held_claims", "oldest_held_claim",
                 "campaign_held_claims", "held_claim_events")
 # folder uid -> {team name: permission}: what access.yaml must say, written out by hand.

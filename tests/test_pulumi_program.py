@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import run_cli
 from pulumi_harness import run_program
-from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS
+from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS, TRUST_SAFETY_DASHBOARD_UID
 from test_dashboard import distinct_assignment, signal_panels
 
 from reward_obs.catalog.config import read_stack_file
@@ -46,12 +46,17 @@ def test_default_folder_is_rewards(program):
 
 
 def test_dashboard_shows_all_signals_in_the_folder(program):
+    """Each signal on its own panel, each dashboard in its audience's folder (the mock
+    returns the folder's uid input as its output)."""
     dashboards = {r["name"]: r for r in resources(program, ":Dashboard")}
-    assert dashboards["dashboard-reward-operations"]["inputs"]["folder"] == "rewards"
-    dash = dashboards["dashboard-reward-operations"]  # the mock returns the folder's uid input as its output
-    board = json.loads(dash["inputs"]["configJson"])
-    assert board["uid"] == OPERATIONS_DASHBOARD_UID
-    assert distinct_assignment(signal_panels(board)) is not None
+    folders = {OPERATIONS_DASHBOARD_UID: "rewards", TRUST_SAFETY_DASHBOARD_UID: "rewards-trust-safety"}
+    boards = {}
+    for uid, folder in folders.items():
+        dash = dashboards[f"dashboard-{uid}"]
+        assert dash["inputs"]["folder"] == folder, uid
+        boards[uid] = json.loads(dash["inputs"]["configJson"])
+        assert boards[uid]["uid"] == uid
+    assert distinct_assignment(signal_panels(boards)) is not None
 
 
 def pulumi_rules(program) -> dict[str, dict]:
