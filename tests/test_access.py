@@ -22,6 +22,7 @@ from reward_obs.catalog.config import read_stack_file
 from reward_obs.tools.access import apply, permission_problems
 
 SPEC = json.loads((ROOT / "tests/fixtures/grafana_http_api/openapi-excerpt.json").read_text())["definitions"]
+RESPONSES = json.loads((ROOT / "tests/fixtures/grafana_http_api/openapi-excerpt.json").read_text())["responses"]
 RECORDED = ROOT / "tests/fixtures/grafana_http_api"
 ABUSE_ALERTS = tuple(sorted(TRUST_SAFETY_ALERTS))
 ABUSE_PANELS = ("abuse_holds", "claim_rejection_ratio", "campaign_claim_rejection_ratio", "held_claims", "oldest_held_claim",
@@ -140,10 +141,18 @@ def test_apply_replaces_every_folder_permission(definitions):
     folders = [{"uid": "a1", "title": "Rewards"}, {"uid": "b2", "title": "Rewards — Trust & Safety"},
                {"uid": "c3", "title": "Rewards — Support"}]
 
+    # Shaped as Grafana answers (SearchTeamQueryResult with TeamDTO items; createTeamResponse).
+    found = {"totalCount": 1, "page": 1, "perPage": 1000, "teams": [
+        {"id": 7, "orgId": 1, "name": "Rewards on-call", "email": "", "avatarUrl": "/avatar/0", "memberCount": 2, "permission": 0}]}
+    none = {"totalCount": 0, "page": 1, "perPage": 1000, "teams": []}
+    assert set(found) == set(SPEC["SearchTeamQueryResult"]["properties"])
+    assert set(found["teams"][0]) == set(SPEC["TeamDTO"]["properties"])
+    assert set(RESPONSES["createTeamResponse"]["schema"]["properties"]) == {"message", "teamId"}  # the POST's answer below
+
     def call(method, path, body):
         calls.append((method, path, body))
         if path.startswith("/api/teams/search"):
-            return {"totalCount": 1, "teams": [{"id": 7, "name": "Rewards on-call"}]} if "on-call" in path else {"totalCount": 0, "teams": []}
+            return found if "on-call" in path else none
         if (method, path) == ("POST", "/api/teams"):
             return {"message": "Team created", "teamId": 8 if body["name"] == "Rewards trust and safety" else 9}
         if (method, path) == ("GET", "/api/folders"):
