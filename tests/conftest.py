@@ -12,7 +12,7 @@ from reward_obs.catalog.definitions import load_definitions
 
 ROOT = Path(__file__).resolve().parents[1]
 # Everything a render reads: a copy of these is a complete, independent repository.
-DEFINITION_PATHS = ("contract", "schemas", "dashboards", "recording_rules", "slos", "alert_rules", "notifications", "runbooks", "Pulumi.selfhost.yaml")
+DEFINITION_PATHS = ("access", "contract", "schemas", "dashboards", "recording_rules", "slos", "alert_rules", "notifications", "runbooks", "Pulumi.selfhost.yaml")
 STACK_FILE = ROOT / "Pulumi.selfhost.yaml"
 
 

@@ -19,7 +19,8 @@ def prometheus_rules(out: Path) -> dict[str, dict]:
 
 
 def dashboard(out: Path, uid: str) -> dict:
-    return json.loads((out / f"grafana/dashboards/{uid}.json").read_text())
+    [path] = (out / "grafana/dashboards").glob(f"*/{uid}.json")  # one directory per folder
+    return json.loads(path.read_text())
 
 
 def panels(dashboard_json: dict) -> list[dict]:

@@ -80,8 +80,8 @@ REQUIRED_METRICS = {
 
 PROVIDERS = {"manual", "gift_card", "ton_wallet", "crypto_exchange", "fiat_provider", "telegram_if_supported"}
 
-# The eight signals of the operations dashboard: each needs its own panel whose query
-# reads this metric, with these label matchers (label, op, value) among its selectors.
+# The signals the dashboards must show: each needs its own panel whose query reads this
+# metric, with these label matchers (label, op, value) among its selectors.
 REQUIRED_SIGNALS = {
     "active campaigns": ("reward_campaigns", {("status", "=", "active")}),
     "pool remaining": ("reward_pool_remaining", set()),
@@ -95,6 +95,17 @@ REQUIRED_SIGNALS = {
 }
 
 OPERATIONS_DASHBOARD_UID = "reward-operations"
+# Claims on hold are abuse review material: they are shown to trust and safety only, on
+# their own dashboard in their own folder, never on the operations dashboard that on-call
+# and the organisation's other readers see.
+TRUST_SAFETY_DASHBOARD_UID = "reward-trust-safety"
+TRUST_SAFETY_SIGNALS = {"held claims", "abuse holds"}
+# The claim abuse alerts: in trust and safety's folder, linking their dashboard and their
+# own runbook dashboard; every other alert links the operations dashboard.
+TRUST_SAFETY_ALERTS = {"RewardClaimRejectionRateHigh", "RewardClaimVolumeAbnormal", "RewardClaimsHeldPastTarget"}
+# Signal -> the dashboard that must show it.
+SIGNAL_DASHBOARDS = {signal: TRUST_SAFETY_DASHBOARD_UID if signal in TRUST_SAFETY_SIGNALS else OPERATIONS_DASHBOARD_UID
+                     for signal in REQUIRED_SIGNALS}
 
 # Labels that identify a person or an entity, refused in the metrics contract.
 IDENTITY_LABELS = ["account_id", "user_id", "telegram_id", "wallet", "wallet_address", "address", "email",

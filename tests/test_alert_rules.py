@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, run_cli, unbind_runbook_numbers
 from recorded import raw_selectors
 from rendered import dashboard, grafana_rules, panels, prometheus_rules
-from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS
+from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS, TRUST_SAFETY_ALERTS, TRUST_SAFETY_DASHBOARD_UID
 
 from reward_obs.lang import promql
 from reward_obs.catalog.config import load_config, read_stack_file
@@ -89,15 +89,16 @@ def test_removed_runbook_heading_is_caught(repo_copy, tmp_path, out):
 
 def test_each_alert_links_to_a_panel_that_shows_its_metrics(out, definitions):
     rules = definitions.recording_rules
-    board = dashboard(out, OPERATIONS_DASHBOARD_UID)
-    by_id = {p["id"]: p for p in panels(board)}
+    # The abuse alerts link the panel their readers, trust and safety, can open.
+    by_id = {uid: {p["id"]: p for p in panels(dashboard(out, uid))} for uid in (OPERATIONS_DASHBOARD_UID, TRUST_SAFETY_DASHBOARD_UID)}
     for name, rule in grafana_rules(out).items():
         notes = rule["annotations"]
-        assert notes["__dashboardUid__"] == OPERATIONS_DASHBOARD_UID, name
-        panel = by_id.get(int(notes["__panelId__"]))
+        uid = TRUST_SAFETY_DASHBOARD_UID if name in TRUST_SAFETY_ALERTS else OPERATIONS_DASHBOARD_UID
+        assert notes["__dashboardUid__"] == uid, name
+        panel = by_id[uid].get(int(notes["__panelId__"]))
         assert panel is not None, f"{name} links to panel {notes['__panelId__']}, which does not exist"
         base, _, selected = notes["dashboard_url"].partition("&")
-        assert base.endswith(f"/d/{OPERATIONS_DASHBOARD_UID}?viewPanel={panel['id']}"), name
+        assert base.endswith(f"/d/{uid}?viewPanel={panel['id']}"), name
         if "$campaign" in str(panel["targets"]):  # a one-campaign panel opens on the campaign that fired
             assert selected == "var-campaign={{ $labels.campaign_id | urlquery }}", name
         else:

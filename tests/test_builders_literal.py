@@ -33,7 +33,9 @@ _SUMMARY = "{value} of claims in campaign {{{{ $labels.campaign_id }}}} are reje
 # The prod stack opens the Grafana copy of the runbooks (runbookLinks: grafana). A section's
 # panel id is 10 000 + CRC-32("claim-anomalies.md#rewardclaimrejectionratehigh") mod 90 000,
 # worked out with binascii.crc32 (= 47734), not read off the render.
-_PROD_RUNBOOK = "https://grafana.elmental.example/d/reward-runbooks?viewPanel=47734"
+# The alert lives in the Trust & Safety folder (access/access.yaml), so its links open that
+# folder's runbook dashboard and dashboard; panel 25 keeps its id there.
+_PROD_RUNBOOK = "https://grafana.elmental.example/d/reward-runbooks-trust-safety?viewPanel=47734"
 _RUNBOOK = "https://github.com/elmental/reward-observability/blob/main/runbooks/claim-anomalies.md#rewardclaimrejectionratehigh"
 _GRAFANA_VALUE = "{{ $values.A.Value | humanizePercentage }}"
 _PROM_VALUE = "{{ $value | humanizePercentage }}"
@@ -54,7 +56,7 @@ ALERT_CASES = [
         "name": "selfhost stack, definition defaults",
         "stack": SELFHOST,
         "overrides": {},
-        "group": {"orgId": 1, "name": "reward-claims", "folder": "Rewards", "interval": "1m"},
+        "group": {"orgId": 1, "name": "reward-claims-abuse", "folder": "Rewards — Trust & Safety", "interval": "1m"},
         "grafana": {
             "uid": "reward-claim-rejection-rate-high",
             "title": ALERT,
@@ -76,13 +78,13 @@ ALERT_CASES = [
                 "summary": _SUMMARY.format(value=_GRAFANA_VALUE),
                 "description": _DESCRIPTION.format(value=_GRAFANA_VALUE, window="10m"),
                 "runbook_url": _RUNBOOK,
-                "dashboard_url": "http://127.0.0.1:3000/d/reward-operations?viewPanel=25&var-campaign={{ $labels.campaign_id | urlquery }}",
-                "__dashboardUid__": "reward-operations",
+                "dashboard_url": "http://127.0.0.1:3000/d/reward-trust-safety?viewPanel=25&var-campaign={{ $labels.campaign_id | urlquery }}",
+                "__dashboardUid__": "reward-trust-safety",
                 "__panelId__": "25",
             },
             # Grafana's own fields for the linked panel (what its panel alert tab filters by),
             # beside the annotations the provisioning API reads.
-            "dashboardUid": "reward-operations",
+            "dashboardUid": "reward-trust-safety",
             "panelId": 25,
             "labels": {"severity": "warning", "team": "rewards", "environment": "selfhost"},
             "isPaused": True,
@@ -96,7 +98,7 @@ ALERT_CASES = [
                 "summary": _SUMMARY.format(value=_PROM_VALUE),
                 "description": _DESCRIPTION.format(value=_PROM_VALUE, window="10m"),
                 "runbook_url": _RUNBOOK,
-                "dashboard_url": "http://127.0.0.1:3000/d/reward-operations?viewPanel=25&var-campaign={{ $labels.campaign_id | urlquery }}",
+                "dashboard_url": "http://127.0.0.1:3000/d/reward-trust-safety?viewPanel=25&var-campaign={{ $labels.campaign_id | urlquery }}",
             },
         },
     },
@@ -107,7 +109,7 @@ ALERT_CASES = [
         "stack": PROD,
         "overrides": {"rewardsLive": True, "alertOverrides": {ALERT: {
             "threshold": 0.35, "for": "600s", "params": {"window": "30m", "min_decisions": 50}}}},
-        "group": {"orgId": 1, "name": "reward-claims", "folder": "Rewards", "interval": "1m"},
+        "group": {"orgId": 1, "name": "reward-claims-abuse", "folder": "Rewards — Trust & Safety", "interval": "1m"},
         "grafana": {
             "uid": "reward-claim-rejection-rate-high",
             "title": ALERT,
@@ -129,13 +131,13 @@ ALERT_CASES = [
                 "summary": _SUMMARY.format(value=_GRAFANA_VALUE),
                 "description": _DESCRIPTION.format(value=_GRAFANA_VALUE, window="30m"),
                 "runbook_url": _PROD_RUNBOOK,
-                "dashboard_url": "https://grafana.elmental.example/d/reward-operations?viewPanel=25&var-campaign={{ $labels.campaign_id | urlquery }}",
-                "__dashboardUid__": "reward-operations",
+                "dashboard_url": "https://grafana.elmental.example/d/reward-trust-safety?viewPanel=25&var-campaign={{ $labels.campaign_id | urlquery }}",
+                "__dashboardUid__": "reward-trust-safety",
                 "__panelId__": "25",
             },
             # Grafana's own fields for the linked panel (what its panel alert tab filters by),
             # beside the annotations the provisioning API reads.
-            "dashboardUid": "reward-operations",
+            "dashboardUid": "reward-trust-safety",
             "panelId": 25,
             "labels": {"severity": "warning", "team": "rewards", "environment": "prod"},
             "isPaused": False,
@@ -154,7 +156,7 @@ ALERT_CASES = [
                 "summary": _SUMMARY.format(value=_PROM_VALUE),
                 "description": _DESCRIPTION.format(value=_PROM_VALUE, window="30m"),
                 "runbook_url": _PROD_RUNBOOK,
-                "dashboard_url": "https://grafana.elmental.example/d/reward-operations?viewPanel=25&var-campaign={{ $labels.campaign_id | urlquery }}",
+                "dashboard_url": "https://grafana.elmental.example/d/reward-trust-safety?viewPanel=25&var-campaign={{ $labels.campaign_id | urlquery }}",
             },
         },
     },
@@ -178,7 +180,7 @@ def test_prometheus_alert_rule_is_exactly(definitions, case):
     config = _config(definitions, case["stack"], case["overrides"])
     found = [(g["name"], g["interval"], r) for g in alert_builders.prometheus_rule_file(definitions, config)["groups"]
              for r in g["rules"] if r["alert"] == ALERT]
-    assert found == [("reward-claims", "1m", case["prometheus"])]
+    assert found == [("reward-claims-abuse", "1m", case["prometheus"])]
 
 
 # ---------------------------------------------------------------- recording rules

@@ -1,5 +1,7 @@
-"""The operations dashboard shows all eight signals, each in its own panel, with units,
-thresholds, a datasource variable and a stable uid, in the Rewards folder."""
+"""The dashboards show every required signal, each in its own panel, on the dashboard of
+its audience (claims on hold on trust and safety's, the rest on the operations
+dashboard); the operations dashboard has units, thresholds, a datasource variable and a
+stable uid."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +11,7 @@ import yaml
 from conftest import ROOT, run_cli
 from rendered import dashboard, panels
 from recorded import raw_selectors
-from spec import OPERATIONS_DASHBOARD_UID, REQUIRED_SIGNALS
+from spec import OPERATIONS_DASHBOARD_UID, REQUIRED_SIGNALS, SIGNAL_DASHBOARDS, TRUST_SAFETY_SIGNALS
 
 from reward_obs.lang import promql
 from reward_obs.catalog.definitions import load_definitions
@@ -23,8 +25,18 @@ def render(root: Path | None, out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def board(tmp_path_factory) -> dict:
-    return dashboard(render(None, tmp_path_factory.mktemp("render")), OPERATIONS_DASHBOARD_UID)
+def rendered(tmp_path_factory) -> Path:
+    return render(None, tmp_path_factory.mktemp("render"))
+
+
+@pytest.fixture(scope="module")
+def board(rendered) -> dict:
+    return dashboard(rendered, OPERATIONS_DASHBOARD_UID)
+
+
+def signal_boards(out: Path) -> dict[str, dict]:
+    """Every dashboard a signal must be on, by uid."""
+    return {uid: dashboard(out, uid) for uid in sorted(set(SIGNAL_DASHBOARDS.values()))}
 
 
 RECORDING_RULES = load_definitions(ROOT).recording_rules
@@ -37,21 +49,27 @@ def panel_selectors(panel: dict) -> list:
             for s in raw_selectors(t["expr"], RECORDING_RULES)]
 
 
-def signal_panels(board: dict) -> dict[str, list[str]]:
-    """Signal -> titles of panels whose queries read it."""
-    found: dict[str, list[str]] = {signal: [] for signal in REQUIRED_SIGNALS}
-    for panel in panels(board):
-        for signal, (metric, matchers) in REQUIRED_SIGNALS.items():
-            for sel in panel_selectors(panel):
-                if sel.metric == metric and matchers <= set(sel.matchers):
-                    found[signal].append(panel["title"])
-                    break
-    return found
+def reads(panel: dict, signal: str) -> bool:
+    metric, matchers = REQUIRED_SIGNALS[signal]
+    return any(sel.metric == metric and matchers <= set(sel.matchers) for sel in panel_selectors(panel))
 
 
-def test_every_signal_has_a_panel(board):
-    missing = [signal for signal, titles in signal_panels(board).items() if not titles]
+def signal_panels(boards: dict[str, dict]) -> dict[str, list[str]]:
+    """Signal -> "dashboard uid/panel title" of the panels of its own dashboard that read it."""
+    return {signal: [f"{uid}/{panel['title']}" for panel in panels(boards[uid]) if reads(panel, signal)]
+            for signal, uid in SIGNAL_DASHBOARDS.items()}
+
+
+def test_every_signal_has_a_panel(rendered):
+    missing = [signal for signal, titles in signal_panels(signal_boards(rendered)).items() if not titles]
     assert missing == []
+
+
+def test_claims_on_hold_are_not_on_the_operations_dashboard(board):
+    """Hold counts are abuse review material: the operations dashboard, which more people
+    read, shows none of them."""
+    shown = [(signal, p["title"]) for p in panels(board) for signal in sorted(TRUST_SAFETY_SIGNALS) if reads(p, signal)]
+    assert shown == []
 
 
 def distinct_assignment(found: dict[str, list[str]]) -> dict[str, str] | None:
@@ -73,16 +91,18 @@ def distinct_assignment(found: dict[str, list[str]]) -> dict[str, str] | None:
     return assign(0, {})
 
 
-def test_each_signal_has_its_own_panel(board):
-    assert distinct_assignment(signal_panels(board)) is not None
+def test_each_signal_has_its_own_panel(rendered):
+    assert distinct_assignment(signal_panels(signal_boards(rendered))) is not None
 
 
 def test_losing_a_signal_is_caught(repo_copy, tmp_path):
     """A panel that stops reading its signal (here: abuse holds shows manual reviews)."""
-    path = repo_copy / "dashboards" / "reward-operations.yaml"
-    path.write_text(path.read_text().replace('reason="abuse_review"', 'reason="manual_review"'))
-    board = dashboard(render(repo_copy, tmp_path / "out"), OPERATIONS_DASHBOARD_UID)
-    assert [s for s, titles in signal_panels(board).items() if not titles] == ["abuse holds"]
+    path = repo_copy / "dashboards" / "reward-trust-safety.yaml"
+    text = path.read_text()
+    assert 'reason="abuse_review"' in text
+    path.write_text(text.replace('reason="abuse_review"', 'reason="manual_review"'))
+    boards = signal_boards(render(repo_copy, tmp_path / "out"))
+    assert [s for s, titles in signal_panels(boards).items() if not titles] == ["abuse holds"]
 
 
 def test_every_panel_has_a_unit_and_uses_a_datasource_variable(board):

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from conftest import ROOT, run_cli
 from pulumi_harness import run_program
+from spec import TRUST_SAFETY_ALERTS
 from test_notifications import _alert, render
 
 from reward_obs.catalog.config import load_config, read_stack_file
@@ -111,14 +112,22 @@ def test_rules_and_dashboards_name_one_folder_by_title(definitions, config):
     dashboard provider then looks the folder up by `folderUid` if set, else by title
     (dashboards/file_reader.go getOrCreateFolder): only by title does it find that folder."""
     files = _render(definitions, config, recording_rules="grafana")
-    [provider] = yaml.safe_load(files["grafana/provisioning/dashboards/rewards.yaml"])["providers"]
-    assert "folderUid" not in provider and provider["folder"] == "Rewards"
+    providers = yaml.safe_load(files["grafana/provisioning/dashboards/rewards.yaml"])["providers"]
+    assert not any("folderUid" in p for p in providers)
+    titles = [p["folder"] for p in providers]
+    assert sorted(titles) == ["Rewards", "Rewards — Support", "Rewards — Trust & Safety"]  # each once (access/access.yaml)
     folders = {g["folder"] for name in ("grafana/provisioning/alerting/rules.yaml", GRAFANA_RECORDING_FILE)
                for g in yaml.safe_load(files[name])["groups"]}
-    assert folders == {"Rewards"}
+    assert folders == {"Rewards", "Rewards — Trust & Safety"}
 
 
 # --- 4. the rule's own dashboard and panel fields ----------------------------------------
+
+# The abuse alerts link to the trust and safety dashboard, in their own folder (one
+# directory per folder in the render); every other alert to the operations dashboard.
+_BOARD_FILES = {"reward-operations": "grafana/dashboards/rewards/reward-operations.json",
+                "reward-trust-safety": "grafana/dashboards/rewards-trust-safety/reward-trust-safety.json"}
+
 
 def test_file_rules_carry_dashboard_uid_and_panel_id_matching_their_annotations(out):
     """File provisioning reads `dashboardUid` and `panelId` (AlertRuleV1, rules_types.go);
@@ -126,16 +135,20 @@ def test_file_rules_carry_dashboard_uid_and_panel_id_matching_their_annotations(
     so both are written and must agree."""
     rules = [r for g in yaml.safe_load((out / "grafana/provisioning/alerting/rules.yaml").read_text())["groups"]
              for r in g["rules"]]
-    board = json.loads((out / "grafana/dashboards/reward-operations.json").read_text())
-    panel_ids = {p["id"] for p in board["panels"] if p["type"] != "row"}
+    boards = {uid: json.loads((out / path).read_text()) for uid, path in _BOARD_FILES.items()}
+    panel_ids = {uid: {p["id"] for p in b["panels"] if p["type"] != "row"} for uid, b in boards.items()}
     for rule in rules:
-        assert rule["dashboardUid"] == rule["annotations"]["__dashboardUid__"] == "reward-operations", rule["title"]
+        uid = "reward-trust-safety" if rule["title"] in TRUST_SAFETY_ALERTS else "reward-operations"
+        assert rule["dashboardUid"] == rule["annotations"]["__dashboardUid__"] == uid, rule["title"]
         assert isinstance(rule["panelId"], int) and str(rule["panelId"]) == rule["annotations"]["__panelId__"]
-        assert rule["panelId"] in panel_ids, rule["title"]
+        assert rule["panelId"] in panel_ids[uid], rule["title"]
     by_title = {r["title"]: r for r in rules}
-    # Literal: alert_rules/RewardPoolLow.yaml links reward-operations/campaign_pool_remaining.
+    # Literal: alert_rules/RewardPoolLow.yaml links reward-operations/campaign_pool_remaining,
+    # RewardClaimsHeldPastTarget.yaml reward-trust-safety/oldest_held_claim.
     assert by_title["RewardPoolLow"]["panelId"] == next(
-        p["id"] for p in board["panels"] if p.get("title") == "Pool remaining in $campaign")
+        p["id"] for p in boards["reward-operations"]["panels"] if p.get("title") == "Pool remaining in $campaign")
+    assert by_title["RewardClaimsHeldPastTarget"]["panelId"] == next(
+        p["id"] for p in boards["reward-trust-safety"]["panels"] if p.get("title") == "Oldest held claim")
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +169,8 @@ def test_provider_rules_link_their_panel_through_both_annotations(program):
     assert rules
     for rule in rules:
         notes = rule["annotations"]
-        assert notes["__dashboardUid__"] == "reward-operations" and int(notes["__panelId__"]) > 0, rule["name"]
+        uid = "reward-trust-safety" if rule["name"] in TRUST_SAFETY_ALERTS else "reward-operations"
+        assert notes["__dashboardUid__"] == uid and int(notes["__panelId__"]) > 0, rule["name"]
         assert "dashboardUid" not in rule and "panelId" not in rule
 
 

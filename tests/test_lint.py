@@ -143,24 +143,25 @@ def test_datasource_alerts_must_reach_the_rewards_route(repo_copy):
     assert any(f.check == "datasource-alert-routing" and "DatasourceError" in f.message for f in report.findings)
 
 
-@pytest.mark.parametrize("old, new, field", [
+@pytest.mark.parametrize("board, old, new, field", [
     # The forbidden-funding stat as a range query: the per-pool counter at every step.
-    ("        # The counter is per pool and the stat shows the latest total: one evaluation.\n        instant: true\n", "",
+    ("reward-operations", "        # The counter is per pool and the stat shows the latest total: one evaluation.\n        instant: true\n", "",
      "rows[1].panels[6].queries[0].expr"),
     # A campaign panel that stops selecting one campaign.
-    ('reward_claims_held{campaign_id="$campaign"}', 'reward_claims_held{campaign_id=~".+"}', "rows[3].panels[3].queries[0].expr"),
+    ("reward-trust-safety", 'reward_claims_held{campaign_id="$campaign"}', 'reward_claims_held{campaign_id=~".+"}',
+     "rows[1].panels[1].queries[0].expr"),
     # The top-10 bar gauge turned into a range query over every campaign's recorded ratio.
-    ("instant: true\n        queries:\n          - expr: topk(10,", "queries:\n          - expr: topk(10,",
-     "rows[2].panels[3].queries[0].expr"),
+    ("reward-trust-safety", "instant: true\n        queries:\n          - expr: topk(10,", "queries:\n          - expr: topk(10,",
+     "rows[0].panels[3].queries[0].expr"),
 ])
-def test_a_range_panel_reading_every_pool_or_campaign_fails(repo_copy, old, new, field):
-    path = repo_copy / "dashboards/reward-operations.yaml"
+def test_a_range_panel_reading_every_pool_or_campaign_fails(repo_copy, board, old, new, field):
+    path = repo_copy / f"dashboards/{board}.yaml"
     text = path.read_text()
     assert text.count(old) == 1, old
     path.write_text(text.replace(old, new))
     report = run_lint(repo_copy)
     found = [f for f in report.findings if f.check == "panel-scale"]
-    assert [(f.file, f.field) for f in found] == [("dashboards/reward-operations.yaml", field)], [str(f) for f in report.findings]
+    assert [(f.file, f.field) for f in found] == [(f"dashboards/{board}.yaml", field)], [str(f) for f in report.findings]
 
 
 def test_lint_runs_the_grafana_provisioning_validator(definitions, config):

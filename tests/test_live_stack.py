@@ -233,9 +233,13 @@ def test_recorded_series_equal_their_raw_queries(stack):
     and values. Retried: a scrape landing between the rule evaluation and the raw query
     can shift one comparison."""
     prom = stack.prometheus
-    raw = {key: q for key, q in recording_builders.raw_queries(stack.definitions).items() if "offset" not in q["raw"]}
-    panels = {f"{q.panel_key}[{q.ref}]": q.expr for q in panel_queries(stack.definitions, "reward-operations")}
-    assert raw and set(raw) <= set(panels)
+    raw, panels = {}, {}
+    for uid in ("reward-operations", "reward-trust-safety"):
+        raw |= {f"{uid}/{key}": q for key, q in recording_builders.raw_queries(stack.definitions, uid).items()
+                if "offset" not in q["raw"]}
+        panels |= {f"{uid}/{q.panel_key}[{q.ref}]": q.expr for q in panel_queries(stack.definitions, uid)}
+    served = {s.panel for r in stack.definitions.recording_rules for s in r.serves if "offset" not in s.raw}
+    assert raw and set(raw) == served and set(raw) <= set(panels)
     mismatches: list[str] = []
 
     def as_map(result):

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import run_cli
 from pulumi_harness import run_program
-from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS
+from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS, TRUST_SAFETY_DASHBOARD_UID
 from test_dashboard import distinct_assignment, signal_panels
 
 from reward_obs.catalog.config import read_stack_file
@@ -40,18 +40,23 @@ def test_everything_is_owned_by_one_component(program):
     assert types.count("reward-observability:index:RewardObservability") == 1
 
 
-def test_folder_is_rewards(program):
-    [folder] = resources(program, ":Folder")
-    assert folder["inputs"]["uid"] == "rewards" and folder["inputs"]["title"] == "Rewards"
+def test_default_folder_is_rewards(program):
+    folders = {f["inputs"]["uid"]: f["inputs"]["title"] for f in resources(program, ":Folder")}
+    assert folders["rewards"] == "Rewards"
 
 
 def test_dashboard_shows_all_signals_in_the_folder(program):
+    """Each signal on its own panel, each dashboard in its audience's folder (the mock
+    returns the folder's uid input as its output)."""
     dashboards = {r["name"]: r for r in resources(program, ":Dashboard")}
-    assert all(d["inputs"]["folder"] == "rewards" for d in dashboards.values())
-    dash = dashboards["dashboard-reward-operations"]  # the mock returns the folder's uid input as its output
-    board = json.loads(dash["inputs"]["configJson"])
-    assert board["uid"] == OPERATIONS_DASHBOARD_UID
-    assert distinct_assignment(signal_panels(board)) is not None
+    folders = {OPERATIONS_DASHBOARD_UID: "rewards", TRUST_SAFETY_DASHBOARD_UID: "rewards-trust-safety"}
+    boards = {}
+    for uid, folder in folders.items():
+        dash = dashboards[f"dashboard-{uid}"]
+        assert dash["inputs"]["folder"] == folder, uid
+        boards[uid] = json.loads(dash["inputs"]["configJson"])
+        assert boards[uid]["uid"] == uid
+    assert distinct_assignment(signal_panels(boards)) is not None
 
 
 def pulumi_rules(program) -> dict[str, dict]:
@@ -76,9 +81,11 @@ def test_every_required_alert_is_registered_with_its_runbook(program):
         assert rule["isPaused"] is True  # rewardsLive defaults to false
 
 
-def test_rule_groups_live_in_the_rewards_folder_and_evaluate_every_minute(program):
+def test_rule_groups_live_in_their_folder_and_evaluate_every_minute(program):
+    # access/access.yaml: the abuse group in the Trust & Safety folder, every other in Rewards
     for group in resources(program, ":RuleGroup"):
-        assert group["inputs"]["folderUid"] == "rewards" and group["inputs"]["intervalSeconds"] == 60
+        folder = "rewards-trust-safety" if group["inputs"]["name"] == "reward-claims-abuse" else "rewards"
+        assert group["inputs"]["folderUid"] == folder and group["inputs"]["intervalSeconds"] == 60
 
 
 def test_pulumi_rules_are_the_rendered_rules(program, tmp_path):
@@ -275,17 +282,23 @@ def test_recording_rules_choice_is_required_and_checked(value, message):
 
 EXPECTED_RESOURCES = {
     "reward-observability:index:RewardObservability": ["rewards"],
-    "grafana:oss/folder:Folder": ["folder-rewards"],
+    # access/access.yaml: three folders, three teams, one permission per folder
+    "grafana:oss/folder:Folder": ["folder-rewards", "folder-rewards-support", "folder-rewards-trust-safety"],
+    "grafana:oss/team:Team": ["team-oncall", "team-support", "team-trust-safety"],
+    "grafana:oss/folderPermission:FolderPermission": ["folder-permission-rewards", "folder-permission-rewards-support",
+                                                      "folder-permission-rewards-trust-safety"],
     # notifications/routing.yaml: one template, four contact points; the stack owns the policy tree
     "grafana:alerting/messageTemplate:MessageTemplate": ["template-reward-message"],
     "grafana:alerting/contactPoint:ContactPoint": ["contact-point-rewards-email", "contact-point-rewards-heartbeat",
                                                    "contact-point-rewards-oncall-webhook", "contact-point-rewards-telegram"],
     "grafana:alerting/notificationPolicy:NotificationPolicy": ["policy-rewards"],
-    # dashboards/*.yaml (two) and the runbooks dashboard
-    "grafana:oss/dashboard:Dashboard": ["dashboard-reward-operations", "dashboard-reward-runbooks", "dashboard-reward-trace"],
-    # the six `group:` values of alert_rules/*.yaml and the SLO alerts' reward-slos
+    # dashboards/*.yaml (three) and one runbooks dashboard per folder
+    "grafana:oss/dashboard:Dashboard": ["dashboard-reward-operations", "dashboard-reward-runbooks",
+                                        "dashboard-reward-runbooks-support", "dashboard-reward-runbooks-trust-safety",
+                                        "dashboard-reward-trace", "dashboard-reward-trust-safety"],
+    # the seven `group:` values of alert_rules/*.yaml and the SLO alerts' reward-slos
     # (slos/*.yaml); recordingRules: prometheus adds none
-    "grafana:alerting/ruleGroup:RuleGroup": ["rule-group-reward-claims", "rule-group-reward-health", "rule-group-reward-payouts",
+    "grafana:alerting/ruleGroup:RuleGroup": ["rule-group-reward-claims", "rule-group-reward-claims-abuse", "rule-group-reward-health", "rule-group-reward-payouts",
                                              "rule-group-reward-pools", "rule-group-reward-reconciliation",
                                              "rule-group-reward-slos", "rule-group-reward-traceability"],
 }
@@ -311,9 +324,10 @@ def test_operations_dashboard_is_exactly(program):
     inputs = dict(_registered(program, "dashboard-reward-operations"))
     board = json.loads(inputs.pop("configJson"))
     assert inputs == {"folder": "rewards", "overwrite": True, "orgId": "1"}
-    # dashboards/reward-operations.yaml: uid, title, refresh; 8 rows and 42 panels = 50 panels
+    # dashboards/reward-operations.yaml: uid, title, refresh; 8 rows and 35 panels = 43 panels
+    # (the 7 abuse panels are on reward-trust-safety)
     assert (board["uid"], board["title"], board["refresh"], len(board["panels"])) == (
-        "reward-operations", "Reward operations", "1m", 50)
+        "reward-operations", "Reward operations", "1m", 43)
 
 
 def test_telegram_contact_point_is_exactly(program):

@@ -16,9 +16,13 @@ from reward_obs.catalog.load import load_stack
 from reward_obs.sinks.files import render_files
 
 EXPECTED_FILES = {
-    "grafana/dashboards/reward-operations.json",
-    "grafana/dashboards/reward-runbooks.json",
-    "grafana/dashboards/reward-trace.json",
+    "grafana/access/access-plan.json",
+    "grafana/dashboards/rewards/reward-operations.json",
+    "grafana/dashboards/rewards/reward-runbooks.json",
+    "grafana/dashboards/rewards-support/reward-runbooks-support.json",
+    "grafana/dashboards/rewards-support/reward-trace.json",
+    "grafana/dashboards/rewards-trust-safety/reward-runbooks-trust-safety.json",
+    "grafana/dashboards/rewards-trust-safety/reward-trust-safety.json",
     "grafana/provisioning/alerting/contact-points.yaml",
     "grafana/provisioning/alerting/policies.yaml",
     "grafana/provisioning/alerting/rules.yaml",
@@ -97,8 +101,8 @@ BROKEN = {
                         "alert_rules/RewardClaimVolumeAbnormal.yaml:runbook: runbooks/claim-anomalies.md does not exist"),
     "duplicate dashboard uid": (_second_dashboard, "duplicate dashboard uid 'reward-operations'"),
     "duplicate panel id": (lambda r: (r / "dashboards/reward-operations.yaml").write_text(
-        (r / "dashboards/reward-operations.yaml").read_text().replace("id: 9\n", "id: 8\n")),
-        "dashboards/reward-operations.yaml:rows[2].panels[1].id: duplicate panel id 8"),
+        (r / "dashboards/reward-operations.yaml").read_text().replace("id: 2\n", "id: 1\n")),
+        "dashboards/reward-operations.yaml:rows[1].panels[1].id: duplicate panel id 1"),
     "unknown panel": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolLow.yaml", lambda d: d.update(panel="reward-operations/nope")),
                       "alert_rules/RewardPoolLow.yaml:panel: dashboard 'reward-operations' has no panel with key 'nope'"),
     "undefined parameter": (lambda r: _edit_yaml(r / "alert_rules/RewardPoolExhausted.yaml",

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli
-from spec import REQUIRED_ALERTS, REQUIRED_RUNBOOKS, REWARD_STAGES, RUNBOOK_PARTS
+from spec import (
+    OPERATIONS_DASHBOARD_UID,
+    REQUIRED_ALERTS,
+    REQUIRED_RUNBOOKS,
+    REWARD_STAGES,
+    RUNBOOK_PARTS,
+    TRUST_SAFETY_ALERTS,
+    TRUST_SAFETY_DASHBOARD_UID,
+)
 
 from reward_obs.lang.markdown import github_slug
 from reward_obs.lang.markdown import sections
@@ -27,7 +35,9 @@ def test_every_alert_lands_on_a_section_with_every_part(definitions):
         [section] = [s for s in sections(ROOT / "runbooks" / alert.runbook_file) if s.anchor == alert.runbook_anchor]
         assert list(section.parts) == RUNBOOK_PARTS, name
         confirm = section.parts["Confirm"]
-        assert "/d/reward-operations?viewPanel=" in confirm and "```promql" in confirm, f"{name}: Confirm needs a panel and a query"
+        # The panel its readers can open: the abuse alerts' readers are trust and safety.
+        board = TRUST_SAFETY_DASHBOARD_UID if name in TRUST_SAFETY_ALERTS else OPERATIONS_DASHBOARD_UID
+        assert f"/d/{board}?viewPanel=" in confirm and "```promql" in confirm, f"{name}: Confirm needs a panel and a query"
         assert "correlation_id" in confirm, f"{name}: Confirm must say how to pull correlation IDs"
 
 
@@ -69,7 +79,8 @@ BROKEN = {
     "missing part": ("payout-webhook-failures.md", "### Verify", "### Check", "runbooks/payout-webhook-failures.md:#rewardpayoutwebhookfailing: parts must be exactly"),
     "placeholder": ("claim-anomalies.md", "### Meaning\n", "### Meaning\nTODO write this.\n", "placeholder text: 'TODO'"),
     "secret": ("reward-metrics-missing.md", "### Meaning\n", "### Meaning\nThe bot token: " + FAKE_BOT_TOKEN + "\n", "looks like a telegram bot token"),
-    "unknown panel": ("claim-anomalies.md", "viewPanel=10", "viewPanel=99", "dashboard reward-operations has no panel 99"),
+    "unknown panel": ("claim-anomalies.md", "viewPanel=10", "viewPanel=99", "dashboard reward-trust-safety has no panel 99"),
+    "unknown operations panel": ("README.md", "viewPanel=19", "viewPanel=99", "dashboard reward-operations has no panel 99"),
     "unknown metric": ("accidental-over-allocation.md", "changes(reward_pool_budget[1d])", "changes(reward_pool_limit[1d])", "metric 'reward_pool_limit' is not in the metrics contract"),
     "empty part": ("pool-funding-source.md", "### Escalate\n", "### Escalate\n\n### Escalate later\n", "parts must be exactly"),
 }
@@ -93,15 +104,29 @@ def test_runbooks_command_maps_every_alert_to_its_section():
 
 # ---------------------------------------------------------------- runbooks in Grafana
 
-def _runbook_board(definitions) -> dict:
-    from reward_obs.builders.runbook_dashboard import runbook_dashboard_json
+# Each folder has its own runbook dashboard; the sections written for the abuse alerts are
+# on trust and safety's only, so those alerts' links open that one.
+RUNBOOK_BOARDS = {"rewards": "reward-runbooks", "rewards-trust-safety": "reward-runbooks-trust-safety",
+                  "rewards-support": "reward-runbooks-support"}
 
-    return runbook_dashboard_json(definitions)
+
+def _runbook_boards(definitions, config=None) -> dict[str, dict]:
+    """Runbook dashboard uid -> its JSON, for every folder."""
+    from reward_obs.builders.runbook_dashboard import runbook_dashboards
+
+    boards = {board["uid"]: board for _folder, board in runbook_dashboards(definitions, config)}
+    assert sorted(boards) == sorted(RUNBOOK_BOARDS.values())
+    return boards
+
+
+def _text_panels(definitions, config=None) -> list[dict]:
+    """The text panels of every runbook dashboard (a section shown in two folders has one
+    panel in each, with the same id and text)."""
+    return [p for board in _runbook_boards(definitions, config).values() for p in board["panels"] if p["type"] == "text"]
 
 
 def test_runbooks_dashboard_has_a_panel_per_section(definitions):
-    board = _runbook_board(definitions)
-    contents = [p["options"]["content"] for p in board["panels"] if p["type"] == "text"]
+    contents = [p["options"]["content"] for p in _text_panels(definitions)]
     for path in sorted((ROOT / "runbooks").glob("*.md")):
         for section in sections(path):
             assert any(c.startswith(f"## {section.title}\n") for c in contents), f"{path.name}#{section.anchor}"
@@ -112,36 +137,41 @@ def test_grafana_runbook_links_land_on_the_alerts_section(definitions):
     from reward_obs.catalog.config import load_config, read_stack_file
 
     config = load_config(read_stack_file(ROOT / "Pulumi.selfhost.yaml") | {"runbookLinks": "grafana"}, "t", definitions)
-    panels = {p["id"]: p for p in _runbook_board(definitions)["panels"]}
+    boards = _runbook_boards(definitions)
     for group in prometheus_rule_file(definitions, config)["groups"]:
         for rule in group["rules"]:
             url = rule["annotations"]["runbook_url"]
-            assert url.startswith(f"{config.grafana_url}/d/reward-runbooks?viewPanel="), url
-            panel = panels[int(url.rsplit("=", 1)[1])]
+            uid = RUNBOOK_BOARDS["rewards-trust-safety" if rule["alert"] in TRUST_SAFETY_ALERTS else "rewards"]
+            assert url.startswith(f"{config.grafana_url}/d/{uid}?viewPanel="), url
+            panel = {p["id"]: p for p in boards[uid]["panels"]}[int(url.rsplit("=", 1)[1])]
             assert panel["options"]["content"].startswith(f"## {rule['alert']}\n"), rule["alert"]
 
 
 def test_links_between_runbooks_point_at_existing_panels_in_grafana(definitions):
     import re
 
-    board = _runbook_board(definitions)
-    ids = {p["id"] for p in board["panels"]}
-    for panel in board["panels"]:
-        content = panel.get("options", {}).get("content", "")
-        assert not re.search(r"\]\([a-z0-9-]+\.md", content), f"{panel['title']} links to a repository file"
-        for target in re.findall(r"/d/reward-runbooks\?viewPanel=(\d+)", content):
-            assert int(target) in ids, panel["title"]
+    boards = _runbook_boards(definitions)
+    ids = {uid: {p["id"] for p in board["panels"]} for uid, board in boards.items()}
+    linked = 0
+    for board in boards.values():
+        for panel in board["panels"]:
+            content = panel.get("options", {}).get("content", "")
+            assert not re.search(r"\]\([a-z0-9-]+\.md", content), f"{panel['title']} links to a repository file"
+            for uid, target in re.findall(r"/d/(reward-runbooks[a-z-]*)\?viewPanel=(\d+)", content):
+                assert int(target) in ids[uid], f"{board['uid']}: {panel['title']} -> {uid} panel {target}"
+                linked += 1
+    assert linked > 0
 
 
 def test_runbook_panel_ids_do_not_move_when_a_section_is_added(repo_copy, definitions):
     from reward_obs.catalog.definitions import load_definitions
 
-    before = {p["title"]: p["id"] for p in _runbook_board(definitions)["panels"] if p["type"] == "text"}
+    before = {p["title"]: p["id"] for p in _text_panels(definitions)}
     path = repo_copy / "runbooks" / "claim-anomalies.md"
     extra = "\n".join(["", "## Claim backlog", ""] + [f"### {part}\nStep one: open the claims panel and read it carefully.\n" for part in RUNBOOK_PARTS])
     text = path.read_text()
     path.write_text(text.replace("## RewardClaimVolumeAbnormal", extra.strip() + "\n\n## RewardClaimVolumeAbnormal", 1))
-    after = {p["title"]: p["id"] for p in _runbook_board(load_definitions(repo_copy))["panels"] if p["type"] == "text"}
+    after = {p["title"]: p["id"] for p in _text_panels(load_definitions(repo_copy))}
     assert "Claim backlog" in after
     assert {t: after[t] for t in before} == before
 
@@ -213,12 +243,11 @@ def test_every_acting_step_links_to_an_action_that_exists():
 
 
 def test_grafana_runbooks_show_the_stacks_admin_url_and_numbers(definitions):
-    from reward_obs.builders.runbook_dashboard import runbook_dashboard_json
     from reward_obs.catalog.config import load_config, read_stack_file
 
     def contents(stack: str, extra: dict | None = None) -> str:
         config = load_config(read_stack_file(ROOT / stack) | (extra or {}), stack, definitions)
-        return "\n".join(p["options"]["content"] for p in runbook_dashboard_json(definitions, config)["panels"] if p["type"] == "text")
+        return "\n".join(p["options"]["content"] for p in _text_panels(definitions, config))
 
     selfhost = contents("Pulumi.selfhost.yaml")
     assert "`POST http://127.0.0.1:8081/admin/rewards/campaigns/<campaign_id>/accrual/pause`" in selfhost
@@ -242,9 +271,7 @@ def test_repository_copy_agrees_with_the_grafana_copy_of_the_default_stack(defin
     section without the binding comments (and with links and the admin URL resolved)."""
     import re
 
-    from reward_obs.builders.runbook_dashboard import runbook_dashboard_json
-
-    panels = {p["title"]: p["options"]["content"] for p in runbook_dashboard_json(definitions)["panels"] if p["type"] == "text"}
+    panels = {p["title"]: p["options"]["content"] for p in _text_panels(definitions)}
     for path in sorted((ROOT / "runbooks").glob("*.md")):
         for section in sections(path):
             repo = re.sub(r"<!--.*?-->", "", section.text)

@@ -7,7 +7,7 @@ import re
 
 from conftest import ROOT, run_cli
 from rendered import dashboard, grafana_rules, panels, prometheus_rules
-from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REWARD_STAGES, TRACE_DASHBOARD_UID
+from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REWARD_STAGES, TRACE_DASHBOARD_UID, TRUST_SAFETY_DASHBOARD_UID
 
 TRACE_LINK = "/d/reward-trace?var-correlation_id=${__value.raw}"
 
@@ -46,7 +46,7 @@ def test_trace_dashboard_lists_events_in_time_order(out):
 def test_every_logql_field_is_an_event_schema_field(out):
     fields = schema_fields()
     checked = 0
-    for uid in (TRACE_DASHBOARD_UID, OPERATIONS_DASHBOARD_UID):
+    for uid in (TRACE_DASHBOARD_UID, OPERATIONS_DASHBOARD_UID, TRUST_SAFETY_DASHBOARD_UID):
         for panel in panels(dashboard(out, uid)):
             for target in panel["targets"]:
                 if target["datasource"]["type"] != "loki":
@@ -59,9 +59,10 @@ def test_every_logql_field_is_an_event_schema_field(out):
 
 
 def test_operations_tables_link_each_correlation_id_to_the_trace(out):
-    board = {p["title"]: p for p in panels(dashboard(out, OPERATIONS_DASHBOARD_UID))}
-    for title in ("Failed payouts, by correlation ID", "Held claims, by correlation ID"):
-        overrides = board[title]["fieldConfig"]["overrides"]
+    # Held claims are trust and safety's; both teams may open the trace (support folder).
+    tables = {OPERATIONS_DASHBOARD_UID: "Failed payouts, by correlation ID", TRUST_SAFETY_DASHBOARD_UID: "Held claims, by correlation ID"}
+    for uid, title in tables.items():
+        overrides = {p["title"]: p for p in panels(dashboard(out, uid))}[title]["fieldConfig"]["overrides"]
         [link] = [o for o in overrides if o["matcher"]["options"] == "correlation_id"]
         assert link["properties"][0]["value"][0]["url"] == TRACE_LINK
 

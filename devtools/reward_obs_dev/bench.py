@@ -237,7 +237,7 @@ def measure(prom: Prometheus, definitions, config, rules: dict, runs: int, now: 
         result["series"][row["metric"]["__name__"]] = int(row["value"][1])
     log("    raw-metric queries the recorded series stand for")
     instant = {f"{q.panel_key}[{q.ref}]": q.instant for q in panel_queries(definitions, OPERATIONS_DASHBOARD)}
-    raw = [(key, q["raw"], instant[key]) for key, q in recording.raw_queries(definitions).items()]
+    raw = [(key, q["raw"], instant[key]) for key, q in recording.raw_queries(definitions, OPERATIONS_DASHBOARD).items()]
     result["raw"] = {row["query"]: row for row in time_panel_queries(prom, raw, scrape, now, runs, ranges, variables)}
     log("    rule expressions")
     for group in rules["groups"]:

@@ -12,7 +12,8 @@ from collections import defaultdict
 from reward_obs.catalog.config import StackConfig
 from reward_obs.model.definitions import Definitions, ResolvedAlert
 from reward_obs.builders.runbook_dashboard import runbook_url
-from reward_obs.model.names import TEAM, FOLDER_TITLE, LOKI_DATASOURCE_TYPE, PROMETHEUS_DATASOURCE_TYPE, rule_uid
+from reward_obs.builders.access import folder_of_group
+from reward_obs.model.names import TEAM, LOKI_DATASOURCE_TYPE, PROMETHEUS_DATASOURCE_TYPE, rule_uid
 from reward_obs.lang import promql
 from reward_obs.lang.dashboard_queries import label_values_query
 from reward_obs.builders.notifications import policy_tree, rule_notification_settings
@@ -156,7 +157,8 @@ def grafana_rule_groups(definitions: Definitions, config: StackConfig) -> list[d
     for alert in resolved_alerts(definitions, config):
         groups[alert.rule.group].append(grafana_rule(alert, definitions, config))
     return [
-        {"orgId": config.org_id, "name": name, "folder": FOLDER_TITLE, "interval": EVALUATION_INTERVAL, "rules": rules}
+        {"orgId": config.org_id, "name": name, "folder": folder_of_group(definitions, name).title, "interval": EVALUATION_INTERVAL,
+         "rules": rules}
         for name, rules in sorted(groups.items())
     ]
 

@@ -22,7 +22,8 @@ from reward_obs.builders import alerts as alert_builders
 from reward_obs.builders.recording import rule_groups
 from reward_obs.catalog.config import StackConfig
 from reward_obs.model.definitions import Definitions, RecordingRule
-from reward_obs.model.names import FOLDER_TITLE, PROMETHEUS_DATASOURCE_TYPE, kebab
+from reward_obs.builders.access import default_folder
+from reward_obs.model.names import PROMETHEUS_DATASOURCE_TYPE, kebab
 
 # Fields Grafana clears on a recording rule (ngalert models.ClearRecordingRuleIgnoredFields).
 IGNORED_BY_RECORDING_RULES = ("condition", "for", "keepFiringFor", "noDataState", "execErrState",
@@ -51,6 +52,6 @@ def _rule(r: RecordingRule, config: StackConfig) -> dict:
 
 def grafana_recording_groups(definitions: Definitions, config: StackConfig) -> list[dict]:
     """Recording rule groups in provisioning shape, as Grafana stores them."""
-    return [{"orgId": config.org_id, "name": name, "folder": FOLDER_TITLE, "interval": interval,
+    return [{"orgId": config.org_id, "name": name, "folder": default_folder(definitions).title, "interval": interval,
              "rules": [_rule(r, config) for r in rules]}
             for name, interval, rules in rule_groups(definitions.recording_rules)]

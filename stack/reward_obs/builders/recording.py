@@ -25,8 +25,9 @@ def prometheus_rule_file(definitions: Definitions) -> dict | None:
     return {"groups": groups} if groups else None
 
 
-def raw_queries(definitions: Definitions) -> dict[str, dict]:
-    """The raw-metric equivalent of every panel query served by a recorded series:
-    "panel_key[REF]" -> {raw, record} (the bench's "before", the live test's cross-check)."""
+def raw_queries(definitions: Definitions, dashboard_uid: str) -> dict[str, dict]:
+    """The raw-metric equivalent of every query of one dashboard served by a recorded
+    series: "panel_key[REF]" -> {raw, record} (the bench's "before", the live test's
+    cross-check). Per dashboard, because two dashboards may have panels of the same key."""
     return {s.panel.split("/", 1)[1]: {"raw": s.raw, "record": r.record}
-            for r in definitions.recording_rules for s in r.serves}
+            for r in definitions.recording_rules for s in r.serves if s.panel.split("/", 1)[0] == dashboard_uid}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from reward_obs.catalog import access as access_catalog
 from reward_obs.catalog import definition_bounds, recording
 from reward_obs.catalog import slos as slo_catalog
 from reward_obs.catalog.files import read_text, rel_path, validated
@@ -71,6 +72,7 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
 
     recording_rules = recording.load(root, problems) + slo_catalog.recording_rules(slos, dashboards)
     runbooks = load_runbooks(root)
+    access = access_catalog.load(root, alerts, dashboards, runbooks, problems)
     series_contract = None
     if contract is not None:
         # Panels may read recorded series (the fleet-wide panels do); alerts read raw
@@ -87,7 +89,7 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
     for file, where, message in panel_id_problems(runbooks):
         problems.add(file, where, message)
     definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing, tuple(recording_rules), runbooks,
-                              tuple(slos), series_contract)
+                              tuple(slos), series_contract, access)
     if contract is not None:
         for file, where, message in runbook_problems(root, definitions):
             problems.add(file, where, message)

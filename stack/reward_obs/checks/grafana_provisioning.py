@@ -438,9 +438,13 @@ def _providers(c: _Checker, path: str, data: dict, rule_folders: set[str]) -> No
                                               "before dashboards are provisioned; looking it up by folderUid finds nothing "
                                               "and creates a second folder of that title (grafana/grafana#125079; before "
                                               "11.3 the create fails and Grafana stops, #87889). Name the folder by title only")
-        if rule_folders and provider.get("folder") not in rule_folders:
-            c.add(path, f"{field}.folder", f"{provider.get('folder')!r} is not the rules' folder "
-                                           f"({', '.join(sorted(rule_folders))}): rules and dashboards would land apart")
+    # A folder of dashboards only is fine, but every folder holding rules needs a provider:
+    # its rules link dashboards of their own folder (the readers who may see the rules may
+    # open those), and with no provider for it those dashboards land elsewhere.
+    providers = [p for p in data.get("providers") or [] if isinstance(p, dict)]
+    served = {p.get("folder") for p in providers}
+    for folder in sorted(rule_folders - served) if providers else ():
+        c.add(path, "providers", f"no provider serves the rules' folder {folder!r}: rules and their dashboards would land apart")
 
 
 def _all_panels(board: dict) -> list[dict]:

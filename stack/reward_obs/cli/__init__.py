@@ -17,6 +17,7 @@ from reward_obs.catalog.runbooks import alert_sections
 from reward_obs.checks.lint import format_report, lint, warnings
 from reward_obs.model.errors import DefinitionError
 from reward_obs.sinks.files import render_files, summary, write_files
+from reward_obs.tools import access as access_cli
 from reward_obs.tools import alert_reference, alertmanager_cli, check_exporter, render_diff, slo_report, trace
 
 __all__ = ["load", "main"]
@@ -113,6 +114,7 @@ REGISTER = (
     slo_report.register,
     trace.register,
     check_exporter.register,
+    access_cli.register,
 )
 # Development commands (scenarios, simulate, bench, backtest, trace-generate, trace-bench)
 # come from the reward-observability-dev distribution in devtools/, which registers them

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reward_obs.model.access import Access
 from reward_obs.model.contract import MetricsContract
 from reward_obs.model.durations import canonical
 from reward_obs.model.numbers import format_number
@@ -236,6 +237,7 @@ class Definitions:
     # Every recorded series (recording_rules/ and the SLOs' rules) added to the contract:
     # what an alert or a panel may read. None when the contract failed to load.
     series_contract: MetricsContract | None = None
+    access: Access | None = None  # access/access.yaml: teams, folders by audience
 
     def dashboard(self, uid: str) -> Dashboard | None:
         return next((d for d in self.dashboards if d.uid == uid), None)

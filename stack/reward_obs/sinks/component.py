@@ -15,12 +15,14 @@ from reward_obs.builders import dashboards as dashboard_builders
 from reward_obs.builders import grafana_recording
 from reward_obs.builders import inhibition as inhibition_builders
 from reward_obs.builders import notifications as notification_builders
-from reward_obs.builders.runbook_dashboard import RUNBOOK_DASHBOARD_UID, runbook_dashboard_json
+from reward_obs.builders import access as access_builders
+from reward_obs.builders.runbook_dashboard import runbook_dashboards
 from reward_obs.catalog import grafana_compat
 from reward_obs.catalog.config import StackConfig
 from reward_obs.model.definitions import Definitions
 from reward_obs.model.durations import parse_duration
-from reward_obs.model.names import FOLDER_TITLE, FOLDER_UID, resource_name
+from reward_obs.model.access import Access
+from reward_obs.model.names import resource_name
 from reward_obs.sinks.files import dump_json
 
 _CONTACT_POINT_ARGS = {
@@ -141,6 +143,31 @@ def policy(node: dict, children: list, root: bool):
     )
 
 
+def _access(access: Access | None, folders: dict, org_id: str, child: pulumi.ResourceOptions) -> tuple[dict, dict]:
+    """Teams and one authoritative FolderPermission per folder: the grants of access.yaml
+    and nothing else, so the organisation's Viewer and Editor roles lose the folder.
+
+    Members are managed in Grafana (UI, or SSO team sync), never in the repository: the
+    Team sets none and ignores drift in them, as the provider's users do when membership
+    lives elsewhere (grafana/terraform-provider-grafana#619)."""
+    if access is None:
+        return {}, {}
+    teams = {
+        t.key: grafana.oss.Team(resource_name("team", t.key), name=t.name, org_id=org_id,
+                                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(ignore_changes=["members", "admins"])))
+        for t in access.teams
+    }
+    permissions = {
+        f.uid: grafana.oss.FolderPermission(
+            resource_name("folder-permission", f.uid), folder_uid=folders[f.uid].uid, org_id=org_id,
+            permissions=[grafana.oss.FolderPermissionPermissionArgs(team_id=teams[g.team].id, permission=g.permission)
+                         for g in f.grants],
+            opts=child)
+        for f in access.folders
+    }
+    return teams, permissions
+
+
 class RewardObservability(pulumi.ComponentResource):
     """Folder, dashboards, message templates, contact points, policy, rule groups and,
     when Grafana evaluates them, the recording rule groups."""
@@ -151,17 +178,23 @@ class RewardObservability(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         org_id = str(config.org_id)
 
-        self.folder = grafana.oss.Folder(resource_name("folder", FOLDER_UID), uid=FOLDER_UID, title=FOLDER_TITLE,
-                                         org_id=org_id, opts=child)
+        self.folders = {
+            f.uid: grafana.oss.Folder(resource_name("folder", f.uid), uid=f.uid, title=f.title, org_id=org_id, opts=child)
+            for f in access_builders.folders(definitions)
+        }
+        self.folder = self.folders[access_builders.default_folder(definitions).uid]
+        self.teams, self.folder_permissions = _access(definitions.access, self.folders, org_id, child)
         self.dashboards = {
-            d.uid: grafana.oss.Dashboard(resource_name("dashboard", d.uid), folder=self.folder.uid, org_id=org_id,
-                                         overwrite=True, config_json=dump_json(dashboard_builders.dashboard_json(d, config)),
-                                         opts=child)
+            d.uid: grafana.oss.Dashboard(resource_name("dashboard", d.uid),
+                                         folder=self.folders[access_builders.folder_of_dashboard(definitions, d.uid).uid].uid,
+                                         org_id=org_id, overwrite=True,
+                                         config_json=dump_json(dashboard_builders.dashboard_json(d, config)), opts=child)
             for d in definitions.dashboards
         }
-        self.dashboards[RUNBOOK_DASHBOARD_UID] = grafana.oss.Dashboard(
-            resource_name("dashboard", RUNBOOK_DASHBOARD_UID), folder=self.folder.uid, org_id=org_id, overwrite=True,
-            config_json=dump_json(runbook_dashboard_json(definitions, config)), opts=child)
+        for folder_uid, board in runbook_dashboards(definitions, config):
+            self.dashboards[board["uid"]] = grafana.oss.Dashboard(
+                resource_name("dashboard", board["uid"]), folder=self.folders[folder_uid].uid, org_id=org_id, overwrite=True,
+                config_json=dump_json(board), opts=child)
         self.templates = [
             grafana.alerting.MessageTemplate(resource_name("template", t["name"].replace(".", "-")), name=t["name"],
                                              template=t["template"], org_id=org_id, opts=child)
@@ -182,7 +215,8 @@ class RewardObservability(pulumi.ComponentResource):
         routing = [self.policy] if self.policy else list(self.contact_points.values())
         self.rule_groups = {
             g["name"]: grafana.alerting.RuleGroup(
-                resource_name("rule-group", g["name"]), name=g["name"], folder_uid=self.folder.uid, org_id=org_id,
+                resource_name("rule-group", g["name"]), name=g["name"],
+                folder_uid=self.folders[access_builders.folder_of_group(definitions, g["name"]).uid].uid, org_id=org_id,
                 interval_seconds=parse_duration(g["interval"]), rules=[rule_args(r) for r in g["rules"]],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=routing))
             for g in alert_builders.grafana_rule_groups(definitions, config)

@@ -15,15 +15,11 @@ from reward_obs.builders import grafana_recording
 from reward_obs.builders import inhibition as inhibition_builders
 from reward_obs.builders import notifications as notification_builders
 from reward_obs.builders import recording as recording_builders
-from reward_obs.builders.runbook_dashboard import (
-    RUNBOOK_DASHBOARD_UID,
-    runbook_dashboard_json,
-    runbook_url,
-)
+from reward_obs.builders import access as access_builders
+from reward_obs.builders.runbook_dashboard import runbook_dashboards, runbook_url
 from reward_obs.catalog import grafana_compat
 from reward_obs.catalog.config import StackConfig, secret_env_var
 from reward_obs.model.definitions import Definitions
-from reward_obs.model.names import FOLDER_TITLE
 
 # Subtrees of the output directory this command owns and rewrites whole.
 OWNED_DIRS = ("grafana", "prometheus")
@@ -39,7 +35,16 @@ PROMETHEUS_RULE_FILE = "prometheus/reward-alerts.rules.yaml"
 PROMETHEUS_RECORDING_FILE = "prometheus/reward-recording.rules.yaml"
 GRAFANA_RECORDING_FILE = "grafana/provisioning/alerting/recording-rules.yaml"
 GRAFANA_INHIBITION_FILE = "grafana/inhibition-rules.json"
+# Not provisionable from files: the teams and folder permissions an admin applies once
+# (`reward-obs access apply`, docs/access.md).
+ACCESS_PLAN_FILE = "grafana/access/access-plan.json"
+# One directory per folder: a dashboard provider reads its directory recursively, so the
+# folders' directories must not nest.
 DASHBOARDS_PATH = "/etc/grafana/dashboards/rewards"
+
+
+def dashboard_file(folder_uid: str, uid: str) -> str:
+    return f"{DASHBOARDS_DIR}/{folder_uid}/{uid}.json"
 
 
 class _Dumper(yaml.SafeDumper):
@@ -123,12 +128,14 @@ def render_files(definitions: Definitions, config: StackConfig) -> dict[str, str
     """Relative path -> file text, for every rendered file. Pure: writes nothing."""
     files: dict[str, str] = {}
     for dashboard in definitions.dashboards:
-        files[f"{DASHBOARDS_DIR}/{dashboard.uid}.json"] = dump_json(dashboard_builders.dashboard_json(dashboard, config))
-    files[f"{DASHBOARDS_DIR}/{RUNBOOK_DASHBOARD_UID}.json"] = dump_json(runbook_dashboard_json(definitions, config))
+        folder = access_builders.folder_of_dashboard(definitions, dashboard.uid)
+        files[dashboard_file(folder.uid, dashboard.uid)] = dump_json(dashboard_builders.dashboard_json(dashboard, config))
+    for folder_uid, board in runbook_dashboards(definitions, config):
+        files[dashboard_file(folder_uid, board["uid"])] = dump_json(board)
     files[DASHBOARD_PROVIDER_FILE] = dump_yaml({
         "apiVersion": 1,
         "providers": [{
-            "name": "rewards",
+            "name": folder.uid,
             "orgId": config.org_id,
             # The folder by title only, never `folderUid`: Grafana provisions alerting first
             # (pkg/services/provisioning/provisioning.go, RunInitProvisioners) and the rule
@@ -137,19 +144,21 @@ def render_files(definitions: Definitions, config: StackConfig) -> dict[str, str
             # provider looks a folder up by uid when `folderUid` is set, else by title
             # (dashboards/file_reader.go, getOrCreateFolder): by title it finds that same
             # folder, by uid it would create a second "Rewards" (grafana/grafana#125079).
-            "folder": FOLDER_TITLE,
+            "folder": folder.title,
             "type": "file",
             "disableDeletion": True,
             "allowUiUpdates": False,
             "updateIntervalSeconds": 60,
-            "options": {"path": DASHBOARDS_PATH, "foldersFromFilesStructure": False},
-        }],
+            "options": {"path": f"{DASHBOARDS_PATH}/{folder.uid}", "foldersFromFilesStructure": False},
+        } for folder in access_builders.folders(definitions)],
     })
     groups = alert_builders.grafana_rule_groups(definitions, config)
     files[RULES_FILE] = dump_yaml({
         "apiVersion": 1,
-        "groups": [{**g, "folder": FOLDER_TITLE, "rules": [_provisioning_rule(r) for r in g["rules"]]} for g in groups],
+        "groups": [{**g, "rules": [_provisioning_rule(r) for r in g["rules"]]} for g in groups],
     })
+    if definitions.access is not None:
+        files[ACCESS_PLAN_FILE] = dump_json(access_builders.access_plan(definitions.access, config.org_id))
     files[CONTACT_POINTS_FILE] = dump_yaml({
         "apiVersion": 1,
         "contactPoints": [
