@@ -77,6 +77,12 @@ class MetricsContract:
     def all_labels(self) -> set[str]:
         return set(self.labels)
 
+    def blamed(self, label: str, party: str) -> tuple[str, ...]:
+        """The label's values the contract marks as counting against `party` (platform or
+        player), in the contract's order."""
+        spec = self.labels.get(label, {})
+        return tuple(v for v in spec.get("values", ()) if spec.get("blame", {}).get(v) == party)
+
     def refused(self, label: str, value: str) -> bool:
         """A value the backend must never export for this label (Season Points as a currency),
         in any letter case."""
@@ -86,9 +92,17 @@ class MetricsContract:
 def build_contract(data: dict, file: str, problems) -> MetricsContract:
     """Typed contract from schema-valid data; contract rules are reported to `problems`."""
     declared = data["labels"]
-    for label in declared:
+    for label, spec in declared.items():
         if identity_label(label):
             problems.add(file, f"labels.{label}", "identifies a person or an entity; put it in logs, not in metric labels")
+        if "blame" in spec:
+            values = spec.get("values", ())
+            for value in values:
+                if value not in spec["blame"]:
+                    problems.add(file, f"labels.{label}.blame", f"{value!r} is not marked: say whether it counts against the platform or the player")
+            for value in spec["blame"]:
+                if value not in values:
+                    problems.add(file, f"labels.{label}.blame.{value}", f"is not one of the values of {label!r}")
     metrics: dict[str, Metric] = {}
     for name, spec in data["metrics"].items():
         where = f"metrics.{name}"

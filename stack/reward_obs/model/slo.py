@@ -42,12 +42,17 @@ from reward_obs.model.durations import parse_duration
 
 SLO_DIR = "slos"
 SCHEMA = "slo.schema.json"
-RECORDING_GROUP = "reward-slo-burn"
-PERIOD_GROUP = "reward-slo-period"
+# One recording group and one alert group per SLO, as Sloth and Pyrra generate them: a
+# group stays within the 20 rules Grafana Mimir's ruler accepts by default
+# (-ruler.max-rules-per-rule-group), however many SLOs there are, and one SLO's slow
+# evaluation cannot delay another's. RULE_GROUP_LIMIT and RULE_GROUPS_LIMIT are checked
+# by the catalog over every group, SLO or not (catalog/rule_limits.py).
+GROUP_PREFIX = "reward-slo-"
 RECORDING_INTERVAL = "1m"
-PERIOD_INTERVAL = "5m"  # a 30-day average each minute would read 43,200 samples per series
-ALERT_GROUP = "reward-slos"
 PERIOD = "30d"
+# The 30-day budget sums the recorded 1h rates at hourly steps: 720 recorded points per
+# series each evaluation, instead of 172,800 raw samples per counter at a 15 s scrape.
+PERIOD_STEP = "1h"
 WINDOW_LABEL = "long_window"
 ANNOTATION = "reward-obs/"
 
@@ -115,6 +120,14 @@ class SLO:
         """The share of the error budget left over the SLO period (1 = untouched, < 0 = missed)."""
         level = "_".join(self.labels) or "all"
         return f"{level}:reward_slo_{self.name.replace('-', '_')}_budget:remaining{PERIOD}"
+
+    @property
+    def recording_group(self) -> str:
+        return f"{GROUP_PREFIX}{self.name}"
+
+    @property
+    def alert_group(self) -> str:
+        return f"{GROUP_PREFIX}{self.name}-alerts"
 
     def query(self, which: str, window: str) -> str:
         return (self.bad if which == "bad" else self.total).replace("$window", window)
