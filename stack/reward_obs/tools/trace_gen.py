@@ -30,7 +30,7 @@ from typing import IO, Iterator
 
 from reward_obs.catalog.event_contract import EventContract
 from reward_obs.tools import machine
-from reward_obs.tools.traffic import DECISION_SHARE, PAYOUT_RESULT_SHARE
+from reward_obs.tools.traffic import DECISION_SHARE, PAYOUT_RESULT_SHARE, failure_cause
 
 # kind -> what it means; the order is the order of the report.
 BROKEN_KINDS = {
@@ -152,7 +152,7 @@ class _ChainBuilder:
         payout = {"provider": provider, "amount": amount, "currency": currency}
         add(0.3, 3, "payout", "created", payout_result="pending", **payout)
         if not happy and rng.random() < PAYOUT_RESULT_SHARE["failed"]:
-            add(1, 30, "payout", "failed", payout_result="failed", **payout)
+            add(1, 30, "payout", "failed", payout_result="failed", failure_cause=failure_cause(rng.random()), **payout)
             add(120, 1800, "admin_audit", "payout_retried", admin_action="retry_payout", reason_code="provider_retry",
                 actor_role="rewards_oncall", provider=provider)
             add(0.3, 3, "payout", "created", payout_result="pending", **payout)
