@@ -130,9 +130,8 @@ def recording_rules(slos, dashboards=()) -> list:
         for w in WINDOWS:
             rules.append((s.record(w), f"{_mean_rate(s, 'bad', w)} / ({_mean_rate(s, 'total', w)} > 0)",
                           f"share of bad events over {w}, {why}. Absent while there are no events."))
-        ratio = f"{_period_sum(s, 'bad')} / ({_period_sum(s, 'total')} > 0)"
-        rules.append((s.budget_record(), f"1 - ({ratio}) / {format_number(s.budget)}",
-                      f"share of the error budget left over {PERIOD} (objective {s.objective:g}), for the error budget panel."))
+        rules.append((s.budget_record(), _budget_expr(s),
+                      f"share of the error budget left over {PERIOD} (objective {objective_text(s)}), for the error budget panel."))
         exprs = {record: expr for record, expr, _ in rules}
         for record, expr, purpose in rules:
             out.append(RecordingRule(
@@ -142,10 +141,26 @@ def recording_rules(slos, dashboards=()) -> list:
     return out
 
 
-def _period_sum(s: SLO, which: str) -> str:
+def _period_sum(s: SLO, which: str, matcher: str = "") -> str:
     """The recorded 1h rate summed at hourly steps over the SLO period (proportional to the
     events counted in it: the factor 3600 cancels in the ratio)."""
-    return f"sum_over_time({s.rate_record(which, PERIOD_STEP)}[{PERIOD}:{PERIOD_STEP}])"
+    return f"sum_over_time({s.rate_record(which, PERIOD_STEP)}{matcher}[{PERIOD}:{PERIOD_STEP}])"
+
+
+def _budget_expr(s: SLO) -> str:
+    """Budget left = 1 - error ratio / error budget, each provider the stack sets apart
+    over its own budget (model/slo.py SLO.arms)."""
+    parts = [f"1 - ({_period_sum(s, 'bad', m)} / ({_period_sum(s, 'total', m)} > 0)) / {format_number(budget)}"
+             for m, budget in s.arms()]
+    return parts[0] if len(parts) == 1 else " or ".join(f"({p})" for p in parts)
+
+
+def objective_text(s: SLO) -> str:
+    """`99.9%`, or `99.9% (manual: 99%)` with the providers a stack sets apart."""
+    text = f"{format_number(round(s.objective * 100, 9))}%"
+    if s.provider_objectives:
+        text += " (" + ", ".join(f"{p}: {format_number(round(o * 100, 9))}%" for p, o in s.provider_objectives) + ")"
+    return text
 
 
 def _mean_rate(s: SLO, which: str, window: str) -> str:
@@ -194,16 +209,21 @@ def _panel_reads(dashboards) -> list[tuple[str, str]]:
 
 
 def tier_expr(s: SLO, tier: Tier) -> str:
-    """One tier's condition, valued at the long window's burn rate."""
+    """One tier's condition, valued at the long window's burn rate. A provider the stack
+    gives its own objective is its own arm, over its own budget: the burn factors stay."""
     on = f"on ({', '.join(s.labels)})"
-    budget, factor = format_number(s.budget), format_number(tier.factor)
-    expr = (f'label_replace({s.record(tier.long)}, "{WINDOW_LABEL}", "{tier.long}", "", "") / {budget} > {factor}\n'
-            f"unless {on}\n"
-            f"{s.record(tier.short)} / {budget} <= {factor}")
+    factor = format_number(tier.factor)
     minimum = s.min_bad_events if tier.severity == "critical" else s.min_bad_events_ticket
-    if minimum:
-        expr += f"\nand {on}\n{_bad_events(s, tier.long)} >= {minimum}"
-    return expr
+    arms = []
+    for matcher, budget in s.arms():
+        b = format_number(budget)
+        expr = (f'label_replace({s.record(tier.long)}{matcher}, "{WINDOW_LABEL}", "{tier.long}", "", "") / {b} > {factor}\n'
+                f"unless {on}\n"
+                f"{s.record(tier.short)}{matcher} / {b} <= {factor}")
+        if minimum:
+            expr += f"\nand {on}\n{_bad_events(s, tier.long)} >= {minimum}"
+        arms.append(expr)
+    return arms[0] if len(arms) == 1 else "\nor\n".join(f"(\n{a}\n)" for a in arms)
 
 
 def alert_expr(s: SLO, tiers) -> str:
@@ -215,7 +235,7 @@ def alert_rules(slos) -> list:
     out = []
     for s in slos:
         who = "{{ $labels.provider }}: " if "provider" in s.labels else ""
-        objective = f"{s.objective * 100:g}%"
+        objective = objective_text(s)
         for name, severity, tiers, pace in ((s.page_alert, "critical", PAGE_TIERS, "fast"),
                                             (s.ticket_alert, "warning", TICKET_TIERS, "steadily")):
             windows = " or ".join(f"{format_number(t.factor)}x over {t.long} and {t.short}" for t in tiers)

@@ -92,11 +92,24 @@ class SLO:
     min_bad_events: int  # page tiers
     min_bad_events_ticket: int = 0  # ticket tiers
     inhibited_by: tuple[str, ...] = ()  # alerts that hold this SLO's alerts back (alert_rules' inhibited_by)
+    # (provider, objective) pairs a stack sets apart from `objective` (sloObjectives in
+    # Pulumi.<stack>.yaml, catalog/objectives.py); sorted by provider.
+    provider_objectives: tuple[tuple[str, float], ...] = ()
 
     @property
     def budget(self) -> float:
         """The error budget as a ratio: 1 - objective, without float noise (0.001, not 0.0010000000000000009)."""
-        return round(1 - self.objective, 10)
+        return _budget(self.objective)
+
+    def arms(self) -> tuple[tuple[str, float], ...]:
+        """(selector matchers, error budget) of each part of the SLO with its own objective:
+        one per provider the stack sets apart, and the rest at `objective`. With no
+        provider objective, one arm with no matcher."""
+        if not self.provider_objectives:
+            return (("", self.budget),)
+        named = [p for p, _ in self.provider_objectives]
+        rest = f'provider!="{named[0]}"' if len(named) == 1 else f'provider!~"{"|".join(named)}"'
+        return tuple((f'{{provider="{p}"}}', _budget(o)) for p, o in self.provider_objectives) + ((f"{{{rest}}}", self.budget),)
 
     @property
     def page_alert(self) -> str:
@@ -131,3 +144,7 @@ class SLO:
 
     def query(self, which: str, window: str) -> str:
         return (self.bad if which == "bad" else self.total).replace("$window", window)
+
+
+def _budget(objective: float) -> float:
+    return round(1 - objective, 10)
