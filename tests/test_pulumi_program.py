@@ -315,9 +315,9 @@ def test_operations_dashboard_is_exactly(program):
     inputs = dict(_registered(program, "dashboard-reward-operations"))
     board = json.loads(inputs.pop("configJson"))
     assert inputs == {"folder": "rewards", "overwrite": True, "orgId": "1"}
-    # dashboards/reward-operations.yaml: uid, title, refresh; 8 rows and 42 panels = 50 panels
+    # dashboards/reward-operations.yaml: uid, title, refresh; 8 rows and 43 panels = 51 panels
     assert (board["uid"], board["title"], board["refresh"], len(board["panels"])) == (
-        "reward-operations", "Reward operations", "1m", 50)
+        "reward-operations", "Reward operations", "1m", 51)
 
 
 def test_telegram_contact_point_is_exactly(program):
