@@ -42,6 +42,8 @@ REQUIRED_ALERTS = {
     # Issue 15: the product's constraints, at runtime.
     "RewardSeasonPointsAsCurrency": "critical",
     "RewardPoolFundingSourceOther": "warning",
+    # Player-caused payout failures jump: a ticket, never a page (they are not the platform's).
+    "RewardPayoutPlayerFailuresHigh": "warning",
     # Issue 15: always firing, to the external dead-man service only.
     "RewardHeartbeat": "none",
 }
@@ -60,6 +62,7 @@ REQUIRED_METRICS = {
     "reward_claim_decisions_total": ("counter", {"campaign_id", "decision"}),
     "reward_claims_held": ("gauge", {"campaign_id", "reason"}),
     "reward_payouts_total": ("counter", {"provider", "result"}),
+    "reward_payout_failures_total": ("counter", {"provider", "cause"}),
     "reward_payouts_pending": ("gauge", {"provider"}),
     "reward_payout_duplicate_attempts_total": ("counter", {"provider"}),
     "reward_payout_webhooks_total": ("counter", {"provider", "result"}),

@@ -191,10 +191,10 @@ def test_prometheus_recording_rule_is_exactly(definitions):
     group, its interval, and each rule's record and expression on one line (the YAML
     folds the rejection ratio over two lines)."""
     groups = recording_builders.prometheus_groups(definitions)
-    # The dashboard's group, then the SLOs' (slos/*.yaml: burn windows every minute, the
-    # 30-day budget every 5 minutes).
+    # The dashboard's group, then one per SLO (slos/*.yaml), every minute.
     assert [(g["name"], g["interval"]) for g in groups] == [
-        ("reward-recorded", "1m"), ("reward-slo-burn", "1m"), ("reward-slo-period", "5m")]
+        ("reward-recorded", "1m"), ("reward-slo-claim-to-paid-latency", "1m"), ("reward-slo-payout-creation", "1m"),
+        ("reward-slo-payout-success", "1m"), ("reward-slo-payout-success-fleet", "1m"), ("reward-slo-webhook-processing", "1m")]
     rules = {r["record"]: r for r in groups[0]["rules"]}
     assert rules["currency:reward_pool_remaining:sum"] == {
         "record": "currency:reward_pool_remaining:sum",

@@ -31,6 +31,7 @@ FIELDS = {
     "campaign_id", "pool_id", "match_id", "claim_status", "provider", "provider_reference", "payout_result",
     "amount", "currency", "admin_action", "reason_code", "actor_role",
     "receipt_reference",  # the claim receipt reference a player quotes in a dispute (issue 16)
+    "failure_cause",  # why a payout failed: the metrics contract's `cause` values
 }
 # Every invalid example and the field its error must name.
 INVALID = {

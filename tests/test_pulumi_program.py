@@ -219,9 +219,8 @@ def test_grafana_mode_registers_the_rendered_recording_rules(grafana_program, tm
     for file_group in rendered["groups"]:
         group = groups[file_group["name"]]
         assert group["name"].startswith("recording-rule-group-")
-        # Every group each minute, but the SLOs' 30-day budgets, every 5 minutes (slos/*.yaml)
-        interval = 300 if file_group["name"] == "reward-slo-period" else 60
-        assert group["inputs"]["folderUid"] == "rewards" and group["inputs"]["intervalSeconds"] == interval
+        # Every group each minute (an SLO's 30-day budget too: it reads 720 recorded points)
+        assert group["inputs"]["folderUid"] == "rewards" and group["inputs"]["intervalSeconds"] == 60
         rules = group["inputs"]["rules"]
         assert [r["uid"] for r in rules] == [r["uid"] for r in file_group["rules"]]
         for rule, file_rule in zip(rules, file_group["rules"]):
@@ -296,11 +295,16 @@ EXPECTED_RESOURCES = {
     "grafana:oss/dashboard:Dashboard": ["dashboard-reward-operations", "dashboard-reward-runbooks",
                                         "dashboard-reward-runbooks-support", "dashboard-reward-runbooks-trust-safety",
                                         "dashboard-reward-trace", "dashboard-reward-trust-safety"],
-    # the seven `group:` values of alert_rules/*.yaml and the SLO alerts' reward-slos
-    # (slos/*.yaml); recordingRules: prometheus adds none
+    # the seven `group:` values of alert_rules/*.yaml and one alert group per SLO
+    # (slos/*.yaml: reward-slo-<name>-alerts); recordingRules: prometheus adds none
     "grafana:alerting/ruleGroup:RuleGroup": ["rule-group-reward-claims", "rule-group-reward-claims-abuse", "rule-group-reward-health", "rule-group-reward-payouts",
                                              "rule-group-reward-pools", "rule-group-reward-reconciliation",
-                                             "rule-group-reward-slos", "rule-group-reward-traceability"],
+                                             "rule-group-reward-slo-claim-to-paid-latency-alerts",
+                                             "rule-group-reward-slo-payout-creation-alerts",
+                                             "rule-group-reward-slo-payout-success-alerts",
+                                             "rule-group-reward-slo-payout-success-fleet-alerts",
+                                             "rule-group-reward-slo-webhook-processing-alerts",
+                                             "rule-group-reward-traceability"],
 }
 
 
@@ -324,10 +328,10 @@ def test_operations_dashboard_is_exactly(program):
     inputs = dict(_registered(program, "dashboard-reward-operations"))
     board = json.loads(inputs.pop("configJson"))
     assert inputs == {"folder": "rewards", "overwrite": True, "orgId": "1"}
-    # dashboards/reward-operations.yaml: uid, title, refresh; 8 rows and 35 panels = 43 panels
+    # dashboards/reward-operations.yaml: uid, title, refresh; 8 rows and 36 panels = 44 panels
     # (the 7 abuse panels are on reward-trust-safety)
     assert (board["uid"], board["title"], board["refresh"], len(board["panels"])) == (
-        "reward-operations", "Reward operations", "1m", 43)
+        "reward-operations", "Reward operations", "1m", 44)
 
 
 def test_telegram_contact_point_is_exactly(program):

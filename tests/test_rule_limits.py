@@ -23,9 +23,6 @@ from conftest import ROOT
 MIMIR_MAX_RULES_PER_GROUP = 20
 MIMIR_MAX_GROUPS_PER_TENANT = 70
 STACKS = ("Pulumi.prod.yaml", "Pulumi.selfhost.yaml")
-# Split into one group per SLO on another branch; strict, so the merge that splits it
-# turns this into a failure to remove.
-SPLIT_ELSEWHERE = {"reward-slo-burn": "55 rules in one group; being split into one group per SLO on another branch"}
 # A Mimir namespace is a path segment of the ruler API (/prometheus/config/v1/rules/{namespace}).
 NAMESPACE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -48,8 +45,6 @@ GROUPS = [(stack, name, g) for stack, files in RULE_FILES.items() for name, data
 
 def _case(stack: str, group: dict):
     marks = ()
-    if group["name"] in SPLIT_ELSEWHERE:
-        marks = (pytest.mark.xfail(strict=True, reason=SPLIT_ELSEWHERE[group["name"]]),)
     return pytest.param(group, id=f"{stack.removeprefix('Pulumi.').removesuffix('.yaml')}-{group['name']}", marks=marks)
 
 

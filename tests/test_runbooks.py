@@ -285,7 +285,7 @@ def test_a_stack_that_overrides_a_quoted_number_must_open_the_grafana_copy(repo_
     stack.write_text(stack.read_text() + "  reward-observability:alertOverrides:\n    RewardPoolLow:\n      threshold: 0.2\n")
     result = run_cli("--root", str(repo_copy), "--stack-config", str(stack), "validate")
     assert result.returncode == 1
-    assert "runbook-numbers: this stack's alertOverrides change a number the runbook quotes (RewardPoolLow.threshold 10% -> 20%)" in result.stderr
+    assert "runbook-numbers: this stack's alertOverrides or sloObjectives change a number the runbook quotes (RewardPoolLow.threshold 10% -> 20%)" in result.stderr
     stack.write_text(stack.read_text().replace("  reward-observability:alertOverrides:", "  reward-observability:runbookLinks: grafana\n  reward-observability:alertOverrides:"))
     result = run_cli("--root", str(repo_copy), "--stack-config", str(stack), "validate")
     assert result.returncode == 0, result.stderr

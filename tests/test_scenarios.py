@@ -59,6 +59,8 @@ DETECTION_BOUNDS = {
     "RewardReconciliationStale": 10,  # after an hour without a run
     "RewardSeasonPointsAsCurrency": 3,
     "RewardPoolFundingSourceOther": 3,
+    # A ticket: the player-side share over 1h, held for its 1h `for` (a burst never fires).
+    "RewardPayoutPlayerFailuresHigh": 125,
 }
 
 # Issue 18, "Targets": scenario -> (alert, fires within minutes).
@@ -143,6 +145,9 @@ BEHAVIOURS = {
     "payouts: silent while an operator holds a provider's payouts": ("staleness-payouts-held-by-operator", None),
     "claims: silent while an operator pauses a campaign's claims": ("staleness-claims-paused-by-operator", None),
     "payouts: silent for a manual payout waiting overnight for an operator": ("staleness-manual-payout-overnight", None),
+    # Failure causes: the player's failures are not an outage, their jump is a ticket.
+    "payouts: silent for a day of 0.6% player-caused and 0.02% platform failures": ("slo-payout-player-failures-healthy", None),
+    "payouts: a jump in player-caused failures opens a ticket": ("payout-player-failures-jump", "RewardPayoutPlayerFailuresHigh"),
 }
 
 SCENARIO_NAMES = [p.stem for p in scenario_files(ROOT)]

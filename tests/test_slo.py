@@ -45,8 +45,10 @@ RECORDING_CASES = {
             "provider:reward_slo_payout_success_bad:rate5m / (provider:reward_slo_payout_success_total:rate5m > 0)",
         "provider:reward_slo_payout_success_errors:ratio_rate1h":
             "provider:reward_slo_payout_success_bad:rate1h / (provider:reward_slo_payout_success_total:rate1h > 0)",
+        # The period sums the recorded 1h rates at hourly steps (720 points), never a raw [30d].
         "provider:reward_slo_payout_success_budget:remaining30d":
-            '1 - (sum by (provider) (rate(reward_payouts_total{result="failed"}[30d]))) / (sum by (provider) (rate(reward_payouts_total[30d])) > 0) / 0.001',
+            "1 - (sum_over_time(provider:reward_slo_payout_success_bad:rate1h[30d:1h])"
+            " / (sum_over_time(provider:reward_slo_payout_success_total:rate1h[30d:1h]) > 0)) / 0.001",
     }),
     "fleet-wide": (_slo(name="fleet", labels=(), bad="sum(rate(a_total[$window]))", total="sum(rate(b_total[$window]))"), {
         "all:reward_slo_fleet_total:rate1h": "sum(rate(b_total[1h]))",
@@ -57,7 +59,8 @@ RECORDING_CASES = {
              total="sum(rate(c_count[$window]))", labels=()), {
             "all:reward_slo_lat_bad:rate5m": 'sum(rate(c_count[5m])) - sum(rate(c_bucket{le="600"}[5m]))',
             "all:reward_slo_lat_budget:remaining30d":
-                '1 - (sum(rate(c_count[30d])) - sum(rate(c_bucket{le="600"}[30d]))) / (sum(rate(c_count[30d])) > 0) / 0.001',
+                "1 - (sum_over_time(all:reward_slo_lat_bad:rate1h[30d:1h])"
+                " / (sum_over_time(all:reward_slo_lat_total:rate1h[30d:1h]) > 0)) / 0.001",
         }),
 }
 
@@ -82,8 +85,9 @@ def test_recording_rules(case):
     for i, r in enumerate(rules):
         for other in order[i + 1:]:
             assert other + "[" not in r.expr and other + " " not in r.expr + " ", (r.record, other)
-    assert {r.group for r in rules if not r.record.endswith("30d")} == {"reward-slo-burn"}
-    assert [(r.group, r.interval) for r in rules if r.record.endswith("30d")] == [("reward-slo-period", "5m")]
+    # One group per SLO, every minute, within a Mimir ruler's 20 rules a group.
+    assert {(r.group, r.interval) for r in rules} == {(f"reward-slo-{model.name}", "1m")}
+    assert len(rules) == 12
 
 
 PAGE = """(
@@ -146,7 +150,7 @@ def test_alert_rules(case):
     assert set(alerts) == {"RewardXBurn", "RewardXSlowBurn"}
     a = alerts[name]
     assert a.expr == expr
-    assert (a.severity, a.op, a.threshold, a.for_, a.group) == (severity, ">", 1, "0s", "reward-slos")
+    assert (a.severity, a.op, a.threshold, a.for_, a.group) == (severity, ">", 1, "0s", f"reward-slo-{model.name}-alerts")
     assert a.labels == {"slo": model.name}
     assert (a.runbook_file, a.runbook_anchor) == ("payout-slos.md", name.lower())
     assert (a.no_data_state, a.exec_err_state) == ("OK", "Error")
@@ -194,8 +198,8 @@ def test_both_sinks_carry_the_generated_rules(out):
 def test_grafana_recording_rules_include_the_slo_ratios(definitions):
     config = load_config(read_stack_file(ROOT / "Pulumi.prod.yaml"), "Pulumi.prod.yaml", definitions)
     groups = {g["name"]: g for g in grafana_recording_groups(definitions, config)}
-    assert groups["reward-slo-burn"]["interval"] == "1m" and groups["reward-slo-period"]["interval"] == "5m"
-    metrics = {r["record"]["metric"] for r in groups["reward-slo-burn"]["rules"]}
+    assert groups["reward-slo-webhook-processing"]["interval"] == "1m"
+    metrics = {r["record"]["metric"] for r in groups["reward-slo-webhook-processing"]["rules"]}
     assert "provider:reward_slo_webhook_processing_errors:ratio_rate30m" in metrics
 
 

@@ -37,7 +37,14 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from reward_obs.catalog.event_contract import current_schema_version
 from reward_obs.catalog.load import load
 from reward_obs.model.contract import MetricsContract
-from reward_obs_dev.traffic import ALLOCATION_SHARE, DECISION_SHARE, PAYOUT_RESULT_SHARE, WEBHOOK_SHARE
+from reward_obs_dev.traffic import (
+    ALLOCATION_SHARE,
+    DECISION_SHARE,
+    OUTAGE_CAUSE,
+    PAYOUT_RESULT_SHARE,
+    WEBHOOK_SHARE,
+    failure_cause,
+)
 
 # ------------------------------------------------------------------ scenarios
 
@@ -142,7 +149,7 @@ class EventSink:
 
     FIELDS = ("schema_version", "event_id", "correlation_id", "causation_id", "stage", "type", "timestamp")
     OPTIONAL = ("campaign_id", "pool_id", "match_id", "provider", "amount", "currency", "claim_status", "payout_result",
-                "admin_action", "reason_code", "actor_role", "receipt_reference")
+                "admin_action", "reason_code", "actor_role", "receipt_reference", "failure_cause")
 
     def __init__(self, stream: IO[str], rng: random.Random):
         self.stream = stream
@@ -311,6 +318,7 @@ class Simulator:
             "reward_claim_requests_total": {(camp,): 0.0 for camp in self.campaigns},
             "reward_claim_decisions_total": {(camp, d): 0.0 for camp in self.campaigns for d in values("reward_claim_decisions_total", "decision")},
             "reward_payouts_total": {(p, r): 0.0 for p in self.providers for r in values("reward_payouts_total", "result")},
+            "reward_payout_failures_total": {(p, cause): 0.0 for p in self.providers for cause in values("reward_payout_failures_total", "cause")},
             "reward_payout_duplicate_attempts_total": {(p,): 0.0 for p in self.providers},
             "reward_payout_webhooks_total": {(p, r): 0.0 for p in self.providers for r in values("reward_payout_webhooks_total", "result")},
             "reward_provider_requests_total": {(p, op): 0.0 for p in self.providers for op in values("reward_provider_requests_total", "operation")},
@@ -479,7 +487,7 @@ class Simulator:
         for pi, provider in enumerate(self.providers):
             batch = approved_per_provider[pi]
             down = provider == outage
-            # Healthy: 1 in 2,000 fails, well inside the 99.9% payout SLO (slos/payout-success.yaml).
+            # Healthy: the failure causes of reward_obs_dev/traffic.py, mostly the players' own.
             fail_share = 0.8 if down else PAYOUT_RESULT_SHARE["failed"]
             payouts = {"paid": 0, "failed": 0, "canceled": 0}
             requests = {"quote": 0, "create": 0, "status": 0, "cancel": 0}
@@ -498,6 +506,10 @@ class Simulator:
                                     correlation_id=correlation, causation_id=cause, campaign_id=campaign,
                                     pool_id=pool.pool_id, provider=provider)
                 payouts[result] += 1
+                failure = {}
+                if result == "failed":
+                    failure = {"failure_cause": OUTAGE_CAUSE if down else failure_cause(rng.random())}
+                    c["reward_payout_failures_total"][(provider, failure["failure_cause"])] += 1
                 pool.reserved -= amount
                 payout = None
                 if result == "paid":
@@ -510,7 +522,7 @@ class Simulator:
                 if events is not None:
                     payout = events.emit("payout", result, ts(), correlation_id=correlation, causation_id=cause,
                                          campaign_id=campaign, pool_id=pool.pool_id, provider=provider, amount=amount,
-                                         currency=pool.currency, payout_result=result)
+                                         currency=pool.currency, payout_result=result, **failure)
                 if result == "paid":
                     self._last_paid[provider] = (correlation, payout["event_id"] if payout else None, campaign, pool.pool_id)
                     deliveries = ["processed"]

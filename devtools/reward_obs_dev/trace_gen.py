@@ -31,7 +31,7 @@ from typing import IO, Iterator
 from reward_obs.catalog.event_contract import EventContract, current_schema_version
 from reward_obs.tools.trace import BROKEN_KINDS
 from reward_obs_dev import machine
-from reward_obs_dev.traffic import DECISION_SHARE, PAYOUT_RESULT_SHARE
+from reward_obs_dev.traffic import DECISION_SHARE, PAYOUT_RESULT_SHARE, failure_cause
 
 # kind -> what it means; the order is the order of the report.
 
@@ -148,7 +148,7 @@ class _ChainBuilder:
         payout = {"provider": provider, "amount": amount, "currency": currency}
         add(0.3, 3, "payout", "created", payout_result="pending", **payout)
         if not happy and rng.random() < PAYOUT_RESULT_SHARE["failed"]:
-            add(1, 30, "payout", "failed", payout_result="failed", **payout)
+            add(1, 30, "payout", "failed", payout_result="failed", failure_cause=failure_cause(rng.random()), **payout)
             add(120, 1800, "admin_audit", "payout_retried", admin_action="retry_payout", reason_code="provider_retry",
                 actor_role="rewards_oncall", provider=provider)
             add(0.3, 3, "payout", "created", payout_result="pending", **payout)

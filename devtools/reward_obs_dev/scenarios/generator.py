@@ -22,7 +22,14 @@ import numpy as np
 from reward_obs.model.contract import MetricsContract
 from reward_obs.model.names import SCRAPE_JOB
 from reward_obs_dev.scenarios.model import Campaign, Event, Scenario
-from reward_obs_dev.traffic import ALLOCATION_SHARE, DECISION_SHARE, PAYOUT_RESULT_SHARE, WEBHOOK_SHARE
+from reward_obs_dev.traffic import (
+    ALLOCATION_SHARE,
+    DECISION_SHARE,
+    FAILURE_CAUSE_SHARE,
+    PAYOUT_RESULT_SHARE,
+    PROVIDER_SHARE,
+    WEBHOOK_SHARE,
+)
 
 JOB = SCRAPE_JOB
 INSTANCE = "rewards-backend:9464"
@@ -34,8 +41,6 @@ HOURLY = (0.35, 0.22, 0.12, 0.07, 0.05, 0.06, 0.10, 0.20, 0.32, 0.42, 0.50, 0.55
 FLAT_LEVEL = 0.6
 
 HELD_REASON_SHARE = {"eligibility_review": 0.6, "abuse_review": 0.3, "manual_review": 0.1}
-PROVIDER_SHARE = {"ton_wallet": 0.40, "telegram_if_supported": 0.25, "gift_card": 0.20,
-                  "crypto_exchange": 0.10, "fiat_provider": 0.048, "manual": 0.002}
 NO_API = {"manual"}  # paid by hand: no API calls, no webhooks
 CALLS_PER_PAYOUT = {"quote": 1.0, "create": 1.0, "status": 2.0, "cancel": 0.01}
 ERROR_CODES = {"timeout": 0.002}  # the codes the backend initialises; others appear on first use
@@ -181,6 +186,9 @@ def _build(scenario: Scenario, contract: MetricsContract) -> list[Series]:
         api = 0.0 if p in NO_API else 1.0
         for result in _label_values(contract, "reward_payouts_total", "result", PAYOUT_RESULT_SHARE):
             add("reward_payouts_total", {"provider": p, "result": result}, payouts * PAYOUT_RESULT_SHARE.get(result, 0.0), True)
+        # One cause per failed payout: the causes add up to the failed payouts above.
+        for cause in _label_values(contract, "reward_payout_failures_total", "cause", FAILURE_CAUSE_SHARE):
+            add("reward_payout_failures_total", {"provider": p, "cause": cause}, payouts * FAILURE_CAUSE_SHARE.get(cause, 0.0), True)
         add("reward_payouts_pending", {"provider": p}, zeros, False, derived=True)
         add("reward_payout_duplicate_attempts_total", {"provider": p}, zeros, True)
         for result in _label_values(contract, "reward_payout_webhooks_total", "result", WEBHOOK_SHARE):

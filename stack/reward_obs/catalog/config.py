@@ -7,12 +7,12 @@ it writes a `$__env{...}` reference in their place.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from reward_obs.catalog import stack_checks
+from reward_obs.catalog import objectives, stack_checks
 from reward_obs.catalog.definitions import REPO_ROOT
 from reward_obs.catalog.files import Validator, load_yaml, value_problems, yaml_error
 from reward_obs.lang import promql
@@ -65,6 +65,9 @@ class StackConfig:
     # Grafana 13+ with the alertingMultiplePolicies toggle applies inhibition rules
     # (docs/slos.md, "Inhibition"); older Grafana rejects them, so they are created only on request.
     grafana_inhibition_rules: bool
+    # slos/*.yaml objectives this stack sets itself: {slo: {target?, providers?}}
+    # (catalog/objectives.py applies them to the definitions).
+    slo_objectives: dict = field(default_factory=dict)
 
     @property
     def owns_policy_tree(self) -> bool:
@@ -161,6 +164,7 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
                 messages = logql_problems(resolved.expr, event_fields(definitions.root))
             for message in messages:
                 problems.add(source, _key(f"alertOverrides.{name}"), f"makes the rule's query invalid: {message}")
+        objectives.check(plain["sloObjectives"], definitions, lambda key, message: problems.add(source, _key(key), message))
     problems.raise_if_any()
     return StackConfig(
         grafana_url=plain["grafanaUrl"],
@@ -180,6 +184,7 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
         admin_base_url=plain["adminBaseUrl"],
         grafana_version=plain["grafanaVersion"],
         grafana_inhibition_rules=plain["grafanaInhibitionRules"],
+        slo_objectives=plain["sloObjectives"],
     )
 
 

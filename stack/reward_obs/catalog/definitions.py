@@ -2,11 +2,12 @@
 return typed objects. Nothing downstream runs unless everything here is clean."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 from reward_obs.catalog import access as access_catalog
-from reward_obs.catalog import definition_bounds, recording
+from reward_obs.catalog import causes, definition_bounds, recording, rule_limits
 from reward_obs.catalog import slos as slo_catalog
 from reward_obs.catalog.files import read_text, rel_path, validated
 from reward_obs.catalog.runbooks import load_runbooks, panel_id_problems, runbook_problems
@@ -58,6 +59,8 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         data = validated(root, path, "alert_rule.schema.json", problems)
         if data is not None:
             alerts.append(_alert(rel_path(root, path), data))
+    if contract is not None:  # $platform_causes, $player_causes: the contract's lists
+        alerts = [dataclasses.replace(a, expr=causes.expand(a.expr, contract)) for a in alerts]
     slos = slo_catalog.load(root, contract, problems)
     alerts += slo_catalog.alert_rules(slos)
 
@@ -84,6 +87,7 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         recording.check(recording_rules, contract, series_contract, dashboards, problems)
     _check_rule_groups(alerts, recording_rules, problems)
     definition_bounds.check(dashboards, alerts, routing, slos, problems)
+    rule_limits.problems_of(alerts, recording_rules, problems)
     if routing is not None:
         _check_routing(routing, problems)
     for file, where, message in panel_id_problems(runbooks):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reward_obs.catalog import objectives
 from reward_obs.catalog.config import StackConfig, load_config, read_stack_file
 from reward_obs.catalog.definitions import load_definitions
 from reward_obs.model.definitions import Definitions
@@ -12,14 +13,16 @@ DEFAULT_STACK_FILE = "Pulumi.selfhost.yaml"
 
 
 def load_stack(root: Path, stack_config: Path | None = None) -> tuple[Definitions, StackConfig]:
-    """The definitions under root and the stack config (default: root/Pulumi.selfhost.yaml)."""
+    """The definitions under root, with the stack's SLO objectives applied, and the stack
+    config (default: root/Pulumi.selfhost.yaml)."""
     definitions = load_definitions(root)
     stack_file = stack_config or (root / DEFAULT_STACK_FILE)
     try:
         values = read_stack_file(stack_file)
     except OSError as exc:
         raise DefinitionError([Problem(str(stack_file), "(file)", f"cannot read stack config: {exc.strerror}")]) from None
-    return definitions, load_config(values, str(stack_file), definitions)
+    config = load_config(values, str(stack_file), definitions)
+    return objectives.apply(definitions, config), config
 
 
 def load(args) -> tuple[Definitions, StackConfig]:

@@ -9,21 +9,19 @@ import dataclasses
 import re
 from pathlib import Path
 
+from reward_obs.catalog import causes
 from reward_obs.catalog.files import rel_path, validated
 from reward_obs.lang import promql
 from reward_obs.model.definitions import AlertRule, RecordingRule, Serves
 from reward_obs.model.durations import parse_duration
 from reward_obs.model.numbers import format_number
 from reward_obs.model.slo import (
-    ALERT_GROUP,
     ANNOTATION,
     BASE_WINDOWS,
     DERIVED_FROM,
     PAGE_TIERS,
     PERIOD,
-    PERIOD_GROUP,
-    PERIOD_INTERVAL,
-    RECORDING_GROUP,
+    PERIOD_STEP,
     RECORDING_INTERVAL,
     SCHEMA,
     SLO,
@@ -52,7 +50,8 @@ def load(root: Path, contract, problems) -> list[SLO]:
             problems.add(file, "metadata.name", f"duplicate SLO (also in {names[s.name]})")
         names[s.name] = file
         if contract is not None:
-            s = _checked(s, contract, problems)
+            s = _checked(dataclasses.replace(s, bad=causes.expand(s.bad, contract), total=causes.expand(s.total, contract)),
+                         contract, problems)
         slos.append(s)
     return slos
 
@@ -104,7 +103,7 @@ def _checked(s: SLO, contract, problems) -> SLO:
 
 def recording_rules(slos, dashboards=()) -> list:
     """Rates and error ratio of every SLO over every burn window, and the error budget
-    left over the 30-day period.
+    left over the 30-day period, in one group per SLO (model/slo.py), every minute.
 
     Only the 5m and 1h rates read the raw counters. Longer windows average the recorded
     rates at their own step (30m, 2h, 6h from the 5m rate every 5 minutes; 1d, 3d from the
@@ -114,30 +113,54 @@ def recording_rules(slos, dashboards=()) -> list:
     back-to-back rates is the rate over their union; the window lags by at most its step,
     which only the 6h page pair (5 minutes) and the ticket pairs (an hour) see.
 
-    The period is computed from the raw counters (occurrences over 30 days, the budgeting
-    method the SLO names), every 5 minutes. `dashboards`: the panel queries that read a
-    generated series are named as the rule's `serves`, with the raw query they stand for
-    (recorded names replaced by their expressions until only raw metrics are left)."""
+    The period (occurrences over 30 days, the budgeting method the SLO names) is the sum
+    of the recorded 1h bad rates at hourly steps over the sum of the 1h total rates: 720
+    back-to-back hours, so the ratio of the sums is the ratio over 30 days, and an hour
+    with no events adds nothing to either side (an average would weigh the two sides over
+    different numbers of points). `dashboards`: the panel queries that read a generated
+    series are named as the rule's `serves`, with the raw query they stand for (recorded
+    names replaced by their expressions until only raw metrics are left)."""
     reads = _panel_reads(dashboards)
     out = []
     for s in slos:
         why = f"read by the burn-rate alerts ({s.page_alert}, {s.ticket_alert})"
-        rules = [(s.rate_record(which, w), s.query(which, w), RECORDING_GROUP, RECORDING_INTERVAL,
-                  f"{which} events per second over {w}, {why}; longer windows average it")
+        rules = [(s.rate_record(which, w), s.query(which, w), f"{which} events per second over {w}, {why}; longer windows "
+                  f"{'and the 30-day budget ' if w == PERIOD_STEP else ''}add it up")
                  for w in BASE_WINDOWS for which in ("bad", "total")]
         for w in WINDOWS:
-            rules.append((s.record(w), f"{_mean_rate(s, 'bad', w)} / ({_mean_rate(s, 'total', w)} > 0)", RECORDING_GROUP, RECORDING_INTERVAL,
+            rules.append((s.record(w), f"{_mean_rate(s, 'bad', w)} / ({_mean_rate(s, 'total', w)} > 0)",
                           f"share of bad events over {w}, {why}. Absent while there are no events."))
-        ratio = f"({s.query('bad', PERIOD)}) / ({s.query('total', PERIOD)} > 0)"
-        rules.append((s.budget_record(), f"1 - {ratio} / {format_number(s.budget)}", PERIOD_GROUP, PERIOD_INTERVAL,
-                      f"share of the error budget left over {PERIOD} (objective {s.objective:g}), for the error budget panel."))
-        exprs = {record: expr for record, expr, *_ in rules}
-        for record, expr, group, interval, purpose in rules:
+        rules.append((s.budget_record(), _budget_expr(s),
+                      f"share of the error budget left over {PERIOD} (objective {objective_text(s)}), for the error budget panel."))
+        exprs = {record: expr for record, expr, _ in rules}
+        for record, expr, purpose in rules:
             out.append(RecordingRule(
-                file=s.file, group=group, interval=interval, record=record, expr=expr, labels=s.labels,
+                file=s.file, group=s.recording_group, interval=RECORDING_INTERVAL, record=record, expr=expr, labels=s.labels,
                 why=f"{s.display_name}: {purpose}",
                 serves=tuple(Serves(panel, _raw(query, exprs)) for panel, query in reads if _whole_name(record).search(query))))
     return out
+
+
+def _period_sum(s: SLO, which: str, matcher: str = "") -> str:
+    """The recorded 1h rate summed at hourly steps over the SLO period (proportional to the
+    events counted in it: the factor 3600 cancels in the ratio)."""
+    return f"sum_over_time({s.rate_record(which, PERIOD_STEP)}{matcher}[{PERIOD}:{PERIOD_STEP}])"
+
+
+def _budget_expr(s: SLO) -> str:
+    """Budget left = 1 - error ratio / error budget, each provider the stack sets apart
+    over its own budget (model/slo.py SLO.arms)."""
+    parts = [f"1 - ({_period_sum(s, 'bad', m)} / ({_period_sum(s, 'total', m)} > 0)) / {format_number(budget)}"
+             for m, budget in s.arms()]
+    return parts[0] if len(parts) == 1 else " or ".join(f"({p})" for p in parts)
+
+
+def objective_text(s: SLO) -> str:
+    """`99.9%`, or `99.9% (manual: 99%)` with the providers a stack sets apart."""
+    text = f"{format_number(round(s.objective * 100, 9))}%"
+    if s.provider_objectives:
+        text += " (" + ", ".join(f"{p}: {format_number(round(o * 100, 9))}%" for p, o in s.provider_objectives) + ")"
+    return text
 
 
 def _mean_rate(s: SLO, which: str, window: str) -> str:
@@ -186,16 +209,21 @@ def _panel_reads(dashboards) -> list[tuple[str, str]]:
 
 
 def tier_expr(s: SLO, tier: Tier) -> str:
-    """One tier's condition, valued at the long window's burn rate."""
+    """One tier's condition, valued at the long window's burn rate. A provider the stack
+    gives its own objective is its own arm, over its own budget: the burn factors stay."""
     on = f"on ({', '.join(s.labels)})"
-    budget, factor = format_number(s.budget), format_number(tier.factor)
-    expr = (f'label_replace({s.record(tier.long)}, "{WINDOW_LABEL}", "{tier.long}", "", "") / {budget} > {factor}\n'
-            f"unless {on}\n"
-            f"{s.record(tier.short)} / {budget} <= {factor}")
+    factor = format_number(tier.factor)
     minimum = s.min_bad_events if tier.severity == "critical" else s.min_bad_events_ticket
-    if minimum:
-        expr += f"\nand {on}\n{_bad_events(s, tier.long)} >= {minimum}"
-    return expr
+    arms = []
+    for matcher, budget in s.arms():
+        b = format_number(budget)
+        expr = (f'label_replace({s.record(tier.long)}{matcher}, "{WINDOW_LABEL}", "{tier.long}", "", "") / {b} > {factor}\n'
+                f"unless {on}\n"
+                f"{s.record(tier.short)}{matcher} / {b} <= {factor}")
+        if minimum:
+            expr += f"\nand {on}\n{_bad_events(s, tier.long)} >= {minimum}"
+        arms.append(expr)
+    return arms[0] if len(arms) == 1 else "\nor\n".join(f"(\n{a}\n)" for a in arms)
 
 
 def alert_expr(s: SLO, tiers) -> str:
@@ -207,12 +235,12 @@ def alert_rules(slos) -> list:
     out = []
     for s in slos:
         who = "{{ $labels.provider }}: " if "provider" in s.labels else ""
-        objective = f"{s.objective * 100:g}%"
+        objective = objective_text(s)
         for name, severity, tiers, pace in ((s.page_alert, "critical", PAGE_TIERS, "fast"),
                                             (s.ticket_alert, "warning", TICKET_TIERS, "steadily")):
             windows = " or ".join(f"{format_number(t.factor)}x over {t.long} and {t.short}" for t in tiers)
             out.append(AlertRule(
-                file=s.file, name=name, group=ALERT_GROUP, severity=severity,
+                file=s.file, name=name, group=s.alert_group, severity=severity,
                 summary=f"{who}{s.display_name} is burning its error budget {pace}",
                 description=(f"{who}the error budget of \"{s.display_name}\" (objective {objective} over {PERIOD}) "
                              f"is burning {{{{ $value | humanize }}}}x as fast as it lasts, over the last "

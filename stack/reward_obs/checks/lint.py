@@ -393,7 +393,7 @@ def check_runbook_numbers(ctx) -> list[Finding]:
     alertOverrides change one must open the Grafana copy, which renders its own."""
 
     config = ctx.config
-    if not config.alert_overrides or config.runbook_links != "repository":
+    if not (config.alert_overrides or config.slo_objectives) or config.runbook_links != "repository":
         return []
     findings = []
     for runbook in sorted(ctx.definitions.runbooks, key=lambda r: r.file):
@@ -401,7 +401,7 @@ def check_runbook_numbers(ctx) -> list[Finding]:
             where, _, what = change.partition(": ")
             file, _, line = where.partition(" ")
             findings.append(Finding(file, line, "runbook-numbers",
-                                    f"this stack's alertOverrides change a number the runbook quotes ({what}), but its runbook "
+                                    f"this stack's alertOverrides or sloObjectives change a number the runbook quotes ({what}), but its runbook "
                                     "links open the repository copy, which quotes the defaults; set runbookLinks: grafana "
                                     "(the Reward runbooks dashboard renders the stack's numbers)"))
     return findings

@@ -82,6 +82,12 @@ class MetricsContract:
     def all_labels(self) -> set[str]:
         return set(self.labels)
 
+    def blamed(self, label: str, party: str) -> tuple[str, ...]:
+        """The label's values the contract marks as counting against `party` (platform or
+        player), in the contract's order."""
+        spec = self.labels.get(label, {})
+        return tuple(v for v in spec.get("values", ()) if spec.get("blame", {}).get(v) == party)
+
     def refused(self, label: str, value: str) -> bool:
         """A value the backend must never export for this label (Season Points as a currency),
         in any letter case."""
@@ -103,6 +109,14 @@ def build_contract(data: dict, file: str, problems) -> MetricsContract:
             for value in spec.get(key, ()):
                 if len(value) > longest:
                     problems.add(file, f"labels.{label}.{key}", f"{value!r} is {len(value)} characters, over this label's bound of {longest}")
+        if "blame" in spec:
+            values = spec.get("values", ())
+            for value in values:
+                if value not in spec["blame"]:
+                    problems.add(file, f"labels.{label}.blame", f"{value!r} is not marked: say whether it counts against the platform or the player")
+            for value in spec["blame"]:
+                if value not in values:
+                    problems.add(file, f"labels.{label}.blame.{value}", f"is not one of the values of {label!r}")
     metrics: dict[str, Metric] = {}
     for name, spec in data["metrics"].items():
         where = f"metrics.{name}"

@@ -42,12 +42,17 @@ from reward_obs.model.durations import parse_duration
 
 SLO_DIR = "slos"
 SCHEMA = "slo.schema.json"
-RECORDING_GROUP = "reward-slo-burn"
-PERIOD_GROUP = "reward-slo-period"
+# One recording group and one alert group per SLO, as Sloth and Pyrra generate them: a
+# group stays within the 20 rules Grafana Mimir's ruler accepts by default
+# (-ruler.max-rules-per-rule-group), however many SLOs there are, and one SLO's slow
+# evaluation cannot delay another's. RULE_GROUP_LIMIT and RULE_GROUPS_LIMIT are checked
+# by the catalog over every group, SLO or not (catalog/rule_limits.py).
+GROUP_PREFIX = "reward-slo-"
 RECORDING_INTERVAL = "1m"
-PERIOD_INTERVAL = "5m"  # a 30-day average each minute would read 43,200 samples per series
-ALERT_GROUP = "reward-slos"
 PERIOD = "30d"
+# The 30-day budget sums the recorded 1h rates at hourly steps: 720 recorded points per
+# series each evaluation, instead of 172,800 raw samples per counter at a 15 s scrape.
+PERIOD_STEP = "1h"
 WINDOW_LABEL = "long_window"
 ANNOTATION = "reward-obs/"
 
@@ -87,11 +92,24 @@ class SLO:
     min_bad_events: int  # page tiers
     min_bad_events_ticket: int = 0  # ticket tiers
     inhibited_by: tuple[str, ...] = ()  # alerts that hold this SLO's alerts back (alert_rules' inhibited_by)
+    # (provider, objective) pairs a stack sets apart from `objective` (sloObjectives in
+    # Pulumi.<stack>.yaml, catalog/objectives.py); sorted by provider.
+    provider_objectives: tuple[tuple[str, float], ...] = ()
 
     @property
     def budget(self) -> float:
         """The error budget as a ratio: 1 - objective, without float noise (0.001, not 0.0010000000000000009)."""
-        return round(1 - self.objective, 10)
+        return _budget(self.objective)
+
+    def arms(self) -> tuple[tuple[str, float], ...]:
+        """(selector matchers, error budget) of each part of the SLO with its own objective:
+        one per provider the stack sets apart, and the rest at `objective`. With no
+        provider objective, one arm with no matcher."""
+        if not self.provider_objectives:
+            return (("", self.budget),)
+        named = [p for p, _ in self.provider_objectives]
+        rest = f'provider!="{named[0]}"' if len(named) == 1 else f'provider!~"{"|".join(named)}"'
+        return tuple((f'{{provider="{p}"}}', _budget(o)) for p, o in self.provider_objectives) + ((f"{{{rest}}}", self.budget),)
 
     @property
     def page_alert(self) -> str:
@@ -116,5 +134,17 @@ class SLO:
         level = "_".join(self.labels) or "all"
         return f"{level}:reward_slo_{self.name.replace('-', '_')}_budget:remaining{PERIOD}"
 
+    @property
+    def recording_group(self) -> str:
+        return f"{GROUP_PREFIX}{self.name}"
+
+    @property
+    def alert_group(self) -> str:
+        return f"{GROUP_PREFIX}{self.name}-alerts"
+
     def query(self, which: str, window: str) -> str:
         return (self.bad if which == "bad" else self.total).replace("$window", window)
+
+
+def _budget(objective: float) -> float:
+    return round(1 - objective, 10)

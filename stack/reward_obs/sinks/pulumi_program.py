@@ -5,6 +5,7 @@ import json
 
 import pulumi
 
+from reward_obs.catalog import objectives
 from reward_obs.catalog.config import NAMESPACE, StackConfig, key_types, load_config
 from reward_obs.catalog.definitions import load_definitions
 from reward_obs.model.definitions import Definitions
@@ -51,6 +52,7 @@ def main() -> None:
     try:
         definitions = load_definitions()
         config, secrets = read_config(definitions)
+        definitions = objectives.apply(definitions, config)
         files = render_files(definitions, config)
     except DefinitionError as exc:
         # Raised before any resource is registered: nothing is created or changed.
