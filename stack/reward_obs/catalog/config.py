@@ -7,12 +7,13 @@ it writes a `$__env{...}` reference in their place.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jsonschema
 import yaml
 
+from reward_obs.catalog import internal
 from reward_obs.catalog.definitions import REPO_ROOT
 from reward_obs.lang import promql
 from reward_obs.lang.logql import event_fields, logql_problems
@@ -63,6 +64,14 @@ class StackConfig:
     # Grafana 13+ with the alertingMultiplePolicies toggle applies inhibition rules (README,
     # "Inhibition"); older Grafana rejects them, so they are created only on request.
     grafana_inhibition_rules: bool
+    # Production values of the alerts' internal fields (catalog/internal.py): from
+    # `--internal-params FILE` offline or the secret `internalParams` under Pulumi; empty:
+    # the definitions' TEST values. Never in a committed stack file.
+    internal_params: dict = field(default_factory=dict)
+
+    def overrides(self, alert: str) -> dict:
+        """The alert's override for this stack: alertOverrides, then its private values."""
+        return internal.merge(self.alert_overrides.get(alert), self.internal_params.get(alert))
 
     @property
     def owns_policy_tree(self) -> bool:
@@ -139,6 +148,8 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
             if rule is None:
                 problems.add(source, _key(f"alertOverrides.{name}"), "is not a defined alert")
                 continue
+            for where, message in internal.stack_override_problems(rule, override):
+                problems.add(source, _key(f"alertOverrides.{name}.{where}"), message)
             for param in override.get("params", {}):
                 if param not in rule.params:
                     problems.add(source, _key(f"alertOverrides.{name}.params.{param}"),

@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="reward-obs", description=__doc__)
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository holding the definitions (default: this checkout)")
     parser.add_argument("--stack-config", type=Path, help=f"Pulumi stack file to read config from (default: ROOT/{DEFAULT_STACK_FILE})")
+    parser.add_argument("--internal-params", type=Path, metavar="FILE",
+                        help="private production values of internal alert fields, {Alert: {threshold: N, params: {NAME: N}}} "
+                             "(default: the definitions' TEST values; docs/internal-thresholds.md)")
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub)
     for add in REGISTER:
