@@ -120,7 +120,10 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
     for key in SECRET_KEYS:
         if key in values:
             problems.add(source, _key(key), "is a secret: set it with `pulumi config set --secret`, never as plain config")
-    plain = {k: v for k, v in values.items() if k not in SECRET_KEYS}
+    if internal.SECRET_CONFIG_KEY in values:
+        problems.add(source, _key(internal.SECRET_CONFIG_KEY), "holds private values in plain text: set each with "
+                     f"`pulumi config set --secret --path '{_key(internal.SECRET_CONFIG_KEY)}.ALERT.FIELD' VALUE`")
+    plain = {k: v for k, v in values.items() if k not in SECRET_KEYS and k != internal.SECRET_CONFIG_KEY}
     validator = jsonschema.Draft202012Validator(_schema())
     for error in sorted(validator.iter_errors(plain), key=lambda e: str(list(e.absolute_path))):
         path = [str(p) for p in error.absolute_path]
@@ -187,6 +190,13 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
     )
 
 
+def _has_secure(value) -> bool:
+    """A value holding an encrypted leaf anywhere (`pulumi config set --secret --path`)."""
+    if isinstance(value, dict):
+        return "secure" in value or any(_has_secure(v) for v in value.values())
+    return isinstance(value, list) and any(_has_secure(v) for v in value)
+
+
 def read_stack_file(path: Path) -> dict:
     """The plain config values of a Pulumi.<stack>.yaml, namespace stripped.
 
@@ -196,7 +206,7 @@ def read_stack_file(path: Path) -> dict:
     values = {}
     for key, value in (data.get("config") or {}).items():
         namespace, _, name = key.partition(":")
-        if namespace != NAMESPACE or (isinstance(value, dict) and "secure" in value):
+        if namespace != NAMESPACE or _has_secure(value):
             continue
         values[name] = value
     return values

@@ -75,8 +75,9 @@ def definition_problems(rule: AlertRule) -> list[tuple[str, str]]:
 
 
 def internal_fields(definitions: Definitions) -> dict[str, tuple[str, ...]]:
-    """Alert name -> its internal fields, for every alert that has any."""
-    return {a.name: a.internal for a in definitions.alerts if a.internal}
+    """Alert name -> its internal fields, for every alert that has any; "duration" is added
+    when one of them is a duration (catalog users mask durations too, then)."""
+    return {a.name: a.internal + (("duration",) if duration_internal(a) else ()) for a in definitions.alerts if a.internal}
 
 
 def stack_override_problems(rule: AlertRule, override: dict) -> list[tuple[str, str]]:
@@ -109,6 +110,14 @@ def merge(override: dict | None, private: dict | None) -> dict:
     return out
 
 
+def _test_value(rule: AlertRule, field: str):
+    if field == "threshold":
+        return rule.threshold
+    if field == "for":
+        return rule.for_
+    return rule.params[field.partition(".")[2]]
+
+
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -128,7 +137,8 @@ def validate(values, source: str, definitions: Definitions) -> dict:
         raise DefinitionError(problems)
     fields = internal_fields(definitions)
     for name, entry in values.items():
-        rule = definitions.alert(str(name))
+        name = str(name)
+        rule = definitions.alert(name)
         if rule is None:
             add(str(name), "is not a defined alert")
             continue
@@ -163,6 +173,8 @@ def validate(values, source: str, definitions: Definitions) -> dict:
                     add(f"{name}.{field}", "must be a number, like its test value")
                 elif isinstance(default, str) and not isinstance(value, str):
                     add(f"{name}.{field}", "must be text, like its test value")
+            if field in rule.internal and value == _test_value(rule, field):
+                add(f"{name}.{field}", "equals its TEST value, which the repository publishes: production's must differ")
         for field in rule.internal:
             if field not in given:
                 add(f"{name}.{field}", "is internal and has no production value here")
@@ -199,10 +211,24 @@ def load_file(path: Path, definitions: Definitions) -> dict:
     return validate(values or {}, source, definitions)
 
 
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:[smhdwy]\b)?")
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
+_DURATION = re.compile(r"(?<![\w.])(?:\d+[smhdwy])+\b")
 
 
-def mask_numbers(text: str) -> str:
-    """`text` with every number (and duration) replaced by `N`: how a public diff shows a
-    query that holds internal values."""
+def duration_internal(rule: AlertRule) -> bool:
+    """True when one of the alert's internal fields is a duration (`for`, or a param such as a window)."""
+    for field in rule.internal:
+        value = _test_value(rule, field)
+        try:
+            parse_duration(value)
+            return True
+        except ValueError:
+            continue
+    return False
+
+
+def mask_numbers(text: str, durations: bool = False) -> str:
+    """`text` with every bare number replaced by `N` (and every duration by `D` when an
+    internal field is a duration): how a public diff shows a query holding internal values."""
+    text = _DURATION.sub("D", text) if durations else text
     return _NUMBER.sub("N", text)

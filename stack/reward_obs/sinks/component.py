@@ -141,6 +141,14 @@ def policy(node: dict, children: list, root: bool):
     )
 
 
+def _rules(group: dict, definitions: Definitions, private: bool):
+    """A rule group's rules; a secret when they carry a private value of an internal field."""
+    rules = [rule_args(r) for r in group["rules"]]
+    if private and any(definitions.alert(r["title"]).internal for r in group["rules"]):
+        return pulumi.Output.secret(rules)
+    return rules
+
+
 class RewardObservability(pulumi.ComponentResource):
     """Folder, dashboards, message templates, contact points, policy, rule groups and,
     when Grafana evaluates them, the recording rule groups."""
@@ -159,9 +167,13 @@ class RewardObservability(pulumi.ComponentResource):
                                          opts=child)
             for d in definitions.dashboards
         }
+        # With private values of internal fields, whatever carries them is a Pulumi secret:
+        # encrypted in the state, "[secret]" in `pulumi preview`.
+        private = bool(config.internal_params)
+        runbooks_json = dump_json(runbook_dashboard_json(definitions, config))
         self.dashboards[RUNBOOK_DASHBOARD_UID] = grafana.oss.Dashboard(
             resource_name("dashboard", RUNBOOK_DASHBOARD_UID), folder=self.folder.uid, org_id=org_id, overwrite=True,
-            config_json=dump_json(runbook_dashboard_json(definitions, config)), opts=child)
+            config_json=pulumi.Output.secret(runbooks_json) if private else runbooks_json, opts=child)
         self.templates = [
             grafana.alerting.MessageTemplate(resource_name("template", t["name"].replace(".", "-")), name=t["name"],
                                              template=t["template"], org_id=org_id, opts=child)
@@ -183,7 +195,7 @@ class RewardObservability(pulumi.ComponentResource):
         self.rule_groups = {
             g["name"]: grafana.alerting.RuleGroup(
                 resource_name("rule-group", g["name"]), name=g["name"], folder_uid=self.folder.uid, org_id=org_id,
-                interval_seconds=parse_duration(g["interval"]), rules=[rule_args(r) for r in g["rules"]],
+                interval_seconds=parse_duration(g["interval"]), rules=_rules(g, definitions, private),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=routing))
             for g in alert_builders.grafana_rule_groups(definitions, config)
         }

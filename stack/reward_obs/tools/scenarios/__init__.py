@@ -37,10 +37,12 @@ class SuiteRun:
 
 
 def run(scenarios: list[Scenario], rule_file: Path, contract: MetricsContract, out: Path, jobs: int = 2,
-        measure_silent: bool = True, headroom: bool = True, write_report: bool = True, plots: bool = True) -> SuiteRun:
+        measure_silent: bool = True, headroom: bool = True, write_report: bool = True, plots: bool = True,
+        internal: dict[str, tuple[str, ...]] | None = None) -> SuiteRun:
     """Run `scenarios` against `rule_file`; promtool files go to out/promtool, the report to out.
 
-    measure_silent / headroom: see runner.run_suite (both off: verdicts only, about half the time)."""
+    measure_silent / headroom: see runner.run_suite (both off: verdicts only, about half the time).
+    internal: alert name -> internal fields, whose values the report never shows."""
     out = Path(out)
     started = time.monotonic()
     results = run_suite(scenarios, rule_file, contract, out / "promtool", jobs=jobs, measure_silent=measure_silent,
@@ -49,5 +51,6 @@ def run(scenarios: list[Scenario], rule_file: Path, contract: MetricsContract, o
     report = None
     if write_report:
         gens = {s.name: generated(s, contract)[0] for s in scenarios if s.fault is not None}
-        report = report_module.write(results, gens, read_rules(rule_file), rule_file, promtool_version(), seconds, out, plots=plots)
+        report = report_module.write(results, gens, read_rules(rule_file), rule_file, promtool_version(), seconds, out, plots=plots,
+                                     internal=internal)
     return SuiteRun(results, report)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from reward_obs.builders import recording
+from reward_obs.catalog.internal import internal_fields
 from reward_obs.catalog.load import load
 from reward_obs.model.durations import format_duration
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
@@ -40,7 +41,7 @@ def cmd_scenarios(args) -> int:
         shutil.rmtree(out / "promtool")
     try:
         suite = run(scenarios, rule_file, definitions.contract, out, jobs=args.jobs, plots=not args.no_plots,
-                    measure_silent=not args.fast, headroom=not args.fast)
+                    measure_silent=not args.fast, headroom=not args.fast, internal=internal_fields(definitions))
     except PromtoolMissing as exc:
         print(f"reward-obs scenarios: {exc}", file=sys.stderr)
         return 2
