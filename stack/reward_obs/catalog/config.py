@@ -151,7 +151,7 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
             if rule is None:
                 problems.add(source, _key(f"alertOverrides.{name}"), "is not a defined alert")
                 continue
-            for where, message in internal.stack_override_problems(rule, override):
+            for where, message in internal.stack_override_problems(rule, override, _key(internal.SECRET_CONFIG_KEY)):
                 problems.add(source, _key(f"alertOverrides.{name}.{where}"), message)
             for param in override.get("params", {}):
                 if param not in rule.params:

@@ -80,21 +80,22 @@ def internal_fields(definitions: Definitions) -> dict[str, tuple[str, ...]]:
     return {a.name: a.internal + (("duration",) if duration_internal(a) else ()) for a in definitions.alerts if a.internal}
 
 
-def stack_override_problems(rule: AlertRule, override: dict) -> list[tuple[str, str]]:
-    """(key under alertOverrides.NAME, message) for every internal field a committed stack file sets."""
+def stack_override_problems(rule: AlertRule, override: dict, config_key: str) -> list[tuple[str, str]]:
+    """(key under alertOverrides.NAME, message) for every internal field a committed stack
+    file sets; `config_key`: the secret config key to use instead (namespaced)."""
     out = []
     for field in ("threshold", "for"):
         if field in override and field in rule.internal:
-            out.append((field, _refused(rule.name, field)))
+            out.append((field, _refused(rule.name, field, config_key)))
     for param in override.get("params", {}) or {}:
         if f"params.{param}" in rule.internal:
-            out.append((f"params.{param}", _refused(rule.name, f"params.{param}")))
+            out.append((f"params.{param}", _refused(rule.name, f"params.{param}", config_key)))
     return out
 
 
-def _refused(name: str, field: str) -> str:
+def _refused(name: str, field: str, config_key: str) -> str:
     return (f"is internal: its production value is private and this file is committed; set it with "
-            f"`pulumi config set --secret --path '{SECRET_CONFIG_KEY}.{name}.{field}' VALUE` "
+            f"`pulumi config set --secret --path '{config_key}.{name}.{field}' VALUE` "
             f"(or `reward-obs --internal-params FILE` offline)")
 
 
@@ -118,6 +119,18 @@ def _test_value(rule: AlertRule, field: str):
     return rule.params[field.partition(".")[2]]
 
 
+def _coerced(value, test_value):
+    """A number given as text (how `pulumi config set --path` may store it) as a number,
+    when the field's test value is a number."""
+    if _number(test_value) and isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() and "." not in value else number
+    return value
+
+
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -136,11 +149,12 @@ def validate(values, source: str, definitions: Definitions) -> dict:
         add("(file)", "must be a mapping {AlertName: {threshold: N, params: {NAME: N}}}")
         raise DefinitionError(problems)
     fields = internal_fields(definitions)
+    values = {str(k): (dict(v, params=dict(v["params"])) if isinstance(v, dict) and isinstance(v.get("params"), dict)
+                       else dict(v) if isinstance(v, dict) else v) for k, v in values.items()}
     for name, entry in values.items():
-        name = str(name)
         rule = definitions.alert(name)
         if rule is None:
-            add(str(name), "is not a defined alert")
+            add(name, "is not a defined alert")
             continue
         if not isinstance(entry, dict):
             add(name, "must be a mapping with threshold, for and/or params")
@@ -160,6 +174,11 @@ def validate(values, source: str, definitions: Definitions) -> dict:
                                        "a public number belongs in the definition or the stack's alertOverrides")
                 continue
             value = entry[field] if field in entry else params[field.partition(".")[2]]
+            value = _coerced(value, _test_value(rule, field))
+            if field in entry:
+                entry[field] = value
+            else:
+                params[field.partition(".")[2]] = value
             if field == "threshold" and not _number(value):
                 add(f"{name}.{field}", "must be a number")
             elif field == "for":
@@ -194,7 +213,7 @@ def validate(values, source: str, definitions: Definitions) -> dict:
             add(name, "makes the rule's query invalid (details withheld: they would quote the private value)")
     if problems:
         raise DefinitionError(problems)
-    return {str(k): v for k, v in values.items()}
+    return values
 
 
 def load_file(path: Path, definitions: Definitions) -> dict:
