@@ -31,6 +31,9 @@ REQUIRED_ALERTS = {
     "RewardPayoutWebhooksStopped": "critical",
     "RewardClaimsHeldPastTarget": "warning",
     "RewardClaimsStopped": "critical",
+    # Abuse detection without history, and stopped claims on a quiet campaign.
+    "RewardClaimVolumeNewCampaign": "warning",
+    "RewardClaimsStoppedSmallCampaign": "warning",
     # Issue 15: the ledger's own invariants page; a time-to-empty forecast warns.
     "RewardPoolOverAllocated": "critical",
     "RewardPoolLedgerMismatch": "critical",

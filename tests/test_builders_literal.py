@@ -9,6 +9,8 @@ synthetic panels. When a definition changes on purpose, update the literal.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 from conftest import ROOT
@@ -107,8 +109,9 @@ ALERT_CASES = [
         # team=rewards reaches the Telegram route and inherits its grouping and timings.
         "name": "prod stack, live, every field overridden",
         "stack": PROD,
-        "overrides": {"rewardsLive": True, "alertOverrides": {ALERT: {
-            "threshold": 0.35, "for": "600s", "params": {"window": "30m", "min_decisions": 50}}}},
+        # The threshold and min_decisions are internal: private values, not alertOverrides.
+        "overrides": {"rewardsLive": True, "alertOverrides": {ALERT: {"for": "600s", "params": {"window": "30m"}}}},
+        "private": {ALERT: {"threshold": 0.35, "params": {"min_decisions": 50}}},
         "group": {"orgId": 1, "name": "reward-claims-abuse", "folder": "Rewards — Trust & Safety", "interval": "1m"},
         "grafana": {
             "uid": "reward-claim-rejection-rate-high",
@@ -163,13 +166,14 @@ ALERT_CASES = [
 ]
 
 
-def _config(definitions, stack, overrides):
-    return load_config(read_stack_file(stack) | overrides, str(stack), definitions)
+def _config(definitions, stack, overrides, private=None):
+    config = load_config(read_stack_file(stack) | overrides, str(stack), definitions)
+    return dataclasses.replace(config, internal_params=private or {})
 
 
 @pytest.mark.parametrize("case", ALERT_CASES, ids=lambda c: c["name"])
 def test_grafana_alert_rule_is_exactly(definitions, case):
-    config = _config(definitions, case["stack"], case["overrides"])
+    config = _config(definitions, case["stack"], case["overrides"], case.get("private"))
     found = [({k: v for k, v in g.items() if k != "rules"}, r)
              for g in alert_builders.grafana_rule_groups(definitions, config) for r in g["rules"] if r["title"] == ALERT]
     assert found == [(case["group"], case["grafana"])]
@@ -177,7 +181,7 @@ def test_grafana_alert_rule_is_exactly(definitions, case):
 
 @pytest.mark.parametrize("case", ALERT_CASES, ids=lambda c: c["name"])
 def test_prometheus_alert_rule_is_exactly(definitions, case):
-    config = _config(definitions, case["stack"], case["overrides"])
+    config = _config(definitions, case["stack"], case["overrides"], case.get("private"))
     found = [(g["name"], g["interval"], r) for g in alert_builders.prometheus_rule_file(definitions, config)["groups"]
              for r in g["rules"] if r["alert"] == ALERT]
     assert found == [("reward-claims-abuse", "1m", case["prometheus"])]

@@ -38,11 +38,12 @@ class SuiteRun:
 
 def run(scenarios: list[Scenario], rule_file: Path, contract: MetricsContract, out: Path, jobs: int | None = None,
         measure_silent: bool = True, headroom: bool = True, write_report: bool = True, plots: bool = True,
-        measure_faults: bool = True) -> SuiteRun:
+        measure_faults: bool = True, internal: dict[str, tuple[str, ...]] | None = None) -> SuiteRun:
     """Run `scenarios` against `rule_file`; promtool files go to out/promtool, the report to out.
 
     measure_silent / headroom / measure_faults: see runner.run_suite (all off: verdicts
-    only, one promtool run a scenario)."""
+    only, one promtool run a scenario). internal: alert name -> internal fields, whose
+    values the report never shows."""
     out = Path(out)
     started = time.monotonic()
     results = run_suite(scenarios, rule_file, contract, out / "promtool", jobs=jobs, measure_silent=measure_silent,
@@ -51,5 +52,6 @@ def run(scenarios: list[Scenario], rule_file: Path, contract: MetricsContract, o
     report = None
     if write_report:
         gens = {s.name: generated(s, contract)[0] for s in scenarios if s.fault is not None}
-        report = report_module.write(results, gens, read_rules(rule_file), rule_file, promtool_version(), seconds, out, plots=plots)
+        report = report_module.write(results, gens, read_rules(rule_file), rule_file, promtool_version(), seconds, out, plots=plots,
+                                     internal=internal)
     return SuiteRun(results, report)

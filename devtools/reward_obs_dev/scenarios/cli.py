@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from reward_obs.builders import recording
+from reward_obs.catalog.internal import internal_fields
 from reward_obs.catalog.load import load
 from reward_obs.model.durations import format_duration
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
@@ -43,14 +44,17 @@ def cmd_scenarios(args) -> int:
     engine = args.engine
     try:
         if engine == "victoriametrics":
-            suite = victoriametrics.run(scenarios, rule_file, definitions.contract, out, jobs=args.jobs, vm_args=tuple(args.vm_arg))
+            suite = victoriametrics.run(scenarios, rule_file, definitions.contract, out, jobs=args.jobs, vm_args=tuple(args.vm_arg),
+                                        internal=internal_fields(definitions))
         else:
             started = time.monotonic()
             suite = run(scenarios, rule_file, definitions.contract, out, jobs=args.jobs, plots=not args.no_plots,
-                        measure_silent=not args.fast, headroom=not args.fast, write_report=engine == "prometheus")
+                        measure_silent=not args.fast, headroom=not args.fast, write_report=engine == "prometheus",
+                        internal=internal_fields(definitions))
             if engine == "both":
                 suite = victoriametrics.side_by_side(suite, scenarios, rule_file, definitions.contract, out, time.monotonic() - started,
-                                                     jobs=args.jobs, vm_args=tuple(args.vm_arg), plots=not args.no_plots)
+                                                     jobs=args.jobs, vm_args=tuple(args.vm_arg), plots=not args.no_plots,
+                                                     internal=internal_fields(definitions))
     except (PromtoolMissing, FileNotFoundError) as exc:
         print(f"reward-obs scenarios: {exc}", file=sys.stderr)
         return 2

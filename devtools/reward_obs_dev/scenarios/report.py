@@ -73,8 +73,16 @@ def scenario_json(r: ScenarioResult, plot: str | None, evaluated: set[str]) -> d
     }
 
 
-def alert_summary(results: list[ScenarioResult], rules: dict[str, Rule], healthy_week: str | None) -> list[dict]:
+def condition(rule: Rule, internal: tuple[str, ...] = ()) -> str:
+    """`> 3 for 15m`, with an internal threshold or `for` (catalog/internal.py) not shown."""
+    threshold = "(internal)" if "threshold" in internal else f"{rule.threshold:g}"
+    return f"{rule.op} {threshold} for {'(internal)' if 'for' in internal else rule.for_}"
+
+
+def alert_summary(results: list[ScenarioResult], rules: dict[str, Rule], healthy_week: str | None,
+                  internal: dict | None = None) -> list[dict]:
     out = []
+    internal = internal or {}
     for name, rule in sorted(rules.items()):
         faults = [r for r in results if r.scenario.fault and r.scenario.fault.alert == name]
         latencies = [(r.latency, r.scenario.fault.within, r.scenario.name) for r in faults if r.latency is not None]
@@ -99,7 +107,7 @@ def alert_summary(results: list[ScenarioResult], rules: dict[str, Rule], healthy
             }
         out.append({
             "alert": name,
-            "condition": f"{rule.op} {rule.threshold:g} for {rule.for_}",
+            "condition": condition(rule, internal.get(name, ())),
             "fault_scenarios": [{"scenario": r.scenario.name, "latency_min": r.latency, "within_min": r.scenario.fault.within,
                                  "passed": r.passed} for r in faults],
             "worst_latency_min": worst[0] if worst else None,
@@ -139,7 +147,7 @@ def engines_json(results: list[ScenarioResult], other: list[ScenarioResult]) -> 
 
 def build(results: list[ScenarioResult], rules: dict[str, Rule], rule_file: Path, promtool: str, seconds: float,
           plots: dict[str, str], healthy_week: str | None = "healthy-week", engine: str = "promtool",
-          engines: dict | None = None) -> dict:
+          engines: dict | None = None, internal: dict | None = None) -> dict:
     return {
         "rule_file": str(rule_file),
         "engine": engine,
@@ -149,7 +157,7 @@ def build(results: list[ScenarioResult], rules: dict[str, Rule], rule_file: Path
         "passed": all(r.passed for r in results),
         "scenarios_total": len(results),
         "scenarios_failed": [r.scenario.name for r in results if not r.passed],
-        "alerts": alert_summary(results, rules, healthy_week),
+        "alerts": alert_summary(results, rules, healthy_week, internal),
         "scenarios": [scenario_json(r, plots.get(r.scenario.name), set(rules)) for r in results],
         **({"engines": engines} if engines else {}),
     }
@@ -339,7 +347,7 @@ def _series_points(series) -> np.ndarray:
     return values
 
 
-def write_plot(result: ScenarioResult, gen: Generated, rule: Rule, path: Path) -> None:
+def write_plot(result: ScenarioResult, gen: Generated, rule: Rule, path: Path, internal: tuple[str, ...] = ()) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -367,7 +375,8 @@ def write_plot(result: ScenarioResult, gen: Generated, rule: Rule, path: Path) -
     for key, points in sorted(by_labels.items()):
         y = [points.get(m, np.nan) for m in range(lo, hi + 1)]
         bottom.plot(x, y, marker=".", markersize=3, linewidth=1.2, label=f"{f.alert} value {_labels(dict(key))}".strip())
-    bottom.axhline(rule.threshold, color="red", linestyle="--", linewidth=1, label=f"threshold {rule.op} {rule.threshold:g}")
+    if "threshold" not in internal:  # an internal threshold is not drawn either
+        bottom.axhline(rule.threshold, color="red", linestyle="--", linewidth=1, label=f"threshold {rule.op} {rule.threshold:g}")
     for state, color in (("pending", "orange"), ("firing", "red")):
         for a, b in _spans([p["minute"] for p in result.timeline if p["state"] == state]):
             for ax in (top, bottom):
@@ -380,7 +389,8 @@ def write_plot(result: ScenarioResult, gen: Generated, rule: Rule, path: Path) -
     bottom.legend(fontsize=7, loc="upper left")
     bottom.grid(alpha=0.3)
     latency = f"fired after {t(result.latency)}" if result.latency is not None else "DID NOT FIRE"
-    fig.suptitle(f"{s.name}: {f.alert} {latency} (bound {t(f.within)}, for {rule.for_})", fontsize=11)
+    fig.suptitle(f"{s.name}: {f.alert} {latency} (bound {t(f.within)}, for {'(internal)' if 'for' in internal else rule.for_})",
+                 fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
@@ -399,7 +409,7 @@ def _spans(minutes: list[int]) -> list[tuple[int, int]]:
 
 def write(results: list[ScenarioResult], generated: dict[str, Generated], rules: dict[str, Rule], rule_file: Path,
           promtool: str, seconds: float, out: Path, plots: bool = True, engine: str = "promtool",
-          engines: dict | None = None) -> dict:
+          engines: dict | None = None, internal: dict | None = None) -> dict:
     """Write report.md, report.json and plots/<scenario>.png under `out`; returns the report."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -410,10 +420,10 @@ def write(results: list[ScenarioResult], generated: dict[str, Generated], rules:
             if f is None or f.alert not in rules or r.scenario.name not in generated:
                 continue
             rel = f"{PLOTS}/{r.scenario.name}.png"
-            write_plot(r, generated[r.scenario.name], rules[f.alert], out / rel)
+            write_plot(r, generated[r.scenario.name], rules[f.alert], out / rel, (internal or {}).get(f.alert, ()))
             if (out / rel).exists():
                 written[r.scenario.name] = rel
-    report = build(results, rules, rule_file, promtool, seconds, written, engine=engine, engines=engines)
+    report = build(results, rules, rule_file, promtool, seconds, written, engine=engine, engines=engines, internal=internal)
     (out / REPORT_JSON).write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     (out / REPORT_MD).write_text(markdown(report), encoding="utf-8")
     return report

@@ -272,18 +272,20 @@ def _report_inputs(scenarios: list[Scenario], contract: MetricsContract) -> dict
 
 
 def run(scenarios: list[Scenario], rule_file: Path, contract: MetricsContract, out: Path, jobs: int | None = None,
-        vm_args: tuple[str, ...] = ()) -> SuiteRun:
+        vm_args: tuple[str, ...] = (), internal: dict | None = None) -> SuiteRun:
     """`--engine victoriametrics`: the suite on VictoriaMetrics alone, its report in out."""
     out = Path(out)
     started = time.monotonic()
     results = run_suite(scenarios, rule_file, contract, out / "victoriametrics", jobs=jobs, vm_args=vm_args)
     report = report_module.write(results, _report_inputs(scenarios, contract), read_rules(rule_file), rule_file,
-                                 engine_version(vm_args), time.monotonic() - started, out, plots=False, engine="victoriametrics")
+                                 engine_version(vm_args), time.monotonic() - started, out, plots=False, engine="victoriametrics",
+                                 internal=internal)
     return SuiteRun(results, report)
 
 
 def side_by_side(suite: SuiteRun, scenarios: list[Scenario], rule_file: Path, contract: MetricsContract, out: Path,
-                 promtool_seconds: float, jobs: int | None = None, vm_args: tuple[str, ...] = (), plots: bool = True) -> SuiteRun:
+                 promtool_seconds: float, jobs: int | None = None, vm_args: tuple[str, ...] = (), plots: bool = True,
+                 internal: dict | None = None) -> SuiteRun:
     """`--engine both`: promtool's suite (already run) and the same scenarios on
     VictoriaMetrics; one report with both engines (report["engines"])."""
     out = Path(out)
@@ -294,7 +296,7 @@ def side_by_side(suite: SuiteRun, scenarios: list[Scenario], rule_file: Path, co
                "seconds": round(time.monotonic() - started, 1),
                "scenarios": report_module.engines_json(suite.results, vm_results)}
     report = report_module.write(suite.results, _report_inputs(scenarios, contract), read_rules(rule_file), rule_file,
-                                 promtool_version(), promtool_seconds, out, plots=plots, engines=engines)
+                                 promtool_version(), promtool_seconds, out, plots=plots, engines=engines, internal=internal)
     return SuiteRun(suite.results, report)
 
 

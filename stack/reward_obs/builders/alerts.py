@@ -30,7 +30,7 @@ _GRAFANA_THRESHOLD_TYPE = {">": "gt", "<": "lt"}
 def resolved_alerts(definitions: Definitions, config: StackConfig) -> list[ResolvedAlert]:
     """Every alert with the stack's overrides applied, sorted by name."""
     return sorted(
-        (rule.resolved(config.alert_overrides.get(rule.name)) for rule in definitions.alerts),
+        (rule.resolved(config.overrides(rule.name)) for rule in definitions.alerts),
         key=lambda a: a.name,
     )
 

@@ -64,7 +64,8 @@ def _for_stack(markdown: str, definitions: Definitions, config) -> str:
     """The stack's copy of a runbook text: every number bound to an alert in the stack's
     value (after alertOverrides), the binding comments gone, and the operator actions'
     calls under the stack's admin URL."""
-    overrides = config.alert_overrides if config is not None else {}
+    # The restricted copy: alertOverrides and the private values of internal fields.
+    overrides = {a.name: config.overrides(a.name) for a in definitions.alerts} if config is not None else {}
     text = render_for_stack(markdown, definitions, overrides)
     admin = getattr(config, "admin_base_url", "") if config is not None else ""
     return text.replace(ADMIN_URL_TOKEN, admin) if admin else text

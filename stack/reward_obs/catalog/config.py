@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from reward_obs.catalog import objectives, stack_checks
+from reward_obs.catalog import internal, objectives, stack_checks
 from reward_obs.catalog.definitions import REPO_ROOT
 from reward_obs.catalog.files import Validator, load_yaml, value_problems, yaml_error
 from reward_obs.lang import promql
@@ -68,6 +68,14 @@ class StackConfig:
     # slos/*.yaml objectives this stack sets itself: {slo: {target?, providers?}}
     # (catalog/objectives.py applies them to the definitions).
     slo_objectives: dict = field(default_factory=dict)
+    # Production values of the alerts' internal fields (catalog/internal.py): from
+    # `--internal-params FILE` offline or the secret `internalParams` under Pulumi; empty:
+    # the definitions' TEST values. Never in a committed stack file.
+    internal_params: dict = field(default_factory=dict)
+
+    def overrides(self, alert: str) -> dict:
+        """The alert's override for this stack: alertOverrides, then its private values."""
+        return internal.merge(self.alert_overrides.get(alert), self.internal_params.get(alert))
 
     @property
     def owns_policy_tree(self) -> bool:
@@ -116,7 +124,10 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
     for key in SECRET_KEYS:
         if key in values:
             problems.add(source, _key(key), "is a secret: set it with `pulumi config set --secret`, never as plain config")
-    plain = {k: v for k, v in values.items() if k not in SECRET_KEYS}
+    if internal.SECRET_CONFIG_KEY in values:
+        problems.add(source, _key(internal.SECRET_CONFIG_KEY), "holds private values in plain text: set each with "
+                     f"`pulumi config set --secret --path '{_key(internal.SECRET_CONFIG_KEY)}.ALERT.FIELD' VALUE`")
+    plain = {k: v for k, v in values.items() if k not in SECRET_KEYS and k != internal.SECRET_CONFIG_KEY}
     for where, message in value_problems(plain):
         problems.add(source, _key(where), message)
     problems.raise_if_any()
@@ -149,6 +160,8 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
             if rule is None:
                 problems.add(source, _key(f"alertOverrides.{name}"), "is not a defined alert")
                 continue
+            for where, message in internal.stack_override_problems(rule, override, _key(internal.SECRET_CONFIG_KEY)):
+                problems.add(source, _key(f"alertOverrides.{name}.{where}"), message)
             for param in override.get("params", {}):
                 if param not in rule.params:
                     problems.add(source, _key(f"alertOverrides.{name}.params.{param}"),
@@ -188,6 +201,13 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
     )
 
 
+def _has_secure(value) -> bool:
+    """A value holding an encrypted leaf anywhere (`pulumi config set --secret --path`)."""
+    if isinstance(value, dict):
+        return "secure" in value or any(_has_secure(v) for v in value.values())
+    return isinstance(value, list) and any(_has_secure(v) for v in value)
+
+
 def read_stack_file(path: Path) -> dict:
     """The plain config values of a Pulumi.<stack>.yaml, namespace stripped.
 
@@ -209,7 +229,7 @@ def read_stack_file(path: Path) -> dict:
         if not isinstance(key, str):
             raise DefinitionError([Problem(source, "config", f"key {str(key)[:60]!r} is not a string")])
         namespace, _, name = key.partition(":")
-        if namespace != NAMESPACE or (isinstance(value, dict) and "secure" in value):
+        if namespace != NAMESPACE or _has_secure(value):
             continue
         values[name] = value
     return values

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from reward_obs.catalog import access as access_catalog
-from reward_obs.catalog import causes, definition_bounds, recording, rule_limits
+from reward_obs.catalog import causes, definition_bounds, internal, recording, rule_limits
 from reward_obs.catalog import slos as slo_catalog
 from reward_obs.catalog.files import read_text, rel_path, validated
 from reward_obs.catalog.runbooks import load_runbooks, panel_id_problems, runbook_problems
@@ -146,6 +146,7 @@ def _dashboard(file: str, data: dict) -> Dashboard:
 
 
 def _alert(file: str, data: dict) -> AlertRule:
+    data, test_values = internal.unwrap_test_values(data)
     runbook_file, _, anchor = data["runbook"].partition("#")
     dashboard_uid, _, panel_key = data["panel"].partition("/")
     return AlertRule(
@@ -170,6 +171,8 @@ def _alert(file: str, data: dict) -> AlertRule:
         lint_exceptions=dict(data.get("lint_exceptions", {})),
         datasource=data.get("datasource", "prometheus"),
         inhibited_by=tuple(data.get("inhibited_by", ())),
+        internal=tuple(data.get("internal", ())),
+        test_values=test_values,
     )
 
 
@@ -296,6 +299,8 @@ def _check_alerts(root: Path, alerts: list[AlertRule], dashboards: list[Dashboar
             unused = set()
         for name in sorted(unused):
             problems.add(a.file, f"params.{name}", "is defined but never used")
+        for where, message in internal.definition_problems(a):
+            problems.add(a.file, where, message)
         runbook = next((r for r in runbooks if r.file == a.runbook_file), None)
         if runbook is None:
             problems.add(a.file, "runbook", f"runbooks/{a.runbook_file} does not exist")

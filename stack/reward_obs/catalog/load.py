@@ -1,9 +1,10 @@
 """Everything a command needs, read and validated: the definitions and one stack's config."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-from reward_obs.catalog import objectives
+from reward_obs.catalog import internal, objectives
 from reward_obs.catalog.config import StackConfig, load_config, read_stack_file
 from reward_obs.catalog.definitions import load_definitions
 from reward_obs.model.definitions import Definitions
@@ -26,5 +27,10 @@ def load_stack(root: Path, stack_config: Path | None = None) -> tuple[Definition
 
 
 def load(args) -> tuple[Definitions, StackConfig]:
-    """load_stack for parsed command-line arguments (--root, --stack-config)."""
-    return load_stack(args.root, args.stack_config)
+    """load_stack for parsed command-line arguments (--root, --stack-config), with the
+    private values of internal alert fields from --internal-params when given."""
+    definitions, config = load_stack(args.root, args.stack_config)
+    path = getattr(args, "internal_params", None)
+    if path is None:
+        return definitions, config
+    return definitions, dataclasses.replace(config, internal_params=internal.load_file(path, definitions))

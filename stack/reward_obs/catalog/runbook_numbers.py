@@ -16,6 +16,16 @@ written decides the form: `%` is a ratio times 100, `minutes`/`hours`/`seconds` 
 * For a stack whose `alertOverrides` change a bound number, the Grafana copy of the
   runbooks (Reward runbooks dashboard) renders the stack's value; the stack config is
   refused if its runbook links open the repository copy, which quotes the defaults.
+
+An internal field (catalog/internal.py: a private abuse threshold) is never quoted in the
+repository copy. The runbook names it in a comment only, with the text the Grafana copy
+shows in its place (`{}` is the value, written in the unit that follows it):
+
+    Claims run at several times<!--internal RewardClaimVolumeAbnormal.threshold: (over {}x)--> yesterday's
+
+The repository copy reads "several times yesterday's"; the Grafana copy, rendered with the
+stack's private values, reads "several times (over 7x) yesterday's". `validate` refuses a
+public binding of an internal field and an internal binding of a public one.
 """
 from __future__ import annotations
 
@@ -31,6 +41,8 @@ BOUND = re.compile(
     r"(?P<num>\d+(?:\.\d+)?)(?P<unit>%|\s(?:second|minute|hour|day)s?|[smhd])?"
     r"<!--\s*(?P<alert>[A-Z][A-Za-z0-9]+)\.(?P<field>[a-z_]+)\s*-->")
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
+INTERNAL = re.compile(r"<!--internal\s+(?P<alert>[A-Z][A-Za-z0-9]+)\.(?P<field>[a-z_]+)\s*:\s*(?P<text>[^<>]*?\{\}[^<>]*?)\s*-->")
+_VALUE = re.compile(r"\{\}(?P<unit>%|\s(?:second|minute|hour|day)s?\b|[smhd]\b)?")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])")
 
 
@@ -88,11 +100,19 @@ def render_value(written: str, value) -> str:
     return format_number(float(value))
 
 
+def internal_name(field: str) -> str:
+    """A bound field ('threshold', 'for', a param name) as `internal:` lists it."""
+    return field if field in ("threshold", "for") else f"params.{field}"
+
+
 def _problem(definitions, b: Bound, overrides: dict) -> tuple[str | None, str | None]:
     """(expected text, problem) of one bound number."""
     rule = definitions.alert(b.alert)
     if rule is None:
         return None, f"binds {b.text!r} to {b.alert}, which is not a defined alert"
+    if internal_name(b.field) in rule.internal:
+        return None, (f"quotes {b.alert}.{b.field}, which is internal: the public runbook never quotes it; write "
+                      f"<!--internal {b.alert}.{b.field}: ({{}})--> and only the Grafana copy shows the number")
     try:
         value = definition_value(rule, b.field, overrides.get(b.alert))
     except KeyError:
@@ -113,6 +133,14 @@ def number_problems(definitions, runbook, overrides: dict | None = None) -> list
         _, message = _problem(definitions, b, overrides or {})
         if message:
             problems.append((f"line {b.line}", message))
+    for number, line in enumerate(runbook.text.splitlines(), start=1):
+        for m in INTERNAL.finditer(line):
+            rule = definitions.alert(m["alert"])
+            if rule is None:
+                problems.append((f"line {number}", f"names {m['alert']}, which is not a defined alert"))
+            elif internal_name(m["field"]) not in rule.internal:
+                problems.append((f"line {number}", f"marks {m['alert']}.{m['field']} internal, but {rule.file} does not list "
+                                                    f"it under `internal`: quote the public number as N<!--{m['alert']}.{m['field']}-->"))
     alerts = {a.runbook_anchor for a in definitions.alerts if a.runbook_file == runbook.file}
     for section in runbook.sections:
         if section.anchor not in alerts:
@@ -127,14 +155,24 @@ def number_problems(definitions, runbook, overrides: dict | None = None) -> list
 
 
 def render_for_stack(markdown: str, definitions, overrides: dict) -> str:
-    """The runbook text with every bound number in the stack's value and the comments gone."""
+    """The runbook text with every bound number in the stack's value, every internal
+    field's text filled in with the stack's value, and the comments gone: the restricted
+    Grafana copy."""
 
     def repl(m: re.Match) -> str:
         b = Bound(0, m.group("num") + (m.group("unit") or ""), m.group("alert"), m.group("field"))
         expected, _ = _problem(definitions, b, overrides)
         return expected if expected is not None else b.text
 
-    return _COMMENT.sub("", BOUND.sub(repl, markdown))
+    def fill(m: re.Match) -> str:
+        rule = definitions.alert(m["alert"])
+        try:
+            value = definition_value(rule, m["field"], overrides.get(m["alert"]))
+        except (AttributeError, KeyError):  # refused by validate
+            return ""
+        return " " + _VALUE.sub(lambda v: render_value("1" + (v["unit"] or ""), value), m["text"], count=1)
+
+    return _COMMENT.sub("", BOUND.sub(repl, INTERNAL.sub(fill, markdown)))
 
 
 def overridden_numbers(definitions, runbook, overrides: dict) -> list[str]:

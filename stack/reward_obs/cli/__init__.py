@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('reward-observability')}")
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository holding the definitions (default: this checkout)")
     parser.add_argument("--stack-config", type=Path, help=f"Pulumi stack file to read config from (default: ROOT/{DEFAULT_STACK_FILE})")
+    parser.add_argument("--internal-params", type=Path, metavar="FILE",
+                        help="private production values of internal alert fields, {Alert: {threshold: N, params: {NAME: N}}} "
+                             "(default: the definitions' TEST values; docs/internal-thresholds.md)")
     sub = parser.add_subparsers(dest="command", required=True)
     register(sub)
     for add in (*REGISTER, *plugins()):

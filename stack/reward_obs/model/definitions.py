@@ -45,6 +45,14 @@ class AlertRule:
     datasource: str = "prometheus"  # or "loki": a log-based rule, evaluated by Grafana only
     inhibited_by: tuple[str, ...] = ()  # alerts whose firing holds this one's notifications back
     slo: str = ""  # generated from slos/<slo>.yaml (catalog/slos.py), not written in alert_rules/
+    # Fields ("threshold", "for", "params.NAME") whose production value is private; the
+    # definition holds a TEST value for each (catalog/internal.py).
+    internal: tuple[str, ...] = ()
+    test_values: tuple[str, ...] = ()  # fields written as {test_value: N} in the file
+
+    def internal_params(self) -> tuple[str, ...]:
+        """Names of the params that are internal."""
+        return tuple(f.partition(".")[2] for f in self.internal if f.startswith("params."))
 
     @property
     def is_promql(self) -> bool:

@@ -168,6 +168,14 @@ def _access(access: Access | None, folders: dict, org_id: str, child: pulumi.Res
     return teams, permissions
 
 
+def _rules(group: dict, definitions: Definitions, private: bool):
+    """A rule group's rules; a secret when they carry a private value of an internal field."""
+    rules = [rule_args(r) for r in group["rules"]]
+    if private and any(definitions.alert(r["title"]).internal for r in group["rules"]):
+        return pulumi.Output.secret(rules)
+    return rules
+
+
 class RewardObservability(pulumi.ComponentResource):
     """Folder, dashboards, message templates, contact points, policy, rule groups and,
     when Grafana evaluates them, the recording rule groups."""
@@ -191,10 +199,14 @@ class RewardObservability(pulumi.ComponentResource):
                                          config_json=dump_json(dashboard_builders.dashboard_json(d, config)), opts=child)
             for d in definitions.dashboards
         }
+        # With private values of internal fields, whatever carries them is a Pulumi secret:
+        # encrypted in the state, "[secret]" in `pulumi preview`.
+        private = bool(config.internal_params)
         for folder_uid, board in runbook_dashboards(definitions, config):
+            board_json = dump_json(board)
             self.dashboards[board["uid"]] = grafana.oss.Dashboard(
                 resource_name("dashboard", board["uid"]), folder=self.folders[folder_uid].uid, org_id=org_id, overwrite=True,
-                config_json=dump_json(board), opts=child)
+                config_json=pulumi.Output.secret(board_json) if private else board_json, opts=child)
         self.templates = [
             grafana.alerting.MessageTemplate(resource_name("template", t["name"].replace(".", "-")), name=t["name"],
                                              template=t["template"], org_id=org_id, opts=child)
@@ -217,7 +229,7 @@ class RewardObservability(pulumi.ComponentResource):
             g["name"]: grafana.alerting.RuleGroup(
                 resource_name("rule-group", g["name"]), name=g["name"],
                 folder_uid=self.folders[access_builders.folder_of_group(definitions, g["name"]).uid].uid, org_id=org_id,
-                interval_seconds=parse_duration(g["interval"]), rules=[rule_args(r) for r in g["rules"]],
+                interval_seconds=parse_duration(g["interval"]), rules=_rules(g, definitions, private),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=routing))
             for g in alert_builders.grafana_rule_groups(definitions, config)
         }

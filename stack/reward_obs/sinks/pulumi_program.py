@@ -1,11 +1,12 @@
 """The Pulumi program: read config once, validate everything, then register resources."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pulumi
 
-from reward_obs.catalog import objectives
+from reward_obs.catalog import internal, objectives
 from reward_obs.catalog.config import NAMESPACE, StackConfig, key_types, load_config
 from reward_obs.catalog.definitions import load_definitions
 from reward_obs.model.definitions import Definitions
@@ -43,9 +44,37 @@ def read_config(definitions: Definitions) -> tuple[StackConfig, dict[str, pulumi
         config = load_config(values, source, definitions)
     except DefinitionError as exc:
         problems += exc.problems
+    private = None
+    try:
+        private = read_internal_params(cfg, source, definitions)
+    except DefinitionError as exc:
+        problems += exc.problems
     if problems:
         raise DefinitionError(problems)
-    return config, secrets
+    if private is None:
+        pulumi.log.warn(f"reward-observability: internal alert fields run on the repository's TEST values; set production's "
+                        f"with `pulumi config set --secret --path '{NAMESPACE}:{internal.SECRET_CONFIG_KEY}.ALERT.FIELD' VALUE` "
+                        "(docs/internal-thresholds.md)")
+        return config, secrets
+    return dataclasses.replace(config, internal_params=private), secrets
+
+
+def read_internal_params(cfg: pulumi.Config, source: str, definitions: Definitions) -> dict | None:
+    """The private values of internal alert fields from the secret `internalParams`, validated
+    (messages never quote a value); None when the stack sets none. The component registers
+    every resource that carries them as a Pulumi secret."""
+    key = f"{NAMESPACE}:{internal.SECRET_CONFIG_KEY}"
+    raw = cfg.get(internal.SECRET_CONFIG_KEY)
+    if raw is None:
+        return None
+    if not pulumi.runtime.is_config_secret(key):
+        raise DefinitionError([Problem(source, key, "must be a secret: pulumi config set --secret --path ... (it holds "
+                                                   "private abuse thresholds)")])
+    try:
+        values = json.loads(raw)
+    except json.JSONDecodeError:
+        raise DefinitionError([Problem(source, key, "is not a JSON object {Alert: {threshold: N, params: {NAME: N}}}")]) from None
+    return internal.validate(values, f"{source} ({key}, secret)", definitions)
 
 
 def main() -> None:

@@ -1,5 +1,7 @@
 """`reward-obs diff BASE_DIR HEAD_DIR`: what a change does to alerting, in words a
-reviewer reads in a pull request, from two offline renders. Never prints a secret."""
+reviewer reads in a pull request, from two offline renders. Never prints a secret, nor
+the value of an alert's internal field (catalog/internal.py): for those it says
+"internal parameter changed", and shows the alert's query with its numbers masked."""
 from __future__ import annotations
 
 import difflib
@@ -8,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from reward_obs.catalog.definitions import load_definitions
+from reward_obs.catalog.internal import internal_fields, mask_numbers
 from reward_obs.sinks import files
 
 RULES = files.RULES_FILE
@@ -116,6 +120,32 @@ def _query_diff(old: str, new: str) -> list[str]:
     return ["    ```diff", *[f"    {l}" for l in body], "    ```"]
 
 
+def _masked(alert: dict, internal: tuple[str, ...]) -> dict:
+    """An alert's reviewer fields with its internal values hidden: the threshold's or
+    `for`'s value when internal, and every number of its query and summary when a param is."""
+    out = dict(alert)
+    if "threshold" in internal:
+        out["threshold"] = alert["threshold"].split(" ")[0] + " (internal)"
+    if "for" in internal:
+        out["for"] = "(internal)"
+    if any(f.startswith("params.") for f in internal):
+        out["query"] = mask_numbers(alert["query"] or "", "duration" in internal)
+        out["summary"] = mask_numbers(alert["summary"] or "", "duration" in internal)
+    return out
+
+
+def _alert_changed(name: str, old: dict, new: dict, keys: tuple[str, ...], internal: tuple[str, ...]) -> list[str]:
+    if not internal:
+        return _changed(name, old, new, keys, "query")
+    mo, mn = _masked(old, internal), _masked(new, internal)
+    lines = _changed(name, mo, mn, keys, "query")
+    if any(old[k] != new[k] for k in (*keys, "query")) and all(mo[k] == mn[k] for k in (*keys, "query")):
+        return [f"- **changed** `{name}`: internal parameter changed"]
+    if lines and any(old[k] != new[k] and mo[k] == mn[k] for k in (*keys, "query")):
+        lines[0] += "; internal parameter changed"
+    return lines
+
+
 def _changed(name: str, old: dict, new: dict, keys: tuple[str, ...], query_key: str) -> list[str]:
     """The "changed" line of one alert or recorded series (fields old → new, and whether
     the query changed) and the query's diff; nothing when it did not change."""
@@ -181,15 +211,22 @@ def _slo_section(names: list[str]) -> str:
               "and the objective the period met with margin, per provider.")
 
 
-def diff(base: Path, head: Path) -> str:
+def diff(base: Path, head: Path, internal: dict[str, tuple[str, ...]] | None = None) -> str:
+    """`internal`: alert name -> its internal fields, whose values are never printed."""
     sections: list[str] = []
+    internal = internal or {}
+
+    def added(name, a):
+        a = _masked(a, internal.get(name, ()))
+        return f"- **added** `{name}` ({a['severity']}, {a['threshold']}, for {a['for']}), runbook {a['runbook']}"
 
     lines = _compared(
         alerts(base), alerts(head),
-        lambda name, a: f"- **added** `{name}` ({a['severity']}, {a['threshold']}, for {a['for']}), runbook {a['runbook']}",
+        added,
         lambda name, a: f"- **removed** `{name}` ({a['severity']})",
-        lambda name, o, n: _changed(name, o, n, ("threshold", "for", "severity", "labels", "runbook", "summary",
-                                                 "no data", "on error", "paused", "group", "routing"), "query"))
+        lambda name, o, n: _alert_changed(name, o, n, ("threshold", "for", "severity", "labels", "runbook", "summary",
+                                                       "no data", "on error", "paused", "group", "routing"),
+                                          internal.get(name, ())))
     if lines:
         sections.append("### Alerts\n" + "\n".join(lines))
 
@@ -242,7 +279,9 @@ def cmd_diff(args) -> int:
         for name in changed_slos(args.base, args.head):
             print(name)
         return 0
-    print(diff(args.base, args.head))
+    # Which alert fields are internal comes from the definitions (--root), not from the
+    # renders: a render holds values, not which of them are private.
+    print(diff(args.base, args.head, internal_fields(load_definitions(args.root))))
     return 0
 
 
