@@ -17,7 +17,7 @@ import sys
 from dataclasses import replace
 
 import pytest
-from test_scenarios import DETECTION_BOUNDS, SLO_TARGETS
+from spec import DETECTION_BOUNDS, SLO_TARGETS
 
 from reward_obs.builders.recording import prometheus_rule_file as recording_file
 from reward_obs.catalog.config import load_config, read_stack_file
