@@ -15,7 +15,7 @@ import yaml
 from conftest import ROOT, run_cli
 from pulumi_harness import run_program
 from spec import TRUST_SAFETY_ALERTS
-from test_pulumi_program import SECRETS
+from helpers import SECRETS
 
 from reward_obs.builders.access import access_plan, permission_items
 from reward_obs.catalog.config import read_stack_file

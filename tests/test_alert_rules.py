@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli, unbind_runbook_numbers
-from recorded import raw_selectors
-from rendered import dashboard, grafana_rules, panels, prometheus_rules
+from helpers import raw_selectors
+from helpers import dashboard, grafana_rules, panels, prometheus_rules
 from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS, TRUST_SAFETY_ALERTS, TRUST_SAFETY_DASHBOARD_UID
 
 from reward_obs.lang import promql

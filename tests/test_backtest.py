@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from openmetrics import write_openmetrics
+from helpers import write_openmetrics
 
 from reward_obs.lang import promql
 from reward_obs_dev.backtest import Firing, firings_from_samples

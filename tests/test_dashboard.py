@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT, run_cli
-from rendered import dashboard, panels
-from recorded import raw_selectors
+from helpers import distinct_assignment, reads, signal_panels
+from helpers import dashboard, panels
+from helpers import raw_selectors
 from spec import OPERATIONS_DASHBOARD_UID, REQUIRED_SIGNALS, SIGNAL_DASHBOARDS, TRUST_SAFETY_SIGNALS
 
 from reward_obs.lang import promql
@@ -39,27 +40,6 @@ def signal_boards(out: Path) -> dict[str, dict]:
     return {uid: dashboard(out, uid) for uid in sorted(set(SIGNAL_DASHBOARDS.values()))}
 
 
-RECORDING_RULES = load_definitions(ROOT).recording_rules
-
-
-def panel_selectors(panel: dict) -> list:
-    """Raw-metric selectors of a panel's PromQL queries, seeing through recorded series
-    (LogQL panels have none)."""
-    return [s for t in panel["targets"] if t["datasource"]["type"] == "prometheus"
-            for s in raw_selectors(t["expr"], RECORDING_RULES)]
-
-
-def reads(panel: dict, signal: str) -> bool:
-    metric, matchers = REQUIRED_SIGNALS[signal]
-    return any(sel.metric == metric and matchers <= set(sel.matchers) for sel in panel_selectors(panel))
-
-
-def signal_panels(boards: dict[str, dict]) -> dict[str, list[str]]:
-    """Signal -> "dashboard uid/panel title" of the panels of its own dashboard that read it."""
-    return {signal: [f"{uid}/{panel['title']}" for panel in panels(boards[uid]) if reads(panel, signal)]
-            for signal, uid in SIGNAL_DASHBOARDS.items()}
-
-
 def test_every_signal_has_a_panel(rendered):
     missing = [signal for signal, titles in signal_panels(signal_boards(rendered)).items() if not titles]
     assert missing == []
@@ -70,25 +50,6 @@ def test_claims_on_hold_are_not_on_the_operations_dashboard(board):
     read, shows none of them."""
     shown = [(signal, p["title"]) for p in panels(board) for signal in sorted(TRUST_SAFETY_SIGNALS) if reads(p, signal)]
     assert shown == []
-
-
-def distinct_assignment(found: dict[str, list[str]]) -> dict[str, str] | None:
-    """Give every signal a panel of its own (a matching), or None if impossible."""
-    signals = sorted(found, key=lambda s: len(found[s]))
-
-    def assign(index: int, used: dict[str, str]) -> dict[str, str] | None:
-        if index == len(signals):
-            return dict(used)
-        for title in found[signals[index]]:
-            if title not in used.values():
-                used[signals[index]] = title
-                result = assign(index + 1, used)
-                if result:
-                    return result
-                del used[signals[index]]
-        return None
-
-    return assign(0, {})
 
 
 def test_each_signal_has_its_own_panel(rendered):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from helpers import WEIRD_VALUES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -160,16 +161,6 @@ def test_every_stage_has_its_requirements():
 
 
 # ------------------------------------------------------------------ fast path == jsonschema
-
-WEIRD_VALUES = [
-    None, True, False, 0, 1, 1.0, -1, 2, 1.5, "", " ", "x", "1", [], {}, ["evt_abcdefgh"], {"a": 1},
-    "evt_abcdefgh", "evt_abc", "evt_" + "a" * 41, "cor_abcdefgh", "cor_abcdefgh\n", "cor_ABCdef123", "cor_abc-defgh",
-    "2025-11-20T18:04:11Z", "2025-11-20T18:04:11.1234567891Z", "2025-13-20T18:04:11Z", "2025-11-20 18:04:11Z",
-    "2025-11-20T24:00:00Z", "12.5", "-0.000000000000000001", "1e5", "12.", ".5", "TON", "SP", "ton", "USDT",
-    "payout", "claim", "admin_audit", "payout.paid", "claim.paid", "payout.Paid", "admin_audit.x",
-    "paid", "pending", "ton_wallet", "manual", "provider_retry", "finance", "support", "hold_claim", "ab",
-    "cmp_winter_cup", "a" * 64, "a" * 65, "ref/with:odd.chars-ok", "-leading",
-]
 
 
 def agree(event) -> None:

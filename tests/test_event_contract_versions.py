@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli
 from jsonschema import Draft202012Validator
-from test_event_contract import WEIRD_VALUES
+from helpers import WEIRD_VALUES
 
 from reward_obs.catalog.event_contract import ContractVersionsError, EventContract, VersionedEventContract
 from reward_obs.tools.trace import analyse

@@ -12,7 +12,7 @@ import yaml
 from conftest import ROOT, run_cli
 from pulumi_harness import run_program
 from spec import TRUST_SAFETY_ALERTS
-from test_notifications import _alert, render
+from helpers import render_message, sample_alert
 
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.sinks.files import GRAFANA_RECORDING_FILE, render_files
@@ -192,7 +192,7 @@ def test_provider_email_contact_point_sends_the_plain_text_message(program):
 def test_email_message_is_plain_text():
     """Grafana's email notifier prints the message inside its own HTML template, which
     escapes it: the text must carry no tags and no entities of its own."""
-    text = render([_alert(1), _alert(2, "resolved")], "reward.text")
+    text = render_message([sample_alert(1), sample_alert(2, "resolved")], "reward.text")
     assert "Payout provider ton_wallet <1> & friends are down" in text
     assert "Runbook: https://runbooks.reward-observability.invalid/elmental/reward-observability/blob/main/runbooks/payout-provider-retry.md#rewardpayoutprovideroutage" in text
     assert "Dashboard panel: https://grafana.reward-observability.invalid/d/reward-operations?viewPanel=14&x=1" in text

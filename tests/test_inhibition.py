@@ -78,7 +78,7 @@ def test_grafana_gets_the_same_rules_only_when_asked(definitions):
 
 def test_pulumi_registers_grafana_inhibition_rules_only_when_asked():
     from pulumi_harness import run_program
-    from test_pulumi_program import SECRETS
+    from helpers import SECRETS
 
     values = read_stack_file(ROOT / "Pulumi.selfhost.yaml")
     off = run_program(values, SECRETS)

@@ -35,8 +35,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import STACK_FILE
-from openmetrics import write_openmetrics
-from runbook_queries import promql_queries
+from helpers import write_openmetrics
+from helpers import promql_queries
 
 from reward_obs.builders import recording as recording_builders
 from reward_obs.builders.alertmanager import alertmanager_config

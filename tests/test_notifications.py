@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT
+from helpers import TEMPLATE, render_message, sample_alert
 
 from reward_obs.checks.lint import html_problems, render_template
 
-TEMPLATE = ROOT / "notifications/templates/reward.tmpl"
 TELEGRAM_LIMIT = 4096
 
 
@@ -137,31 +137,8 @@ def test_forbidden_funding_pages_once_then_reminds_daily(out, definitions, tmp_p
 SUMMARY_MAX = 200  # schemas/alert_rule.schema.json caps summaries at 200 characters
 
 
-def _alert(i: int, status: str = "firing", summary: str | None = None) -> dict:
-    base = "https://runbooks.reward-observability.invalid/elmental/reward-observability/blob/main"
-    return {
-        "status": status,
-        "labels": {"alertname": "RewardPayoutProviderOutage", "severity": "critical", "provider": f"p{i}"},
-        "annotations": {
-            "summary": summary or f"Payout provider ton_wallet <{i}> & friends are down",
-            "runbook_url": f"{base}/runbooks/payout-provider-retry.md#rewardpayoutprovideroutage",
-            "dashboard_url": f"https://grafana.reward-observability.invalid/d/reward-operations?viewPanel=14&x={i}",
-        },
-        "startsAt": "2026-11-26T03:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": f"{i:016x}",
-    }
-
-
-def render(alerts: list[dict], name: str = "reward.message") -> str:
-    """The template rendered by amtool, through the same call `reward-obs lint` makes."""
-    return render_template([TEMPLATE], name, {
-        "receiver": "rewards-telegram", "status": "firing", "alerts": alerts,
-        "groupLabels": {"alertname": "RewardPayoutProviderOutage"},
-        "commonLabels": {"alertname": "RewardPayoutProviderOutage"}, "commonAnnotations": {},
-        "externalURL": "http://alertmanager.invalid"})
-
-
 def test_message_shows_summary_runbook_and_dashboard_link():
-    text = render([_alert(1)])
+    text = render_message([sample_alert(1)])
     assert "Payout provider ton_wallet &lt;1&gt; &amp; friends are down" in text
     assert 'href="https://runbooks.reward-observability.invalid/elmental/reward-observability/blob/main/runbooks/payout-provider-retry.md#rewardpayoutprovideroutage"' in text
     assert 'href="https://grafana.reward-observability.invalid/d/reward-operations?viewPanel=14&amp;x=1"' in text
@@ -171,7 +148,7 @@ def test_message_shows_summary_runbook_and_dashboard_link():
 def test_telegram_message_fits_and_is_valid_html(count):
     # Every summary at the schema's maximum length, with characters that grow when escaped.
     longest = ("Pool p-12 & campaign <c-7> " * 10)[:SUMMARY_MAX]
-    alerts = [_alert(i, summary=longest) for i in range(count)] + [_alert(100 + i, "resolved", longest) for i in range(count // 2)]
+    alerts = [sample_alert(i, summary=longest) for i in range(count)] + [sample_alert(100 + i, "resolved", longest) for i in range(count // 2)]
     text = render(alerts)
     assert len(text) < TELEGRAM_LIMIT  # stricter than Telegram, which counts text after parsing entities
     assert html_problems(text) == []  # the tags Telegram's HTML parse mode accepts, nested
@@ -179,4 +156,4 @@ def test_telegram_message_fits_and_is_valid_html(count):
 
 
 def test_title_names_status_and_alert():
-    assert render([_alert(1)], "reward.title").strip() == "[FIRING] RewardPayoutProviderOutage"
+    assert render_message([sample_alert(1)], "reward.title").strip() == "[FIRING] RewardPayoutProviderOutage"

@@ -11,7 +11,7 @@ from conftest import ROOT
 from pulumi_harness import run_program
 from pulumi_policy import Secret
 from pulumi_policy.deserialize import deserialize_properties
-from test_pulumi_program import SECRET_SIG, SECRETS
+from helpers import SECRET_SIG, SECRETS
 
 from reward_obs.catalog.config import read_stack_file
 

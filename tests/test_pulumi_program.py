@@ -7,17 +7,13 @@ import json
 import pytest
 import yaml
 from conftest import run_cli
+from helpers import SECRET_SIG, SECRETS
 from pulumi_harness import run_program
 from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS, TRUST_SAFETY_DASHBOARD_UID
-from test_dashboard import distinct_assignment, signal_panels
+from helpers import distinct_assignment, signal_panels
 
 from reward_obs.catalog.config import read_stack_file
 from conftest import STACK_FILE
-
-# Built at run time so the repository itself never holds a token-shaped string.
-SECRETS = {"telegramBotToken": "70123" + "45678:" + "AAH" + "m" * 32, "oncallWebhookUrl": "https://paging.invalid/hook/" + "s" * 24,
-           "heartbeatWebhookUrl": "https://deadman.invalid/ping/" + "h" * 24}
-SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker for a secret value
 
 
 def stack_values() -> dict:

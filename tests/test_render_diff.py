@@ -6,18 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import run_cli, unbind_runbook_numbers
-
-
-def render(root: Path, out: Path, stack: Path | None = None) -> Path:
-    result = run_cli("--root", str(root), "--stack-config", str(stack or root / "Pulumi.selfhost.yaml"), "render", "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    return out
-
-
-def edit(path: Path, change) -> None:
-    data = yaml.safe_load(path.read_text())
-    change(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+from helpers import edit_yaml as edit
+from helpers import render_repo as render
 
 
 def diff(base: Path, head: Path) -> str:

@@ -4,7 +4,8 @@ workflow that runs the report."""
 from __future__ import annotations
 
 from conftest import run_cli, unbind_runbook_numbers
-from test_render_diff import edit, render
+from helpers import edit_yaml as edit
+from helpers import render_repo as render
 
 
 def test_a_changed_objective_asks_for_the_report(repo_copy, tmp_path):

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from reward_obs.model.slo import RECORDING_GROUP
 from reward_obs.tools import slo_report
 from reward_obs_dev.servers import Prometheus, backfill, backfill_recording_rules
 
@@ -77,16 +76,20 @@ STEP_TOLERANCE = MIN  # the evaluation step
 
 
 def write_week(path: Path, t0: int) -> None:
+    """Every failed payout is the platform's (cause provider_error), so the payout SLO,
+    which counts only the platform's failures, counts each of them."""
     paid = failed = 0
-    lines = ["# HELP reward_payouts_total Payouts that reached a final state.", "# TYPE reward_payouts_total counter"]
+    payouts = ["# HELP reward_payouts_total Payouts that reached a final state.", "# TYPE reward_payouts_total counter"]
+    failures = ["# HELP reward_payout_failures_total Failed payouts by cause.", "# TYPE reward_payout_failures_total counter"]
     for i in range(SAMPLES + 1):
         if i:
             p, f = increment(i)
             paid, failed = paid + p, failed + f
         t = t0 + i * MIN
-        lines.append(f'reward_payouts_total{{{TARGET},provider="{PROVIDER}",result="paid"}} {paid} {t}')
-        lines.append(f'reward_payouts_total{{{TARGET},provider="{PROVIDER}",result="failed"}} {failed} {t}')
-    path.write_text("\n".join(lines) + "\n# EOF\n", encoding="utf-8")
+        payouts.append(f'reward_payouts_total{{{TARGET},provider="{PROVIDER}",result="paid"}} {paid} {t}')
+        payouts.append(f'reward_payouts_total{{{TARGET},provider="{PROVIDER}",result="failed"}} {failed} {t}')
+        failures.append(f'reward_payout_failures_total{{{TARGET},provider="{PROVIDER}",cause="provider_error"}} {failed} {t}')
+    path.write_text("\n".join(payouts + failures) + "\n# EOF\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -167,14 +170,15 @@ def test_recorded_series_give_the_same_pages(week, definitions):
     tiers, whose 3-day windows would need days of rule backfill, read the same subqueries."""
     prom, t0 = week
     outage = OUTAGE.start - 1
-    rules = [r for r in definitions.recording_rules if r.group == RECORDING_GROUP
-             and r.file in {"slos/payout-success.yaml", "slos/payout-success-fleet.yaml"}]
+    # The burn ratios of the two payout SLOs (their own groups); the 30-day budget is not read here.
+    rules = [r for r in definitions.recording_rules if r.file in {"slos/payout-success.yaml", "slos/payout-success-fleet.yaml"}
+             and "30d" not in r.record]
     names = {r.record for r in rules}
     first = [r for r in rules if not any(n in r.expr for n in names)]
     second = [r for r in rules if r not in first]
     assert first and second and not any(n in r.expr for r in second for n in {x.record for x in second})
     for batch in (first, second):
-        backfill_recording_rules(prom, [{"name": RECORDING_GROUP, "interval": "1m",
+        backfill_recording_rules(prom, [{"name": "reward-slo-payout-success", "interval": "1m",
                                          "rules": [{"record": r.record, "expr": r.expr} for r in batch]}],
                                  at(t0, outage - 8 * 60), at(t0, outage + 3 * 60))
     period = ("--from", str(at(t0, outage - 60)), "--to", str(at(t0, outage + 2 * 60)))

@@ -9,7 +9,7 @@ import yaml
 from conftest import ROOT, run_cli, unbind_runbook_numbers
 from pulumi_harness import run_program
 from spec import LOG_ALERTS, REQUIRED_ALERTS
-from test_pulumi_program import SECRETS
+from helpers import SECRETS
 
 from reward_obs.catalog.config import read_stack_file
 
