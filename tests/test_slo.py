@@ -85,8 +85,10 @@ def test_recording_rules(case):
     for i, r in enumerate(rules):
         for other in order[i + 1:]:
             assert other + "[" not in r.expr and other + " " not in r.expr + " ", (r.record, other)
-    # One group per SLO, every minute, within a Mimir ruler's 20 rules a group.
-    assert {(r.group, r.interval) for r in rules} == {(f"reward-slo-{model.name}", "1m")}
+    # One group per SLO, every minute, within a Mimir ruler's 20 rules a group; the 30-day
+    # budget in a group of its own every 5 minutes (no alert reads it).
+    assert {(r.group, r.interval) for r in rules} == {(f"reward-slo-{model.name}", "1m"), (f"reward-slo-{model.name}-budget", "5m")}
+    assert [r.record for r in rules if r.group.endswith("-budget")] == [f"{level}:reward_slo_{slug}_budget:remaining30d"]
     assert len(rules) == 12
 
 

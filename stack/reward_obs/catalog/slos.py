@@ -22,6 +22,7 @@ from reward_obs.model.slo import (
     PAGE_TIERS,
     PERIOD,
     PERIOD_STEP,
+    BUDGET_INTERVAL,
     RECORDING_INTERVAL,
     SCHEMA,
     SLO,
@@ -103,7 +104,8 @@ def _checked(s: SLO, contract, problems) -> SLO:
 
 def recording_rules(slos, dashboards=()) -> list:
     """Rates and error ratio of every SLO over every burn window, and the error budget
-    left over the 30-day period, in one group per SLO (model/slo.py), every minute.
+    left over the 30-day period: one group per SLO every minute, and its budget in a group
+    of its own every 5 minutes (model/slo.py).
 
     Only the 5m and 1h rates read the raw counters. Longer windows average the recorded
     rates at their own step (30m, 2h, 6h from the 5m rate every 5 minutes; 1d, 3d from the
@@ -134,8 +136,10 @@ def recording_rules(slos, dashboards=()) -> list:
                       f"share of the error budget left over {PERIOD} (objective {objective_text(s)}), for the error budget panel."))
         exprs = {record: expr for record, expr, _ in rules}
         for record, expr, purpose in rules:
+            budget = record == s.budget_record()
             out.append(RecordingRule(
-                file=s.file, group=s.recording_group, interval=RECORDING_INTERVAL, record=record, expr=expr, labels=s.labels,
+                file=s.file, group=s.budget_group if budget else s.recording_group,
+                interval=BUDGET_INTERVAL if budget else RECORDING_INTERVAL, record=record, expr=expr, labels=s.labels,
                 why=f"{s.display_name}: {purpose}",
                 serves=tuple(Serves(panel, _raw(query, exprs)) for panel, query in reads if _whole_name(record).search(query))))
     return out
