@@ -6,7 +6,8 @@ validations and wrapped in `pulumi_policy.Secret` in remediations.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pulumi_policy import Secret
 

@@ -7,14 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 from openmetrics import write_openmetrics
 
+from reward_obs.builders.alerts import resolved_alerts
 from reward_obs.lang import promql
 from reward_obs_dev.backtest import Firing, firings_from_samples
-from reward_obs.builders.alerts import resolved_alerts
 from reward_obs_dev.servers import Prometheus, backfill
 from reward_obs_dev.simulator import Simulator, Topology
+
+from conftest import run_cli
 
 # One backfilled Prometheus for the whole module: its tests stay on one worker.
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("backtest")]

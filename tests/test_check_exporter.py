@@ -11,7 +11,6 @@ import json
 import re
 
 import pytest
-from conftest import ROOT
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
@@ -19,6 +18,8 @@ from reward_obs.cli import main
 from reward_obs.tools.check_exporter import SourceError, check, counters_went_down, parse
 from reward_obs.tools.check_exporter import run as check_file
 from reward_obs_dev.simulator import ContractCollector, Simulator, SimulatorServer, Topology
+
+from conftest import ROOT
 
 START = 1_760_000_000.0  # a fixed simulated start, so the exposition is the same on every run
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import run_cli
-from spec import IDENTITY_LABELS, PROVIDERS, REQUIRED_METRICS
 
 from reward_obs.catalog.recording import with_recorded_series
 from reward_obs.lang import promql
 from reward_obs.model.contract import identity_label
+
+from conftest import run_cli
+from spec import IDENTITY_LABELS, PROVIDERS, REQUIRED_METRICS
 
 
 def test_contract_has_every_backend_metric_with_its_type_and_labels(definitions):

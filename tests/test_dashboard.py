@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
-from rendered import dashboard, panels
 from recorded import raw_selectors
-from spec import OPERATIONS_DASHBOARD_UID, REQUIRED_SIGNALS, SIGNAL_DASHBOARDS, TRUST_SAFETY_SIGNALS
+from rendered import dashboard, panels
 
-from reward_obs.lang import promql
 from reward_obs.catalog.definitions import load_definitions
+from reward_obs.lang import promql
+
+from conftest import ROOT, run_cli
+from spec import OPERATIONS_DASHBOARD_UID, REQUIRED_SIGNALS, SIGNAL_DASHBOARDS, TRUST_SAFETY_SIGNALS
 
 
 def render(root: Path | None, out: Path) -> Path:

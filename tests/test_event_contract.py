@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -17,6 +16,8 @@ from jsonschema import Draft202012Validator
 from reward_obs.catalog.event_contract import STAGES, EventContract, UnsupportedSchema, compile_schema
 from reward_obs.lang.secret_scan import secret_findings
 from reward_obs_dev.trace_gen import generate
+
+from conftest import ROOT
 
 SCHEMA_FILE = ROOT / "contract" / "reward_event.schema.json"
 EXAMPLES = ROOT / "contract" / "examples" / "v2"  # the current version; tests/test_event_contract_versions.py covers v1

@@ -9,13 +9,14 @@ import json
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
-from pulumi_harness import run_program
-from spec import TRUST_SAFETY_ALERTS
 from test_notifications import _alert, render
 
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.sinks.files import GRAFANA_RECORDING_FILE, render_files
+
+from conftest import ROOT, run_cli
+from pulumi_harness import run_program
+from spec import TRUST_SAFETY_ALERTS
 
 VERSIONS = ("11.6", "12.0", "12.1", "12.2", "12.3", "12.4")
 PROD = ROOT / "Pulumi.prod.yaml"

@@ -7,12 +7,13 @@ import json
 import subprocess
 
 import yaml
-from conftest import ROOT, STACK_FILE, run_cli
 
 from reward_obs.builders.alertmanager import alertmanager_config
 from reward_obs.builders.inhibition import grafana_inhibition_rules
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.sinks.files import GRAFANA_INHIBITION_FILE, dump_yaml, render_files
+
+from conftest import ROOT, STACK_FILE, run_cli
 
 OUTAGE, ABSENT, HEARTBEAT = "RewardPayoutProviderOutage", "RewardMetricsAbsent", "RewardHeartbeat"
 
@@ -77,8 +78,9 @@ def test_grafana_gets_the_same_rules_only_when_asked(definitions):
 
 
 def test_pulumi_registers_grafana_inhibition_rules_only_when_asked():
-    from pulumi_harness import run_program
     from test_pulumi_program import SECRETS
+
+    from pulumi_harness import run_program
 
     values = read_stack_file(ROOT / "Pulumi.selfhost.yaml")
     off = run_program(values, SECRETS)

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
 from rendered import dashboard, grafana_rules, prometheus_rules
 
 from reward_obs.catalog.internal import internal_fields, mask_numbers
 from reward_obs.catalog.runbook_numbers import BOUND, INTERNAL
 from reward_obs.catalog.runbooks import load_runbooks
+
+from conftest import ROOT, run_cli
 
 # Distinctive values, none of which the repository holds: any of these strings in a
 # public output is a leak. 26316 s is 7.31 hours.
@@ -266,8 +267,9 @@ def _plain_text(value) -> str:
 
 @pytest.fixture(scope="module")
 def pulumi_private():
-    from pulumi_harness import run_program
     from test_pulumi_program import SECRETS, stack_values
+
+    from pulumi_harness import run_program
 
     # `pulumi config set --secret --path 'reward-observability:internalParams.X.threshold' N`
     # stores one secret object under internalParams; the program receives it as JSON.
@@ -294,8 +296,9 @@ def test_pulumi_registers_private_values_as_secrets_only(pulumi_private):
 
 
 def test_pulumi_refuses_private_values_set_without_secret():
-    from pulumi_harness import run_program
     from test_pulumi_program import SECRETS, stack_values
+
+    from pulumi_harness import run_program
 
     result = run_program({**stack_values(), "internalParams": PRIVATE}, SECRETS)
     assert "reward-observability:internalParams: must be a secret" in (result["error"] or "")

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli, unbind_runbook_numbers
 
-from reward_obs.checks import lint as lint_module
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.catalog.definitions import load_definitions
+from reward_obs.checks import lint as lint_module
 from reward_obs.sinks.files import render_files
+
+from conftest import ROOT, run_cli, unbind_runbook_numbers
 
 
 def run_lint(root: Path, config_changes: dict | None = None):

@@ -23,18 +23,17 @@ from __future__ import annotations
 
 import json
 import random
-import urllib.request
 import shutil
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import STACK_FILE
 from openmetrics import write_openmetrics
 from runbook_queries import promql_queries
 
@@ -45,6 +44,8 @@ from reward_obs.lang.dashboard_queries import default_variables, panel_queries, 
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
 from reward_obs_dev.servers import LOOPBACK, Alertmanager, Prometheus, backfill, backfill_recording_rules
 from reward_obs_dev.simulator import FAULTS, METRICS_ABSENT_ALERT, EventSink, Simulator, SimulatorServer, Topology
+
+from conftest import STACK_FILE
 
 # One Prometheus, Alertmanager and simulator for the whole module: its tests stay on one worker.
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live-stack")]

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
 
 from reward_obs.checks.lint import html_problems, render_template
+
+from conftest import ROOT
 
 TEMPLATE = ROOT / "notifications/templates/reward.tmpl"
 TELEGRAM_LIMIT = 4096

@@ -6,13 +6,13 @@ import json
 
 import pytest
 import yaml
-from conftest import run_cli
-from pulumi_harness import run_program
-from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS, TRUST_SAFETY_DASHBOARD_UID
 from test_dashboard import distinct_assignment, signal_panels
 
 from reward_obs.catalog.config import read_stack_file
-from conftest import STACK_FILE
+
+from conftest import STACK_FILE, run_cli
+from pulumi_harness import run_program
+from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS, TRUST_SAFETY_DASHBOARD_UID
 
 # Built at run time so the repository itself never holds a token-shaped string.
 SECRETS = {"telegramBotToken": "70123" + "45678:" + "AAH" + "m" * 32, "oncallWebhookUrl": "https://paging.invalid/hook/" + "s" * 24,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import run_cli, unbind_runbook_numbers
 
 

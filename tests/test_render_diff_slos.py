@@ -3,8 +3,9 @@ SLO and says how to run `reward-obs slo report` on it; `--changed-slos` lists it
 workflow that runs the report."""
 from __future__ import annotations
 
-from conftest import run_cli, unbind_runbook_numbers
 from test_render_diff import edit, render
+
+from conftest import run_cli, unbind_runbook_numbers
 
 
 def test_a_changed_objective_asks_for_the_report(repo_copy, tmp_path):

@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, STACK_FILE, run_cli
 
 from reward_obs.builders.alerts import prometheus_rule_file
 from reward_obs.builders.recording import prometheus_rule_file as recording_file
@@ -24,6 +23,8 @@ from reward_obs_dev.scenarios import load_scenarios, run
 from reward_obs_dev.scenarios.generator import STALE, generate, promtool_values, tokens
 from reward_obs_dev.scenarios.loader import scenario_files
 from reward_obs_dev.scenarios.runner import parse_failures, read_rules
+
+from conftest import ROOT, STACK_FILE, run_cli
 
 # Issue 3, "Detection behaviour that must hold": alert -> fires within (minutes).
 DETECTION_BOUNDS = {

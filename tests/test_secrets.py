@@ -6,10 +6,11 @@ import subprocess
 import sys
 
 import yaml
-from conftest import ROOT, STACK_FILE
 
 from reward_obs.catalog.config import SECRET_KEYS, secret_env_var
 from reward_obs.lang.secret_scan import secret_findings
+
+from conftest import ROOT, STACK_FILE
 
 
 def tracked_files() -> list[str]:

@@ -10,12 +10,12 @@ import urllib.request
 from collections import Counter
 
 import pytest
-from conftest import ROOT, STACK_FILE, run_cli
 from prometheus_client.parser import text_string_to_metric_families
 
 from reward_obs.model.contract import identity_label
-from reward_obs_dev.simulator import (FAULTS, SCENARIOS, STAGES, EventSink, Simulator, SimulatorServer,
-                                  Topology, parse_scenario)
+from reward_obs_dev.simulator import FAULTS, SCENARIOS, STAGES, EventSink, Simulator, SimulatorServer, Topology, parse_scenario
+
+from conftest import ROOT, STACK_FILE, run_cli
 from spec import REWARD_STAGES
 
 EVENT_ID, CORRELATION_ID = re.compile(r"^evt_[0-9a-f]{24}$"), re.compile(r"^cor_[0-9a-f]{24}$")

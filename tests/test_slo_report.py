@@ -9,11 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from reward_obs.model.slo import RECORDING_GROUP
 from reward_obs.tools import slo_report
 from reward_obs_dev.servers import Prometheus, backfill, backfill_recording_rules
+
+from conftest import run_cli
 
 MIN = 60
 PROVIDER = "crypto"

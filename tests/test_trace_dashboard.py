@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import ROOT, run_cli
 from rendered import dashboard, grafana_rules, panels, prometheus_rules
+
+from conftest import ROOT, run_cli
 from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REWARD_STAGES, TRACE_DASHBOARD_UID, TRUST_SAFETY_DASHBOARD_UID
 
 TRACE_LINK = "/d/reward-trace?var-correlation_id=${__value.raw}"

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
 
 from reward_obs.lang.secret_scan import secret_findings
+
+from conftest import ROOT
 
 GITHUB = ROOT / ".github"
 WORKFLOW = GITHUB / "workflows/preview.yml"

@@ -25,10 +25,11 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import IO, Iterable
+from typing import IO
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -132,7 +133,7 @@ class Topology:
         return CURRENCIES[pool_index % len(CURRENCIES)]
 
     @staticmethod
-    def scaled(pools: int, known_providers: int = 6) -> "Topology":
+    def scaled(pools: int, known_providers: int = 6) -> Topology:
         """The bench's proportional growth: two pools per campaign, and one provider per
         ~3 pools up to the contract's six provider types."""
         return Topology(pools=pools, campaigns=max(1, pools // 2), providers=max(1, min(known_providers, math.ceil(pools / 3))))
@@ -170,7 +171,7 @@ class EventSink:
             "causation_id": causation_id,
             "stage": stage,
             "type": f"{stage}.{what}",
-            "timestamp": datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "timestamp": datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
         unknown = set(fields) - set(self.OPTIONAL)
         if unknown:
@@ -786,7 +787,7 @@ class SimulatorServer:
                 with self.sim.lock:
                     self.sim.events.flush()
 
-    def start(self) -> "SimulatorServer":
+    def start(self) -> SimulatorServer:
         self._threads = [threading.Thread(target=self.httpd.serve_forever, daemon=True),
                          threading.Thread(target=self._clock, daemon=True)]
         for t in self._threads:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from reward_obs.catalog.config import StackConfig
-from reward_obs.model.definitions import Definitions, ResolvedAlert
-from reward_obs.builders.runbook_dashboard import runbook_url
 from reward_obs.builders.access import folder_of_group
-from reward_obs.model.names import TEAM, LOKI_DATASOURCE_TYPE, PROMETHEUS_DATASOURCE_TYPE, rule_uid
+from reward_obs.builders.notifications import policy_tree, rule_notification_settings
+from reward_obs.builders.runbook_dashboard import runbook_url
+from reward_obs.catalog.config import StackConfig
 from reward_obs.lang import promql
 from reward_obs.lang.dashboard_queries import label_values_query
-from reward_obs.builders.notifications import policy_tree, rule_notification_settings
+from reward_obs.model.definitions import Definitions, ResolvedAlert
+from reward_obs.model.names import LOKI_DATASOURCE_TYPE, PROMETHEUS_DATASOURCE_TYPE, TEAM, rule_uid
 
 EVALUATION_INTERVAL = "1m"
 QUERY_REF, CONDITION_REF = "A", "B"

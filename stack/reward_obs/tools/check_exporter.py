@@ -33,7 +33,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
@@ -349,7 +349,7 @@ def _check_series(metric: Metric, samples: list, contract: MetricsContract, now:
         if ts is not None:
             seconds = float(ts) if not hasattr(ts, "sec") else ts.sec + ts.nsec / 1e9
             if seconds > now + clock_skew:
-                stamp = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 add(metric.name, f"a sample is timestamped {stamp}, in the future (more than {clock_skew:g} s ahead of this clock)")
 
 

@@ -32,9 +32,9 @@ import json
 import os
 import sys
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any
 
 from reward_obs.catalog.event_contract import STAGES, ContractVersionsError, VersionedEventContract
 
