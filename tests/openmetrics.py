@@ -28,7 +28,7 @@ def write_openmetrics(sim: Simulator, out: IO[str], start: float, end: float, st
             for key, value in values.items():
                 prefix = prefixes.get((name, key))
                 if prefix is None:
-                    body = ",".join(f'{n}="{v}"' for n, v in zip(names, key)) + extra
+                    body = ",".join(f'{n}="{v}"' for n, v in zip(names, key, strict=True)) + extra
                     prefix = prefixes[(name, key)] = f"{name}{{{body.lstrip(',')}}} "
                 lines.append(f"{prefix}{value:.10g} {t:.3f}\n")
             out.write("".join(lines))

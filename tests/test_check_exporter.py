@@ -22,9 +22,10 @@ from reward_obs_dev.simulator import ContractCollector, Simulator, SimulatorServ
 from conftest import ROOT
 
 START = 1_760_000_000.0  # a fixed simulated start, so the exposition is the same on every run
+SMALL_TOPOLOGY = Topology(4, 2, 6)
 
 
-def exposition(definitions, openmetrics: bool = False, steps: int = 20, topology: Topology = Topology(4, 2, 6)) -> str:
+def exposition(definitions, openmetrics: bool = False, steps: int = 20, topology: Topology = SMALL_TOPOLOGY) -> str:
     """A healthy simulator's /metrics after `steps` simulated 30 s steps."""
     sim = Simulator(definitions.contract, topology, seed=3, start=START)
     for _ in range(steps):

@@ -147,7 +147,7 @@ def test_the_season_points_alert_looks_for_exactly_the_refused_names_in_every_am
     amount_metrics = {n for n, m in definitions.contract.metrics.items()
                       if "currency" in m.labels and m.unit == "currency_units"}
     assert amount_metrics - set(matchers) <= {"reward_pool_remaining"}  # budget - reserved - paid: no new currency
-    for metric, [(label, op, value)] in matchers.items():
+    for metric, [(_label, op, value)] in matchers.items():
         assert op == "=~" and value.removeprefix("(?i)").split("|") == SEASON_POINTS, metric
     schema = json.loads((ROOT / "contract/reward_event.schema.json").read_text())
     pattern = schema["$defs"]["currency"]["pattern"] if "$defs" in schema and "currency" in schema["$defs"] else None

@@ -82,7 +82,7 @@ def test_private_values_reach_grafana_and_prometheus_rules(renders, alert):
     assert evaluator["params"] == [private["threshold"]]
     prometheus = prometheus_rules(head)[alert]["expr"]
     assert prometheus.rstrip().endswith(f" {private['threshold']}")
-    for name, value in private["params"].items():
+    for value in private["params"].values():
         if isinstance(value, (int, float)):
             assert f">= {value}" in grafana["data"][0]["model"]["expr"] and f">= {value}" in prometheus
 
@@ -128,7 +128,7 @@ def test_diff_shows_a_structural_change_of_an_internal_alert_with_its_numbers_ma
     assert result.returncode == 0, result.stderr
     result = run_cli("--root", str(repo_copy), "diff", str(base), str(head))
     assert result.returncode == 0, result.stderr
-    line = next(l for l in result.stdout.splitlines() if "`RewardClaimVolumeAbnormal`" in l)
+    line = next(row for row in result.stdout.splitlines() if "`RewardClaimVolumeAbnormal`" in row)
     assert "query changed" in line and "internal parameter changed" in line
     # the window is public and stays readable; the numbers are masked
     assert "    -sum by (campaign_id) (rate(reward_claim_requests_total[15m]))" in result.stdout

@@ -326,7 +326,7 @@ def test_a_paused_switch_shows_on_the_operator_switches_panel(stack):
     prom, sim = stack.prometheus, stack.sim
     queries = {q.ref: q for q in panel_queries(stack.definitions, "reward-operations") if q.panel_key == "paused_switches"}
     legends = [q.legend for p in stack.definitions.dashboard("reward-operations").panels if p.key == "paused_switches" for q in p.queries]
-    count = dict(zip(legends, (queries[ref].expr for ref in sorted(queries))))
+    count = dict(zip(legends, (queries[ref].expr for ref in sorted(queries)), strict=True))
 
     def value(legend: str) -> float:
         return float(prom.query(count[legend])[0]["value"][1])

@@ -223,7 +223,7 @@ def test_grafana_mode_registers_the_rendered_recording_rules(grafana_program, tm
         assert group["inputs"]["folderUid"] == "rewards" and group["inputs"]["intervalSeconds"] == 60
         rules = group["inputs"]["rules"]
         assert [r["uid"] for r in rules] == [r["uid"] for r in file_group["rules"]]
-        for rule, file_rule in zip(rules, file_group["rules"]):
+        for rule, file_rule in zip(rules, file_group["rules"], strict=True):
             assert rule["name"] == file_rule["title"]
             assert rule["record"] == file_rule["record"]
             assert [json.loads(d["model"]) for d in rule["datas"]] == [d["model"] for d in file_rule["data"]]

@@ -59,5 +59,5 @@ def test_render_never_reads_secrets_from_the_environment(tmp_path):
     rendered = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
     for name, value in values.items():
         assert value not in rendered and value not in result.stdout
-        assert "$__env{%s}" % name in rendered
+        assert f"$__env{{{name}}}" in rendered
     assert secret_findings(rendered) == []

@@ -662,7 +662,7 @@ class Simulator:
         buckets, counts, sums = {}, {}, {}
         for provider in self.providers:
             running = 0
-            for bound, n in zip(DURATION_BUCKETS, self.histogram[provider]):
+            for bound, n in zip(DURATION_BUCKETS, self.histogram[provider], strict=True):
                 running += n
                 buckets[(provider, _le(bound))] = float(running)
             buckets[(provider, "+Inf")] = float(self.histogram_count[provider])

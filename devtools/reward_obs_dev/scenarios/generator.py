@@ -14,6 +14,7 @@ values. Events change the means, values and presence; see schemas/scenario.schem
 """
 from __future__ import annotations
 
+import itertools
 import zlib
 from dataclasses import dataclass, field
 
@@ -361,7 +362,7 @@ def _draw_counter(scenario: Scenario, s: Series) -> np.ndarray:
     values = np.empty_like(inc)
     bounds = starts + [len(inc)]
     values[:first] = 0.0
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         values[a:b] = np.cumsum(inc[a:b])
     return values
 
@@ -455,7 +456,7 @@ def _restarting_sum(step: np.ndarray, restarted: np.ndarray) -> np.ndarray:
     """Cumulative sum that starts over where the counter restarted."""
     out = np.empty_like(step)
     running = 0.0
-    for t, (x, reset) in enumerate(zip(step, restarted)):
+    for t, (x, reset) in enumerate(zip(step, restarted, strict=True)):
         running = x if reset else running + x
         out[t] = running
     return out
@@ -486,7 +487,7 @@ def _book_remaining(scenario: Scenario, series: list[Series], gauge_events) -> N
     ledger still adds up (budget - reserved - paid = remaining). A scenario that sets paid
     or reserved itself is left alone: that is how a ledger that does not add up is made."""
     touched: dict[str, set[str]] = {}
-    for e, targets in gauge_events:
+    for _event, targets in gauge_events:
         for s in targets:
             if "pool_id" in s.labels:
                 touched.setdefault(s.labels["pool_id"], set()).add(s.metric)
@@ -496,7 +497,10 @@ def _book_remaining(scenario: Scenario, series: list[Series], gauge_events) -> N
         if "reward_pool_remaining" not in metrics or metrics & {"reward_pool_paid", "reward_pool_reserved", "reward_pool_budget"}:
             continue
         labels = tuple(sorted({"pool_id": c.pool, "campaign_id": c.id, "currency": c.currency}.items()))
-        get = lambda metric: by_key[(metric, labels)].values  # noqa: E731
+
+        def get(metric: str, labels: tuple = labels) -> np.ndarray:
+            return by_key[(metric, labels)].values
+
         get("reward_pool_paid")[:] = np.round(get("reward_pool_budget") - get("reward_pool_reserved") - get("reward_pool_remaining"), 4)
 
 

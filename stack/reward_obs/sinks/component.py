@@ -137,7 +137,7 @@ def policy(node: dict, children: list, root: bool):
         return children
     return grafana.alerting.NotificationPolicyPolicyArgs(
         **policy_args(node),
-        matchers=[grafana.alerting.NotificationPolicyPolicyMatcherArgs(label=l, match=op, value=v) for l, op, v in node.get("matchers", [])],
+        matchers=[grafana.alerting.NotificationPolicyPolicyMatcherArgs(label=label, match=op, value=v) for label, op, v in node.get("matchers", [])],
         continue_=node.get("continue", False),
         policies=children or None,
     )

@@ -103,7 +103,7 @@ def _provisioning_settings(cp: dict) -> dict:
     settings = {}
     for name, value in cp["settings"].items():
         if isinstance(value, notification_builders.SecretRef):
-            value = "$__env{%s}" % secret_env_var(value.key)
+            value = f"$__env{{{secret_env_var(value.key)}}}"
         elif isinstance(value, str):
             value = escape_env(value)
         elif isinstance(value, list):  # email addresses

@@ -241,7 +241,7 @@ def _shown(value: str) -> str:
 
 
 def _labelset(names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    return "{" + ", ".join(f"{n}={json.dumps(v)}" for n, v in zip(names, values)) + "}"
+    return "{" + ", ".join(f"{n}={json.dumps(v)}" for n, v in zip(names, values, strict=True)) + "}"
 
 
 def _outcome_labels(contract: MetricsContract) -> set[str]:
@@ -378,7 +378,7 @@ def _check_initialised(metric: Metric, samples: list, contract: MetricsContract,
     missing = []
     for ent in entity_tuples:
         for combo in combos:
-            values = dict(zip(entities, ent)) | dict(zip(outcomes, combo))
+            values = dict(zip(entities, ent, strict=True)) | dict(zip(outcomes, combo, strict=True))
             key = tuple(values[label] for label in metric.labels)
             if key not in present:
                 missing.append(_labelset(metric.labels, key))
@@ -410,7 +410,7 @@ def _check_buckets(req: BucketRequirement, metric: Metric, samples: list, add) -
         key = tuple(s.labels.get(label, "") for label in metric.labels)
         buckets.setdefault(key, []).append(s.labels.get("le", ""))
     for key in sorted(buckets):
-        labels = dict(zip(metric.labels, key))
+        labels = dict(zip(metric.labels, key, strict=True))
         if not all(_matches(op, value, labels.get(label, "")) for label, op, value in req.matchers):
             continue
         if not any(_matches(req.le_op, req.le_value, le) for le in buckets[key]):

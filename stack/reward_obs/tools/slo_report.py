@@ -205,7 +205,7 @@ def _key(metric: dict, slo: SLO) -> tuple[str, ...]:
 
 
 def _provider(slo: SLO, key: tuple[str, ...]) -> str | None:
-    return dict(zip(slo.labels, key)).get("provider") or None
+    return dict(zip(slo.labels, key, strict=True)).get("provider") or None
 
 
 def period_events(prom: Prometheus, slo: SLO, start: float, end: float) -> dict[tuple, tuple[float, float]]:
