@@ -107,7 +107,7 @@ def test_week_with_injected_faults_fires_exactly_those(history, tmp_path, defini
     fired = {name: f for name, f in json.loads(run_backtest(prom, faulty, tmp_path)).items() if f}
     assert set(fired) == EXPECTED
     fault_windows = {scenario: (start, stop) for start, stop, scenario in segments if scenario != "healthy"}
-    # alert, fault, detection bound in minutes (the duplicate alert waits 15m for a steady stream: issue 15)
+    # alert, fault, detection bound in minutes (the duplicate alert waits 15m for a steady stream)
     targets = {scenario: Simulator(definitions.contract, TOPOLOGY, scenario).target(scenario)["provider"]
                for scenario in ("provider_outage", "duplicate_payout")}
     # Callers retry against the dead provider, so its blocked duplicates fire too, during the

@@ -117,7 +117,7 @@ def test_every_dashboard_and_alert_query_fits_the_contract(definitions, config):
     assert checked >= 9 + 8
 
 
-# ---------------------------------------------------------------- Season Points (issue 15)
+# ---------------------------------------------------------------- Season Points
 
 SEASON_POINTS = ["SP", "SEASON_POINTS", "SEASONPOINTS"]  # the names the game uses for them
 

@@ -31,7 +31,7 @@ FIELDS = {
     "schema_version", "event_id", "correlation_id", "causation_id", "stage", "type", "timestamp",
     "campaign_id", "pool_id", "match_id", "claim_status", "provider", "provider_reference", "payout_result",
     "amount", "currency", "admin_action", "reason_code", "actor_role",
-    "receipt_reference",  # the claim receipt reference a player quotes in a dispute (issue 16)
+    "receipt_reference",  # the claim receipt reference a player quotes in a dispute
     "failure_cause",  # why a payout failed: the metrics contract's `cause` values
 }
 # Every invalid example and the field its error must name.
@@ -53,7 +53,7 @@ INVALID = {
     "season-points-as-currency": "currency",
     "payout-without-provider": "provider",
     "claim-without-claim-status": "claim_status",
-    "claim-without-receipt-reference": "receipt_reference",  # disputes start from it (issue 16)
+    "claim-without-receipt-reference": "receipt_reference",  # disputes start from it
     "allocation-without-pool": "pool_id",
     "settlement-without-match-id": "match_id",
     "unknown-stage": "stage",

@@ -1,4 +1,4 @@
-"""What Grafana loads from what we render, version by version (issue 13, defects 1-5).
+"""What Grafana loads from what we render, version by version.
 
 Each expected value is written out here from Grafana's own source, cited per test, not
 computed by the code under test; each test fails on the render before the fix."""

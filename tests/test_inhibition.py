@@ -1,4 +1,4 @@
-"""Inhibition (issue 15): which alerts hold back which, from the definitions, in the shape
+"""Inhibition: which alerts hold back which, from the definitions, in the shape
 Alertmanager and Grafana take. Alertmanager's own behaviour is proven in
 tests/test_live_stack.py; here, the rules themselves and their validation."""
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _am_rules(definitions) -> list[dict]:
 
 def test_a_provider_outage_holds_back_that_providers_consequences_only(definitions):
     [rule] = [r for r in _am_rules(definitions) if r["source_matchers"] == [f'alertname="{OUTAGE}"']]
-    # Issue 15's three, and issue 18's per-provider SLO and staleness alerts (the fleet SLO
+    # What one provider's outage causes for that provider only (the fleet SLO
     # and the claim alerts have no provider: an outage of one provider never holds them back).
     assert rule["target_matchers"] == ['alertname=~"' + "|".join([
         "RewardClaimToPaidBudgetBurn", "RewardClaimToPaidBudgetSlowBurn", "RewardDuplicatePayoutAttempt",

@@ -62,7 +62,7 @@ FAILING = {
     "template-label": (DUP, {"summary": "A duplicate payout for pool {{ $labels.pool_id }} was blocked"}, None),
     "value-in-label": (DUP, {"labels": {"attempts": "{{ $value }}"}}, None),
     "for-interval": (DUP, {"for": "30s"}, None),
-    # Issue 15: the claim-volume rule as it was, 10m of `for` on a 15m window.
+    # The claim-volume rule as it was, 10m of `for` on a 15m window.
     "for-window": ("RewardClaimVolumeAbnormal", {"for": "10m"}, None),
     "no-data-state": ("RewardPoolLow", {"no_data_state": "Alerting"}, None),
 }

@@ -65,7 +65,7 @@ LIVE_OVERRIDES = {
     "RewardClaimVolumeAbnormal": {"params": {"window": WINDOW}, "for": "2s"},
     "RewardClaimRejectionRateHigh": {"params": {"window": WINDOW}, "for": "2s"},
     "RewardMetricsAbsent": {"for": "2s"},
-    # Issue 15. Reconciliation runs every 300 simulated seconds, 15 real seconds here.
+    # Reconciliation runs every 300 simulated seconds, 15 real seconds here.
     "RewardPayoutDoublePaid": {"params": {"window": "10m"}},
     "RewardReconciliationMismatch": {"for": "1s"},
     "RewardReconciliationStale": {"threshold": 25, "for": "1s"},
@@ -382,7 +382,7 @@ def test_each_fault_fires_its_alert_and_pages_the_right_receiver(stack):
 
 
 def test_a_provider_outage_holds_back_that_providers_consequences(stack):
-    """Issue 15, inhibition in a real Alertmanager with the generated config. The outage
+    """Inhibition in a real Alertmanager with the generated config. The outage
     provider's callers retry (blocked duplicates) and its reconciliation fails: both alerts
     fire in Prometheus for that provider, and Alertmanager holds them back (suppressed,
     inhibited by the outage) while the same alerts for other providers are delivered."""
@@ -484,7 +484,7 @@ def test_stopping_the_simulator_fires_the_dead_man_alert_and_pages(stack):
     wait_for(f"{METRICS_ABSENT_ALERT} to page on-call", lambda: [
         a for a in stack.receiver.alerts("/oncall")
         if a["labels"]["alertname"] == METRICS_ABSENT_ALERT and a["annotations"]["runbook_url"] == runbook], 15)
-    # Issue 15: a missing scrape holds back what it makes stale. An alert on scraped series
+    # A missing scrape holds back what it makes stale. An alert on scraped series
     # that still reaches Alertmanager now (here posted by hand, as a rule evaluated on the
     # last samples would) is suppressed; the heartbeat, which reads no scraped series, is not.
     env = stack.config.environment

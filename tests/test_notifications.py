@@ -71,7 +71,7 @@ def _team_route(root: dict) -> dict:
 
 
 def test_heartbeat_reaches_only_its_dead_man_contact_point_every_5_minutes(out, definitions, tmp_path):
-    """Issue 15: an always-firing alert, routed to its own contact point whose URL is a
+    """An always-firing alert, routed to its own contact point whose URL is a
     secret; no resolved message (the dead-man service would take it as a ping)."""
     points = {cp["name"]: cp["receivers"][0] for cp in provisioning(out, "contact-points.yaml")["contactPoints"]}
     heartbeat = points["rewards-heartbeat"]
@@ -114,7 +114,7 @@ def _amtool_routes(tmp_path: Path, definitions, labels: dict) -> list[str]:
 
 
 def test_forbidden_funding_pages_once_then_reminds_daily(out, definitions, tmp_path):
-    """Issue 15: finance takes days; on-call is paged once (again only after 4 days,
+    """Finance takes days; on-call is paged once (again only after 4 days,
     under the 5-day notification log of Grafana and Alertmanager), chat daily, instead of
     every hour like other critical alerts."""
     rules = {r["alert"]: r for g in yaml.safe_load((out / "prometheus/reward-alerts.rules.yaml").read_text())["groups"]

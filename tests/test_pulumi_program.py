@@ -109,7 +109,7 @@ def test_contact_points_keep_credentials_secret(program):
     assert points["rewards-telegram"]["telegrams"][SECRET_SIG] and points["rewards-oncall-webhook"]["webhooks"][SECRET_SIG]
     assert SECRETS["telegramBotToken"] == points["rewards-telegram"]["telegrams"]["value"][0]["token"]
     assert SECRETS["oncallWebhookUrl"] == points["rewards-oncall-webhook"]["webhooks"]["value"][0]["url"]
-    # Issue 15: the heartbeat's dead-man URL is a secret too, and it sends no resolved messages.
+    # The heartbeat's dead-man URL is a secret too, and it sends no resolved messages.
     assert points["rewards-heartbeat"]["webhooks"][SECRET_SIG]
     assert SECRETS["heartbeatWebhookUrl"] == points["rewards-heartbeat"]["webhooks"]["value"][0]["url"]
     assert points["rewards-heartbeat"]["webhooks"]["value"][0]["disableResolveMessage"] is True

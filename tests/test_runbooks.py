@@ -176,7 +176,7 @@ def test_runbook_panel_ids_do_not_move_when_a_section_is_added(repo_copy, defini
     assert {t: after[t] for t in before} == before
 
 
-# ---------------------------------------------------------------- operator actions (issue 16)
+# ---------------------------------------------------------------- operator actions
 
 # What the issue asks the table to cover, as (action id, the id of what undoes it or None).
 REQUIRED_ACTIONS = {

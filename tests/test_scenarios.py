@@ -26,19 +26,19 @@ from reward_obs_dev.scenarios.runner import parse_failures, read_rules
 
 from conftest import ROOT, STACK_FILE, run_cli
 
-# Issue 3, "Detection behaviour that must hold": alert -> fires within (minutes).
+# Detection bounds that must hold: alert -> fires within (minutes).
 DETECTION_BOUNDS = {
     "RewardPayoutWebhookFailing": 10,
     "RewardPoolExhausted": 3,
     "RewardPoolLow": 20,
-    # Issue 15: a blocked duplicate is a warning above its normal rate, 15m for 15m.
+    # A blocked duplicate is a warning above its normal rate, 15m for 15m.
     "RewardDuplicatePayoutAttempt": 25,
     "RewardPayoutProviderOutage": 7,
     "RewardClaimVolumeAbnormal": 30,
     "RewardClaimRejectionRateHigh": 20,
     "RewardMetricsAbsent": 10,
     "RewardPoolFundingSourceInvalid": 3,
-    # Issue 18 (the tightest bound of its fault classes; per-scenario bounds below).
+    # The payout SLO's tightest bound over its fault classes (per-scenario bounds below).
     "RewardPayoutErrorBudgetBurn": 15,
     # A ticket, not a page: the 1d and 3d windows read the 1h rate recorded once an hour,
     # so a ticket opens at the next whole hour at the latest.
@@ -55,7 +55,7 @@ DETECTION_BOUNDS = {
     "RewardClaimVolumeNewCampaign": 25,
     # A quiet campaign's silence is only significant over its 3h window (plus `for`).
     "RewardClaimsStoppedSmallCampaign": 195,
-    # Issue 15 (money invariants and precision); the issue names no minutes, these are
+    # Money invariants and precision: no bound was given, these are
     # ours: a broken ledger pages within minutes, a forecast within its `for` and a bit.
     "RewardPoolOverAllocated": 3,
     "RewardPoolLedgerMismatch": 8,
@@ -69,14 +69,14 @@ DETECTION_BOUNDS = {
     "RewardPayoutPlayerFailuresHigh": 125,
 }
 
-# Issue 18, "Targets": scenario -> (alert, fires within minutes).
+# SLO and staleness targets: scenario -> (alert, fires within minutes).
 SLO_TARGETS = {
     "slo-payout-total-failure": ("RewardPayoutErrorBudgetBurn", 3),
     "slo-payout-create-only-failing": ("RewardPayoutErrorBudgetBurn", 3),
     "slo-payout-partial-failure": ("RewardPayoutErrorBudgetBurn", 15),
     "staleness-webhooks-stopped-while-pending": ("RewardPayoutWebhooksStopped", 15),
 }
-# Issue 18: after recovery the fast page tier resolves within 15 minutes and every slower
+# After recovery the fast page tier resolves within 15 minutes and every slower
 # tier within its short window ("about 30 minutes for 6h/30m": 5 minutes of slack for
 # the rate windows' edges). long_window -> minutes after the fault's end.
 RESET_BOUNDS = {"1h": 15, "6h": 35, "1d": 125, "3d": 365}
@@ -136,7 +136,7 @@ BEHAVIOURS = {
     "funding: recorded as other": ("funding-other-source", "RewardPoolFundingSourceOther"),
     "constraints: a pool in Season Points": ("season-points-as-currency", "RewardSeasonPointsAsCurrency"),
     "a healthy week fires nothing": ("healthy-week", None),
-    # Issue 18
+    # Payout SLOs and staleness
     "payouts: every payout at one provider fails": ("slo-payout-total-failure", "RewardPayoutErrorBudgetBurn"),
     "payouts: 40% fail at one provider": ("slo-payout-partial-failure", "RewardPayoutErrorBudgetBurn"),
     "payouts: 40% fail, ticket tier and its resets": ("slo-payout-partial-failure-ticket", "RewardPayoutErrorBudgetSlowBurn"),
@@ -372,7 +372,7 @@ FLEET_CLAIM_VOLUME = ("(sum(rate(reward_claim_requests_total[15m])) / sum(rate(r
 
 @pytest.mark.promtool
 def test_the_fleet_wide_claim_rule_paged_on_a_launch_and_missed_a_small_bot_wave(definitions, scenarios, tmp_path):
-    """Issue 15's reason for comparing per campaign, shown on promtool: the rule as it was
+    """Why the claim rule compares per campaign, shown on promtool: the rule as it was
     (whole fleet against yesterday, `for` 10m) fires on the planned launch and misses the
     bot wave on the small campaign; the shipped rule does the opposite (the suite)."""
     rules = prometheus_rule_file(definitions, load_config(read_stack_file(STACK_FILE), "fleet", definitions))

@@ -60,7 +60,7 @@ FAULTS = {
     "claim_volume_spike": "RewardClaimVolumeAbnormal",
     "claim_rejection_spike": "RewardClaimRejectionRateHigh",
     "forbidden_funding": "RewardPoolFundingSourceInvalid",
-    # Reconciliation (issue 15): what providers confirm against the ledger.
+    # Reconciliation: what providers confirm against the ledger.
     "double_payment": "RewardPayoutDoublePaid",
     "reconciliation_mismatch": "RewardReconciliationMismatch",
     "reconciliation_stale": "RewardReconciliationStale",
@@ -571,7 +571,7 @@ class Simulator:
         self.now = t0 + dt
         self._reconcile(dt)
 
-    # -- reconciliation (issue 15): providers' confirmed payouts against the ledger
+    # -- reconciliation: providers' confirmed payouts against the ledger
 
     def _init_reconciliation(self) -> None:
         keys = [(p, cur) for p in self.providers for cur in CURRENCIES]
@@ -618,7 +618,7 @@ class Simulator:
                 self._double_paid[key] = "found"
                 c["reward_reconciliation_double_payments_total"][key] += 1
 
-    # -- staleness (issue 18): ages of the oldest unfinished payout and held claim, and
+    # -- staleness: ages of the oldest unfinished payout and held claim, and
     #    the time of the last processed webhook
 
     def _init_staleness(self) -> None:

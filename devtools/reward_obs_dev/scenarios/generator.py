@@ -169,9 +169,9 @@ def _build(scenario: Scenario, contract: MetricsContract) -> list[Series]:
                 approved * ALLOCATION_SHARE.get(outcome, 0.0), True, exists)
         for reason in _label_values(contract, "reward_claims_held", "reason", HELD_REASON_SHARE):
             add("reward_claims_held", {"campaign_id": c.id, "reason": reason}, zeros, False, exists, derived=True)
-        # The operator's accrual switch: on from the campaign's creation (issue 15).
+        # The operator's accrual switch: on from the campaign's creation.
         add("reward_campaign_accrual_enabled", {"campaign_id": c.id}, np.ones(n), False, exists)
-        # Its other operator switches (issue 16), on until a scenario pauses or holds.
+        # Its other operator switches, on until a scenario pauses or holds.
         for switch in ("reward_campaign_claims_enabled", "reward_campaign_payouts_enabled"):
             add(switch, {"campaign_id": c.id}, np.ones(n), False, exists)
         pool = active[c.id]
@@ -214,7 +214,7 @@ def _build(scenario: Scenario, contract: MetricsContract) -> list[Series]:
 
 
 def _build_staleness(contract: MetricsContract, providers, add, zeros) -> None:
-    """Issue 18: ages of the oldest unfinished payout and held claim, and the time of the
+    """Ages of the oldest unfinished payout and held claim, and the time of the
     last processed webhook (derived in _derive_staleness)."""
     for p in providers:
         add("reward_payout_oldest_pending_age_seconds", {"provider": p}, zeros, False, derived=True)
@@ -223,7 +223,7 @@ def _build_staleness(contract: MetricsContract, providers, add, zeros) -> None:
         add("reward_claim_oldest_held_age_seconds", {"reason": reason}, zeros, False, derived=True)
 
 
-# Reconciliation (issue 15): the backend reconciles every RECONCILIATION_MINUTES; each run
+# Reconciliation: the backend reconciles every RECONCILIATION_MINUTES; each run
 # exports what the provider confirms and what the ledger paid, both at the run's cutoff.
 RECONCILIATION_MINUTES = 15
 RECONCILIATION_GAUGES = ("reward_reconciliation_provider_paid", "reward_reconciliation_ledger_paid",
