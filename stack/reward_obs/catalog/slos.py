@@ -37,7 +37,8 @@ from reward_obs.model.slo import (
 
 def load(root: Path, contract, problems) -> list[SLO]:
     """Every SLO under root/slos, schema- and contract-checked (problems recorded)."""
-    slos, names = [], {}
+    slos: list[SLO] = []
+    names: dict[str, str] = {}
     for path in sorted((Path(root) / SLO_DIR).glob("*.yaml")):
         data = validated(root, path, SCHEMA, problems)
         if data is None:
