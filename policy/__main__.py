@@ -1,7 +1,6 @@
 """Policy pack for `pulumi preview --policy-pack policy` (and `pulumi up`)."""
-from pulumi_policy import EnforcementLevel, PolicyPack, ResourceValidationPolicy, StackValidationPolicy
-
 import reward_policies as rp
+from pulumi_policy import EnforcementLevel, PolicyPack, ResourceValidationPolicy, StackValidationPolicy
 
 
 def _for_type(resource_type, check):

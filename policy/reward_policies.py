@@ -6,7 +6,8 @@ validations and wrapped in `pulumi_policy.Secret` in remediations.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pulumi_policy import Secret
 
@@ -40,7 +41,7 @@ def rule_metadata(props: dict, report: Report) -> None:
         annotations = rule.get("annotations") or {}
         labels = rule.get("labels") or {}
         missing = [f"annotation {a}" for a in REQUIRED_ANNOTATIONS if not str(annotations.get(a, "")).strip()]
-        missing += [f"label {l}" for l in REQUIRED_LABELS if not str(labels.get(l, "")).strip()]
+        missing += [f"label {label}" for label in REQUIRED_LABELS if not str(labels.get(label, "")).strip()]
         if missing:
             report(f"alert rule {name} has no {', '.join(missing)}")
 

@@ -38,7 +38,7 @@ def _dropped(before, after, path: str) -> list[str]:
             else:
                 out += _dropped(value, after[key], f"{path}.{key}")
     elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        for i, (b, a) in enumerate(zip(before, after)):
+        for i, (b, a) in enumerate(zip(before, after, strict=True)):
             out += _dropped(b, a, f"{path}[{i}]")
     return out
 

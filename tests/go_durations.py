@@ -56,7 +56,7 @@ def go_seconds(text: str) -> int:
     """Seconds in a duration as model.ParseDuration reads it (whole seconds only)."""
     match = _GO_DURATION_RE.fullmatch(text)
     assert match and text, f"{text!r} is not a duration model.ParseDuration accepts"
-    return sum(int(n) * unit for n, unit in zip(match.groups(), _GO_UNIT_SECONDS) if n)
+    return sum(int(n) * unit for n, unit in zip(match.groups(), _GO_UNIT_SECONDS, strict=True) if n)
 
 
 def grafana_stores(text: str) -> str:

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import IO
 
 import yaml
-from conftest import ROOT, run_cli
-from spec import REQUIRED_SIGNALS, SIGNAL_DASHBOARDS
 
 from reward_obs.catalog.definitions import load_definitions
 from reward_obs.checks.lint import render_template
@@ -23,6 +21,8 @@ from reward_obs.lang.markdown import sections
 from reward_obs.model.definitions import RecordingRule
 from reward_obs_dev.simulator import Simulator
 
+from conftest import ROOT, run_cli
+from spec import REQUIRED_SIGNALS, SIGNAL_DASHBOARDS
 
 # ---------------------------------------------------------------- a rendered tree
 
@@ -127,7 +127,7 @@ def write_openmetrics(sim: Simulator, out: IO[str], start: float, end: float, st
             for key, value in values.items():
                 prefix = prefixes.get((name, key))
                 if prefix is None:
-                    body = ",".join(f'{n}="{v}"' for n, v in zip(names, key)) + extra
+                    body = ",".join(f'{n}="{v}"' for n, v in zip(names, key, strict=True)) + extra
                     prefix = prefixes[(name, key)] = f"{name}{{{body.lstrip(',')}}} "
                 lines.append(f"{prefix}{value:.10g} {t:.3f}\n")
             out.write("".join(lines))

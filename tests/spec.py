@@ -9,14 +9,14 @@ REQUIRED_ALERTS = {
     "RewardPayoutWebhookFailing": "critical",
     "RewardPoolExhausted": "critical",
     "RewardPoolLow": "warning",
-    # Issue 15: the safety net working is a warning (above its normal rate), not a page.
+    # The safety net working is a warning (above its normal rate), not a page.
     "RewardDuplicatePayoutAttempt": "warning",
     "RewardPayoutProviderOutage": "critical",
     "RewardClaimVolumeAbnormal": "warning",
     "RewardClaimRejectionRateHigh": "warning",
     "RewardMetricsAbsent": "critical",
     "RewardPoolFundingSourceInvalid": "critical",
-    # Issue 18: payout SLOs (page = ...Burn, ticket = ...SlowBurn) and staleness.
+    # Payout SLOs (page = ...Burn, ticket = ...SlowBurn) and staleness.
     "RewardPayoutErrorBudgetBurn": "critical",
     "RewardPayoutErrorBudgetSlowBurn": "warning",
     "RewardFleetPayoutErrorBudgetBurn": "critical",
@@ -34,20 +34,20 @@ REQUIRED_ALERTS = {
     # Abuse detection without history, and stopped claims on a quiet campaign.
     "RewardClaimVolumeNewCampaign": "warning",
     "RewardClaimsStoppedSmallCampaign": "warning",
-    # Issue 15: the ledger's own invariants page; a time-to-empty forecast warns.
+    # The ledger's own invariants page; a time-to-empty forecast warns.
     "RewardPoolOverAllocated": "critical",
     "RewardPoolLedgerMismatch": "critical",
     "RewardPoolEmptyingSoon": "warning",
-    # Issue 15: providers' confirmed payouts against the ledger.
+    # Providers' confirmed payouts against the ledger.
     "RewardPayoutDoublePaid": "critical",
     "RewardReconciliationMismatch": "critical",
     "RewardReconciliationStale": "warning",
-    # Issue 15: the product's constraints, at runtime.
+    # The product's constraints, at runtime.
     "RewardSeasonPointsAsCurrency": "critical",
     "RewardPoolFundingSourceOther": "warning",
     # Player-caused payout failures jump: a ticket, never a page (they are not the platform's).
     "RewardPayoutPlayerFailuresHigh": "warning",
-    # Issue 15: always firing, to the external dead-man service only.
+    # Always firing, to the external dead-man service only.
     "RewardHeartbeat": "none",
 }
 
@@ -58,7 +58,7 @@ REQUIRED_METRICS = {
     "reward_pool_reserved": ("gauge", {"pool_id", "campaign_id", "currency"}),
     "reward_pool_paid": ("gauge", {"pool_id", "campaign_id", "currency"}),
     "reward_pool_remaining": ("gauge", {"pool_id", "campaign_id", "currency"}),
-    "reward_campaign_accrual_enabled": ("gauge", {"campaign_id"}),  # issue 15: the operator's switch
+    "reward_campaign_accrual_enabled": ("gauge", {"campaign_id"}),  # the operator's switch
     "reward_pool_funding_total": ("counter", {"pool_id", "source"}),
     "reward_allocations_total": ("counter", {"campaign_id", "outcome"}),
     "reward_claim_requests_total": ("counter", {"campaign_id"}),
@@ -73,11 +73,11 @@ REQUIRED_METRICS = {
     "reward_provider_errors_total": ("counter", {"provider", "operation", "error_code"}),
     "reward_provider_up": ("gauge", {"provider"}),
     "reward_payout_duration_seconds": ("histogram", {"provider"}),
-    # Issue 18: staleness.
+    # Staleness.
     "reward_payout_oldest_pending_age_seconds": ("gauge", {"provider"}),
     "reward_payout_webhook_last_processed_timestamp_seconds": ("gauge", {"provider"}),
     "reward_claim_oldest_held_age_seconds": ("gauge", {"reason"}),
-    # Issue 15: reconciliation, per provider and currency.
+    # Reconciliation, per provider and currency.
     "reward_reconciliation_provider_paid": ("gauge", {"provider", "currency"}),
     "reward_reconciliation_ledger_paid": ("gauge", {"provider", "currency"}),
     "reward_reconciliation_last_success_timestamp_seconds": ("gauge", {"provider", "currency"}),
@@ -140,14 +140,14 @@ DETECTION_BOUNDS = {
     "RewardPayoutWebhookFailing": 10,
     "RewardPoolExhausted": 3,
     "RewardPoolLow": 20,
-    # Issue 15: a blocked duplicate is a warning above its normal rate, 15m for 15m.
+    # A blocked duplicate is a warning above its normal rate, 15m for 15m.
     "RewardDuplicatePayoutAttempt": 25,
     "RewardPayoutProviderOutage": 7,
     "RewardClaimVolumeAbnormal": 30,
     "RewardClaimRejectionRateHigh": 20,
     "RewardMetricsAbsent": 10,
     "RewardPoolFundingSourceInvalid": 3,
-    # Issue 18 (the tightest bound of its fault classes; per-scenario bounds below).
+    # The SLO pages: the tightest bound of their fault classes (per-scenario bounds below).
     "RewardPayoutErrorBudgetBurn": 15,
     # A ticket, not a page: the 1d and 3d windows read the 1h rate recorded once an hour,
     # so a ticket opens at the next whole hour at the latest.
@@ -164,7 +164,7 @@ DETECTION_BOUNDS = {
     "RewardClaimVolumeNewCampaign": 25,
     # A quiet campaign's silence is only significant over its 3h window (plus `for`).
     "RewardClaimsStoppedSmallCampaign": 195,
-    # Issue 15 (money invariants and precision); the issue names no minutes, these are
+    # Money invariants and precision: no minutes were asked for; these are
     # ours: a broken ledger pages within minutes, a forecast within its `for` and a bit.
     "RewardPoolOverAllocated": 3,
     "RewardPoolLedgerMismatch": 8,

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
-from pulumi_harness import run_program
-from spec import TRUST_SAFETY_ALERTS
-from helpers import SECRETS
 
-from reward_obs.builders.access import access_plan, permission_items
+from reward_obs.builders.access import permission_items
 from reward_obs.catalog.config import read_stack_file
 from reward_obs.tools.access import apply, permission_problems
+
+from conftest import ROOT, run_cli
+from helpers import SECRETS
+from pulumi_harness import run_program
+from spec import TRUST_SAFETY_ALERTS
 
 SPEC = json.loads((ROOT / "tests/fixtures/grafana_http_api/openapi-excerpt.json").read_text())["definitions"]
 RESPONSES = json.loads((ROOT / "tests/fixtures/grafana_http_api/openapi-excerpt.json").read_text())["responses"]

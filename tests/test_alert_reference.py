@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
+
 from reward_obs.tools.alert_reference import (
     ALERTS_MD,
     CONFIDENTIAL,
@@ -27,6 +27,8 @@ from reward_obs.tools.alert_reference import (
     public_text,
     results_from_report,
 )
+
+from conftest import ROOT, run_cli
 
 
 def _section(text: str, name: str) -> str:

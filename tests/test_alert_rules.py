@@ -7,14 +7,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli, unbind_runbook_numbers
-from helpers import raw_selectors
-from helpers import dashboard, grafana_rules, panels, prometheus_rules
-from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS, TRUST_SAFETY_ALERTS, TRUST_SAFETY_DASHBOARD_UID
 
-from reward_obs.lang import promql
 from reward_obs.catalog.config import load_config, read_stack_file
+from reward_obs.lang import promql
 from reward_obs.lang.markdown import headings
+
+from conftest import ROOT, run_cli, unbind_runbook_numbers
+from helpers import dashboard, grafana_rules, panels, prometheus_rules, raw_selectors
+from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS, TRUST_SAFETY_ALERTS, TRUST_SAFETY_DASHBOARD_UID
 
 RUNBOOK_URL = re.compile(r"^(?P<base>https?://\S+)/runbooks/(?P<file>[a-z0-9-]+\.md)#(?P<anchor>[a-z0-9-]+)$")
 

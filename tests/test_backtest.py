@@ -7,14 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from helpers import write_openmetrics
 
+from reward_obs.builders.alerts import resolved_alerts
 from reward_obs.lang import promql
 from reward_obs_dev.backtest import Firing, firings_from_samples
-from reward_obs.builders.alerts import resolved_alerts
 from reward_obs_dev.servers import Prometheus, backfill
 from reward_obs_dev.simulator import Simulator, Topology
+
+from conftest import run_cli
+from helpers import write_openmetrics
 
 # One backfilled Prometheus for the whole module: its tests stay on one worker.
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("backtest")]
@@ -106,7 +107,7 @@ def test_week_with_injected_faults_fires_exactly_those(history, tmp_path, defini
     fired = {name: f for name, f in json.loads(run_backtest(prom, faulty, tmp_path)).items() if f}
     assert set(fired) == EXPECTED
     fault_windows = {scenario: (start, stop) for start, stop, scenario in segments if scenario != "healthy"}
-    # alert, fault, detection bound in minutes (the duplicate alert waits 15m for a steady stream: issue 15)
+    # alert, fault, detection bound in minutes (the duplicate alert waits 15m for a steady stream)
     targets = {scenario: Simulator(definitions.contract, TOPOLOGY, scenario).target(scenario)["provider"]
                for scenario in ("provider_outage", "duplicate_payout")}
     # Callers retry against the dead provider, so its blocked duplicates fire too, during the

@@ -13,7 +13,6 @@ import dataclasses
 
 import pytest
 import yaml
-from conftest import ROOT
 
 from reward_obs.builders import alerts as alert_builders
 from reward_obs.builders import dashboards as dashboard_builders
@@ -23,6 +22,8 @@ from reward_obs.builders.notifications import SecretRef
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.model.definitions import Panel, Query
 from reward_obs.sinks.files import render_files
+
+from conftest import ROOT
 
 ALERT = "RewardClaimRejectionRateHigh"
 SELFHOST = ROOT / "Pulumi.selfhost.yaml"

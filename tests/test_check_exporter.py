@@ -11,7 +11,6 @@ import json
 import re
 
 import pytest
-from conftest import ROOT
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
@@ -20,10 +19,13 @@ from reward_obs.tools.check_exporter import SourceError, check, counters_went_do
 from reward_obs.tools.check_exporter import run as check_file
 from reward_obs_dev.simulator import ContractCollector, Simulator, SimulatorServer, Topology
 
+from conftest import ROOT
+
 START = 1_760_000_000.0  # a fixed simulated start, so the exposition is the same on every run
+SMALL_TOPOLOGY = Topology(4, 2, 6)
 
 
-def exposition(definitions, openmetrics: bool = False, steps: int = 20, topology: Topology = Topology(4, 2, 6)) -> str:
+def exposition(definitions, openmetrics: bool = False, steps: int = 20, topology: Topology = SMALL_TOPOLOGY) -> str:
     """A healthy simulator's /metrics after `steps` simulated 30 s steps."""
     sim = Simulator(definitions.contract, topology, seed=3, start=START)
     for _ in range(steps):

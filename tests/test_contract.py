@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import run_cli
-from spec import IDENTITY_LABELS, PROVIDERS, REQUIRED_METRICS
 
 from reward_obs.catalog.recording import with_recorded_series
 from reward_obs.lang import promql
 from reward_obs.model.contract import identity_label
+
+from conftest import run_cli
+from spec import IDENTITY_LABELS, PROVIDERS, REQUIRED_METRICS
 
 
 def test_contract_has_every_backend_metric_with_its_type_and_labels(definitions):
@@ -116,7 +117,7 @@ def test_every_dashboard_and_alert_query_fits_the_contract(definitions, config):
     assert checked >= 9 + 8
 
 
-# ---------------------------------------------------------------- Season Points (issue 15)
+# ---------------------------------------------------------------- Season Points
 
 SEASON_POINTS = ["SP", "SEASON_POINTS", "SEASONPOINTS"]  # the names the game uses for them
 
@@ -146,7 +147,7 @@ def test_the_season_points_alert_looks_for_exactly_the_refused_names_in_every_am
     amount_metrics = {n for n, m in definitions.contract.metrics.items()
                       if "currency" in m.labels and m.unit == "currency_units"}
     assert amount_metrics - set(matchers) <= {"reward_pool_remaining"}  # budget - reserved - paid: no new currency
-    for metric, [(label, op, value)] in matchers.items():
+    for metric, [(_label, op, value)] in matchers.items():
         assert op == "=~" and value.removeprefix("(?i)").split("|") == SEASON_POINTS, metric
     schema = json.loads((ROOT / "contract/reward_event.schema.json").read_text())
     pattern = schema["$defs"]["currency"]["pattern"] if "$defs" in schema and "currency" in schema["$defs"] else None

@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
-from helpers import distinct_assignment, reads, signal_panels
-from helpers import dashboard, panels
-from helpers import raw_selectors
-from spec import OPERATIONS_DASHBOARD_UID, REQUIRED_SIGNALS, SIGNAL_DASHBOARDS, TRUST_SAFETY_SIGNALS
 
 from reward_obs.lang import promql
-from reward_obs.catalog.definitions import load_definitions
+
+from conftest import run_cli
+from helpers import dashboard, distinct_assignment, panel_selectors, panels, reads, signal_panels
+from spec import OPERATIONS_DASHBOARD_UID, SIGNAL_DASHBOARDS, TRUST_SAFETY_SIGNALS
 
 
 def render(root: Path | None, out: Path) -> Path:

@@ -7,11 +7,12 @@ import copy
 import json
 
 import pytest
-from conftest import ROOT
-from dashboard_schema import dashboard_findings
 
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.sinks.files import render_files
+
+from conftest import ROOT
+from dashboard_schema import dashboard_findings
 
 EXAMPLE_STACKS = sorted(ROOT.glob("Pulumi.*.yaml"))
 

@@ -12,6 +12,7 @@ import tomllib
 from importlib.metadata import packages_distributions
 
 import pytest
+
 from conftest import ROOT
 
 

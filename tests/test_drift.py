@@ -8,18 +8,19 @@ import json
 
 import pytest
 import yaml
-from conftest import ROOT
-from go_durations import grafana_stores
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reward_obs.builders import alerts as alert_builders
 from reward_obs.builders import dashboards as dashboard_builders
-from reward_obs.builders import notifications as notification_builders
 from reward_obs.builders import grafana_recording
-from reward_obs.sinks.component import recording_rule_args, rule_args
+from reward_obs.builders import notifications as notification_builders
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.catalog.definitions import load_definitions
+from reward_obs.sinks.component import recording_rule_args, rule_args
+
+from conftest import ROOT
+from go_durations import grafana_stores
 
 GRAFANA_MODEL_DEFAULTS = {"intervalMs": 1000, "maxDataPoints": 43200}
 

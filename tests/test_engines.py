@@ -17,7 +17,6 @@ import sys
 from dataclasses import replace
 
 import pytest
-from spec import DETECTION_BOUNDS, SLO_TARGETS
 
 from reward_obs.builders.recording import prometheus_rule_file as recording_file
 from reward_obs.catalog.config import load_config, read_stack_file
@@ -29,6 +28,7 @@ from reward_obs_dev.scenarios.promtool_file import RECORDING_FILE
 from reward_obs_dev.scenarios.runner import run_suite
 
 from conftest import ROOT
+from spec import DETECTION_BOUNDS, SLO_TARGETS
 
 pytestmark = [pytest.mark.live, pytest.mark.promtool, pytest.mark.xdist_group("engines"),
               pytest.mark.skipif(not (shutil.which("victoria-metrics") and shutil.which("vmalert")),

@@ -9,8 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-from helpers import WEIRD_VALUES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -18,6 +16,9 @@ from jsonschema import Draft202012Validator
 from reward_obs.catalog.event_contract import STAGES, EventContract, UnsupportedSchema, compile_schema
 from reward_obs.lang.secret_scan import secret_findings
 from reward_obs_dev.trace_gen import generate
+
+from conftest import ROOT
+from helpers import WEIRD_VALUES
 
 SCHEMA_FILE = ROOT / "contract" / "reward_event.schema.json"
 EXAMPLES = ROOT / "contract" / "examples" / "v2"  # the current version; tests/test_event_contract_versions.py covers v1
@@ -31,7 +32,7 @@ FIELDS = {
     "schema_version", "event_id", "correlation_id", "causation_id", "stage", "type", "timestamp",
     "campaign_id", "pool_id", "match_id", "claim_status", "provider", "provider_reference", "payout_result",
     "amount", "currency", "admin_action", "reason_code", "actor_role",
-    "receipt_reference",  # the claim receipt reference a player quotes in a dispute (issue 16)
+    "receipt_reference",  # the claim receipt reference a player quotes in a dispute
     "failure_cause",  # why a payout failed: the metrics contract's `cause` values
 }
 # Every invalid example and the field its error must name.
@@ -53,7 +54,7 @@ INVALID = {
     "season-points-as-currency": "currency",
     "payout-without-provider": "provider",
     "claim-without-claim-status": "claim_status",
-    "claim-without-receipt-reference": "receipt_reference",  # disputes start from it (issue 16)
+    "claim-without-receipt-reference": "receipt_reference",  # disputes start from it
     "allocation-without-pool": "pool_id",
     "settlement-without-match-id": "match_id",
     "unknown-stage": "stage",

@@ -12,13 +12,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
 from jsonschema import Draft202012Validator
-from helpers import WEIRD_VALUES
 
 from reward_obs.catalog.event_contract import ContractVersionsError, EventContract, VersionedEventContract
 from reward_obs.tools.trace import analyse
 from reward_obs_dev.trace_gen import generate
+
+from conftest import ROOT, run_cli
+from helpers import WEIRD_VALUES
 
 CONTRACT_DIR = ROOT / "contract"
 VERSIONS = json.loads((CONTRACT_DIR / "reward_event.versions.json").read_text())

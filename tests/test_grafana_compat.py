@@ -1,4 +1,4 @@
-"""What Grafana loads from what we render, version by version (issue 13, defects 1-5).
+"""What Grafana loads from what we render, version by version.
 
 Each expected value is written out here from Grafana's own source, cited per test, not
 computed by the code under test; each test fails on the render before the fix."""
@@ -9,13 +9,14 @@ import json
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
-from pulumi_harness import run_program
-from spec import TRUST_SAFETY_ALERTS
-from helpers import render_message, sample_alert
 
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.sinks.files import GRAFANA_RECORDING_FILE, render_files
+
+from conftest import ROOT, run_cli
+from helpers import render_message, sample_alert
+from pulumi_harness import run_program
+from spec import TRUST_SAFETY_ALERTS
 
 VERSIONS = ("11.6", "12.0", "12.1", "12.2", "12.3", "12.4")
 PROD = ROOT / "Pulumi.prod.yaml"

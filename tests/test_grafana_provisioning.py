@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
 
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.catalog.grafana_compat import supported_versions
 from reward_obs.checks.grafana_provisioning import duration_seconds, validate_files
 from reward_obs.sinks.files import render_files
+
+from conftest import ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grafana_provisioning"
 BASE = yaml.safe_load((FIXTURES / "base.yaml").read_text())

@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 
 import yaml
-from conftest import ROOT, run_cli
-from pulumi_harness import run_program
 
 from reward_obs.catalog.config import read_stack_file
 from reward_obs.checks.lint import render_template
+
+from conftest import ROOT, run_cli
+from pulumi_harness import run_program
 
 TEMPLATE = ROOT / "notifications/templates/reward.tmpl"
 PAYLOAD = '{{ template "reward.heartbeat.payload" . }}'

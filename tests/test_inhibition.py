@@ -1,4 +1,4 @@
-"""Inhibition (issue 15): which alerts hold back which, from the definitions, in the shape
+"""Inhibition: which alerts hold back which, from the definitions, in the shape
 Alertmanager and Grafana take. Alertmanager's own behaviour is proven in
 tests/test_live_stack.py; here, the rules themselves and their validation."""
 from __future__ import annotations
@@ -7,12 +7,13 @@ import json
 import subprocess
 
 import yaml
-from conftest import ROOT, STACK_FILE, run_cli
 
 from reward_obs.builders.alertmanager import alertmanager_config
 from reward_obs.builders.inhibition import grafana_inhibition_rules
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.sinks.files import GRAFANA_INHIBITION_FILE, dump_yaml, render_files
+
+from conftest import ROOT, STACK_FILE, run_cli
 
 OUTAGE, ABSENT, HEARTBEAT = "RewardPayoutProviderOutage", "RewardMetricsAbsent", "RewardHeartbeat"
 
@@ -24,7 +25,7 @@ def _am_rules(definitions) -> list[dict]:
 
 def test_a_provider_outage_holds_back_that_providers_consequences_only(definitions):
     [rule] = [r for r in _am_rules(definitions) if r["source_matchers"] == [f'alertname="{OUTAGE}"']]
-    # Issue 15's three, and issue 18's per-provider SLO and staleness alerts (the fleet SLO
+    # The outage's own consequences, the per-provider SLO and staleness alerts (the fleet SLO
     # and the claim alerts have no provider: an outage of one provider never holds them back).
     assert rule["target_matchers"] == ['alertname=~"' + "|".join([
         "RewardClaimToPaidBudgetBurn", "RewardClaimToPaidBudgetSlowBurn", "RewardDuplicatePayoutAttempt",
@@ -77,8 +78,8 @@ def test_grafana_gets_the_same_rules_only_when_asked(definitions):
 
 
 def test_pulumi_registers_grafana_inhibition_rules_only_when_asked():
-    from pulumi_harness import run_program
     from helpers import SECRETS
+    from pulumi_harness import run_program
 
     values = read_stack_file(ROOT / "Pulumi.selfhost.yaml")
     off = run_program(values, SECRETS)

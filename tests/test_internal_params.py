@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
-from helpers import dashboard, grafana_rules, prometheus_rules
 
 from reward_obs.catalog.internal import internal_fields, mask_numbers
 from reward_obs.catalog.runbook_numbers import BOUND, INTERNAL
 from reward_obs.catalog.runbooks import load_runbooks
+
+from conftest import ROOT, run_cli
+from helpers import dashboard, grafana_rules, prometheus_rules
 
 # Distinctive values, none of which the repository holds: any of these strings in a
 # public output is a leak. 26316 s is 7.31 hours.
@@ -81,7 +82,7 @@ def test_private_values_reach_grafana_and_prometheus_rules(renders, alert):
     assert evaluator["params"] == [private["threshold"]]
     prometheus = prometheus_rules(head)[alert]["expr"]
     assert prometheus.rstrip().endswith(f" {private['threshold']}")
-    for name, value in private["params"].items():
+    for value in private["params"].values():
         if isinstance(value, (int, float)):
             assert f">= {value}" in grafana["data"][0]["model"]["expr"] and f">= {value}" in prometheus
 
@@ -127,7 +128,7 @@ def test_diff_shows_a_structural_change_of_an_internal_alert_with_its_numbers_ma
     assert result.returncode == 0, result.stderr
     result = run_cli("--root", str(repo_copy), "diff", str(base), str(head))
     assert result.returncode == 0, result.stderr
-    line = next(l for l in result.stdout.splitlines() if "`RewardClaimVolumeAbnormal`" in l)
+    line = next(x for x in result.stdout.splitlines() if "`RewardClaimVolumeAbnormal`" in x)
     assert "query changed" in line and "internal parameter changed" in line
     # the window is public and stays readable; the numbers are masked
     assert "    -sum by (campaign_id) (rate(reward_claim_requests_total[15m]))" in result.stdout
@@ -266,8 +267,8 @@ def _plain_text(value) -> str:
 
 @pytest.fixture(scope="module")
 def pulumi_private():
-    from pulumi_harness import run_program
     from helpers import SECRETS, stack_values
+    from pulumi_harness import run_program
 
     # `pulumi config set --secret --path 'reward-observability:internalParams.X.threshold' N`
     # stores one secret object under internalParams; the program receives it as JSON.
@@ -294,8 +295,8 @@ def test_pulumi_registers_private_values_as_secrets_only(pulumi_private):
 
 
 def test_pulumi_refuses_private_values_set_without_secret():
-    from pulumi_harness import run_program
     from helpers import SECRETS, stack_values
+    from pulumi_harness import run_program
 
     result = run_program({**stack_values(), "internalParams": PRIVATE}, SECRETS)
     assert "reward-observability:internalParams: must be a secret" in (result["error"] or "")

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli, unbind_runbook_numbers
 
-from reward_obs.checks import lint as lint_module
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.catalog.definitions import load_definitions
+from reward_obs.checks import lint as lint_module
 from reward_obs.sinks.files import render_files
+
+from conftest import ROOT, run_cli, unbind_runbook_numbers
 
 
 def run_lint(root: Path, config_changes: dict | None = None):
@@ -61,7 +62,7 @@ FAILING = {
     "template-label": (DUP, {"summary": "A duplicate payout for pool {{ $labels.pool_id }} was blocked"}, None),
     "value-in-label": (DUP, {"labels": {"attempts": "{{ $value }}"}}, None),
     "for-interval": (DUP, {"for": "30s"}, None),
-    # Issue 15: the claim-volume rule as it was, 10m of `for` on a 15m window.
+    # The claim-volume rule as it was, 10m of `for` on a 15m window.
     "for-window": ("RewardClaimVolumeAbnormal", {"for": "10m"}, None),
     "no-data-state": ("RewardPoolLow", {"no_data_state": "Alerting"}, None),
 }

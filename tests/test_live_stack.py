@@ -23,20 +23,17 @@ from __future__ import annotations
 
 import json
 import random
-import urllib.request
 import shutil
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import STACK_FILE
-from helpers import write_openmetrics
-from helpers import promql_queries
 
 from reward_obs.builders import recording as recording_builders
 from reward_obs.builders.alertmanager import alertmanager_config
@@ -45,6 +42,9 @@ from reward_obs.lang.dashboard_queries import default_variables, panel_queries, 
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
 from reward_obs_dev.servers import LOOPBACK, Alertmanager, Prometheus, backfill, backfill_recording_rules
 from reward_obs_dev.simulator import FAULTS, METRICS_ABSENT_ALERT, EventSink, Simulator, SimulatorServer, Topology
+
+from conftest import STACK_FILE
+from helpers import promql_queries, write_openmetrics
 
 # One Prometheus, Alertmanager and simulator for the whole module: its tests stay on one worker.
 pytestmark = [pytest.mark.live, pytest.mark.xdist_group("live-stack")]
@@ -64,7 +64,7 @@ LIVE_OVERRIDES = {
     "RewardClaimVolumeAbnormal": {"params": {"window": WINDOW}, "for": "2s"},
     "RewardClaimRejectionRateHigh": {"params": {"window": WINDOW}, "for": "2s"},
     "RewardMetricsAbsent": {"for": "2s"},
-    # Issue 15. Reconciliation runs every 300 simulated seconds, 15 real seconds here.
+    # Reconciliation runs every 300 simulated seconds, 15 real seconds here.
     "RewardPayoutDoublePaid": {"params": {"window": "10m"}},
     "RewardReconciliationMismatch": {"for": "1s"},
     "RewardReconciliationStale": {"threshold": 25, "for": "1s"},
@@ -325,7 +325,7 @@ def test_a_paused_switch_shows_on_the_operator_switches_panel(stack):
     prom, sim = stack.prometheus, stack.sim
     queries = {q.ref: q for q in panel_queries(stack.definitions, "reward-operations") if q.panel_key == "paused_switches"}
     legends = [q.legend for p in stack.definitions.dashboard("reward-operations").panels if p.key == "paused_switches" for q in p.queries]
-    count = dict(zip(legends, (queries[ref].expr for ref in sorted(queries))))
+    count = dict(zip(legends, (queries[ref].expr for ref in sorted(queries)), strict=True))
 
     def value(legend: str) -> float:
         return float(prom.query(count[legend])[0]["value"][1])
@@ -381,7 +381,7 @@ def test_each_fault_fires_its_alert_and_pages_the_right_receiver(stack):
 
 
 def test_a_provider_outage_holds_back_that_providers_consequences(stack):
-    """Issue 15, inhibition in a real Alertmanager with the generated config. The outage
+    """Inhibition in a real Alertmanager with the generated config. The outage
     provider's callers retry (blocked duplicates) and its reconciliation fails: both alerts
     fire in Prometheus for that provider, and Alertmanager holds them back (suppressed,
     inhibited by the outage) while the same alerts for other providers are delivered."""
@@ -483,7 +483,7 @@ def test_stopping_the_simulator_fires_the_dead_man_alert_and_pages(stack):
     wait_for(f"{METRICS_ABSENT_ALERT} to page on-call", lambda: [
         a for a in stack.receiver.alerts("/oncall")
         if a["labels"]["alertname"] == METRICS_ABSENT_ALERT and a["annotations"]["runbook_url"] == runbook], 15)
-    # Issue 15: a missing scrape holds back what it makes stale. An alert on scraped series
+    # A missing scrape holds back what it makes stale. An alert on scraped series
     # that still reaches Alertmanager now (here posted by hand, as a rule evaluated on the
     # last samples would) is suppressed; the heartbeat, which reads no scraped series, is not.
     env = stack.config.environment

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
-from helpers import TEMPLATE, render_message, sample_alert
 
-from reward_obs.checks.lint import html_problems, render_template
+from reward_obs.checks.lint import html_problems
+
+from helpers import render_message, sample_alert
 
 TELEGRAM_LIMIT = 4096
 
@@ -70,7 +70,7 @@ def _team_route(root: dict) -> dict:
 
 
 def test_heartbeat_reaches_only_its_dead_man_contact_point_every_5_minutes(out, definitions, tmp_path):
-    """Issue 15: an always-firing alert, routed to its own contact point whose URL is a
+    """An always-firing alert, routed to its own contact point whose URL is a
     secret; no resolved message (the dead-man service would take it as a ping)."""
     points = {cp["name"]: cp["receivers"][0] for cp in provisioning(out, "contact-points.yaml")["contactPoints"]}
     heartbeat = points["rewards-heartbeat"]
@@ -113,7 +113,7 @@ def _amtool_routes(tmp_path: Path, definitions, labels: dict) -> list[str]:
 
 
 def test_forbidden_funding_pages_once_then_reminds_daily(out, definitions, tmp_path):
-    """Issue 15: finance takes days; on-call is paged once (again only after 4 days,
+    """Finance takes days; on-call is paged once (again only after 4 days,
     under the 5-day notification log of Grafana and Alertmanager), chat daily, instead of
     every hour like other critical alerts."""
     rules = {r["alert"]: r for g in yaml.safe_load((out / "prometheus/reward-alerts.rules.yaml").read_text())["groups"]
@@ -149,7 +149,7 @@ def test_telegram_message_fits_and_is_valid_html(count):
     # Every summary at the schema's maximum length, with characters that grow when escaped.
     longest = ("Pool p-12 & campaign <c-7> " * 10)[:SUMMARY_MAX]
     alerts = [sample_alert(i, summary=longest) for i in range(count)] + [sample_alert(100 + i, "resolved", longest) for i in range(count // 2)]
-    text = render(alerts)
+    text = render_message(alerts)
     assert len(text) < TELEGRAM_LIMIT  # stricter than Telegram, which counts text after parsing entities
     assert html_problems(text) == []  # the tags Telegram's HTML parse mode accepts, nested
     assert f"Firing: {count}" in text

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import unbind_runbook_numbers
-from go_durations import GO_DURATION_STRINGS, go_seconds
 
 from reward_obs.builders import alerts as alert_builders
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.catalog.definitions import load_definitions
 from reward_obs.model.durations import canonical, format_duration, parse_duration
+
+from conftest import unbind_runbook_numbers
+from go_durations import GO_DURATION_STRINGS, go_seconds
 
 
 @pytest.mark.parametrize("seconds, go", sorted(GO_DURATION_STRINGS.items()))

@@ -7,13 +7,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
-from pulumi_harness import run_program
 from pulumi_policy import Secret
 from pulumi_policy.deserialize import deserialize_properties
-from helpers import SECRET_SIG, SECRETS
 
 from reward_obs.catalog.config import read_stack_file
+
+from conftest import ROOT
+from helpers import SECRET_SIG, SECRETS
+from pulumi_harness import run_program
 
 sys.path.insert(0, str(ROOT / "policy"))
 import reward_policies as rp  # noqa: E402

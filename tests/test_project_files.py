@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
+
 from reward_obs.lang.markdown import anchors
+
+from conftest import ROOT, run_cli
 
 PYPROJECT_VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 # Keep a Changelog 1.1.0: `## [Unreleased]`, then `## [X.Y.Z] - YYYY-MM-DD`, newest first.

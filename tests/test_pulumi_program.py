@@ -6,14 +6,13 @@ import json
 
 import pytest
 import yaml
-from conftest import run_cli
-from helpers import SECRET_SIG, SECRETS
-from pulumi_harness import run_program
-from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS, TRUST_SAFETY_DASHBOARD_UID
-from helpers import distinct_assignment, signal_panels
 
 from reward_obs.catalog.config import read_stack_file
-from conftest import STACK_FILE
+
+from conftest import STACK_FILE, run_cli
+from helpers import SECRET_SIG, SECRETS, distinct_assignment, signal_panels
+from pulumi_harness import run_program
+from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS, TRUST_SAFETY_DASHBOARD_UID
 
 
 def stack_values() -> dict:
@@ -105,7 +104,7 @@ def test_contact_points_keep_credentials_secret(program):
     assert points["rewards-telegram"]["telegrams"][SECRET_SIG] and points["rewards-oncall-webhook"]["webhooks"][SECRET_SIG]
     assert SECRETS["telegramBotToken"] == points["rewards-telegram"]["telegrams"]["value"][0]["token"]
     assert SECRETS["oncallWebhookUrl"] == points["rewards-oncall-webhook"]["webhooks"]["value"][0]["url"]
-    # Issue 15: the heartbeat's dead-man URL is a secret too, and it sends no resolved messages.
+    # The heartbeat's dead-man URL is a secret too, and it sends no resolved messages.
     assert points["rewards-heartbeat"]["webhooks"][SECRET_SIG]
     assert SECRETS["heartbeatWebhookUrl"] == points["rewards-heartbeat"]["webhooks"]["value"][0]["url"]
     assert points["rewards-heartbeat"]["webhooks"]["value"][0]["disableResolveMessage"] is True
@@ -220,7 +219,7 @@ def test_grafana_mode_registers_the_rendered_recording_rules(grafana_program, tm
         assert group["inputs"]["folderUid"] == "rewards" and group["inputs"]["intervalSeconds"] == interval
         rules = group["inputs"]["rules"]
         assert [r["uid"] for r in rules] == [r["uid"] for r in file_group["rules"]]
-        for rule, file_rule in zip(rules, file_group["rules"]):
+        for rule, file_rule in zip(rules, file_group["rules"], strict=True):
             assert rule["name"] == file_rule["title"]
             assert rule["record"] == file_rule["record"]
             assert [json.loads(d["model"]) for d in rule["datas"]] == [d["model"] for d in file_rule["data"]]

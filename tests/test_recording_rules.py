@@ -4,13 +4,11 @@ Grafana-managed recording rules."""
 from __future__ import annotations
 
 import re
-
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
 
 from reward_obs.builders import grafana_recording
 from reward_obs.builders import recording as recording_builders
@@ -18,6 +16,8 @@ from reward_obs.catalog.definitions import load_definitions
 from reward_obs.cli import main
 from reward_obs.lang.dashboard_queries import panel_queries
 from reward_obs.model.errors import DefinitionError
+
+from conftest import ROOT, run_cli
 
 RULES = ROOT / "recording_rules" / "reward-dashboard.yaml"
 

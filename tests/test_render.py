@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
-from spec import REQUIRED_ALERTS
 
 from reward_obs.builders.recording import prometheus_groups
 from reward_obs.catalog.load import load_stack
 from reward_obs.sinks.files import render_files
+
+from conftest import ROOT, run_cli
+from spec import REQUIRED_ALERTS
 
 EXPECTED_FILES = {
     "grafana/access/access-plan.json",

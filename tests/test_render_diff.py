@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import run_cli, unbind_runbook_numbers
 from helpers import edit_yaml as edit
 from helpers import render_repo as render

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from reward_obs.lang.markdown import github_slug, sections
+
 from conftest import ROOT, run_cli
 from spec import (
     OPERATIONS_DASHBOARD_UID,
@@ -15,9 +18,6 @@ from spec import (
     TRUST_SAFETY_ALERTS,
     TRUST_SAFETY_DASHBOARD_UID,
 )
-
-from reward_obs.lang.markdown import github_slug
-from reward_obs.lang.markdown import sections
 
 
 @pytest.mark.parametrize("topic, file", sorted(REQUIRED_RUNBOOKS.items()))
@@ -176,7 +176,7 @@ def test_runbook_panel_ids_do_not_move_when_a_section_is_added(repo_copy, defini
     assert {t: after[t] for t in before} == before
 
 
-# ---------------------------------------------------------------- operator actions (issue 16)
+# ---------------------------------------------------------------- operator actions
 
 # What the issue asks the table to cover, as (action id, the id of what undoes it or None).
 REQUIRED_ACTIONS = {

@@ -13,8 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, STACK_FILE, run_cli
-from spec import DETECTION_BOUNDS, SLO_TARGETS
 
 from reward_obs.builders.alerts import prometheus_rule_file
 from reward_obs.builders.recording import prometheus_rule_file as recording_file
@@ -26,8 +24,10 @@ from reward_obs_dev.scenarios.generator import STALE, generate, promtool_values,
 from reward_obs_dev.scenarios.loader import scenario_files
 from reward_obs_dev.scenarios.runner import parse_failures, read_rules
 
+from conftest import ROOT, STACK_FILE, run_cli
+from spec import DETECTION_BOUNDS, SLO_TARGETS
 
-# Issue 18: after recovery the fast page tier resolves within 15 minutes and every slower
+# After recovery the fast page tier resolves within 15 minutes and every slower
 # tier within its short window ("about 30 minutes for 6h/30m": 5 minutes of slack for
 # the rate windows' edges). long_window -> minutes after the fault's end.
 RESET_BOUNDS = {"1h": 15, "6h": 35, "1d": 125, "3d": 365}
@@ -87,7 +87,7 @@ BEHAVIOURS = {
     "funding: recorded as other": ("funding-other-source", "RewardPoolFundingSourceOther"),
     "constraints: a pool in Season Points": ("season-points-as-currency", "RewardSeasonPointsAsCurrency"),
     "a healthy week fires nothing": ("healthy-week", None),
-    # Issue 18
+    # The payout SLOs and staleness
     "payouts: every payout at one provider fails": ("slo-payout-total-failure", "RewardPayoutErrorBudgetBurn"),
     "payouts: 40% fail at one provider": ("slo-payout-partial-failure", "RewardPayoutErrorBudgetBurn"),
     "payouts: 40% fail, ticket tier and its resets": ("slo-payout-partial-failure-ticket", "RewardPayoutErrorBudgetSlowBurn"),
@@ -323,7 +323,7 @@ FLEET_CLAIM_VOLUME = ("(sum(rate(reward_claim_requests_total[15m])) / sum(rate(r
 
 @pytest.mark.promtool
 def test_the_fleet_wide_claim_rule_paged_on_a_launch_and_missed_a_small_bot_wave(definitions, scenarios, tmp_path):
-    """Issue 15's reason for comparing per campaign, shown on promtool: the rule as it was
+    """The reason for comparing per campaign, shown on promtool: the rule as it was
     (whole fleet against yesterday, `for` 10m) fires on the planned launch and misses the
     bot wave on the small campaign; the shipped rule does the opposite (the suite)."""
     rules = prometheus_rule_file(definitions, load_config(read_stack_file(STACK_FILE), "fleet", definitions))

@@ -6,10 +6,11 @@ import subprocess
 import sys
 
 import yaml
-from conftest import ROOT, STACK_FILE
 
 from reward_obs.catalog.config import SECRET_KEYS, secret_env_var
 from reward_obs.lang.secret_scan import secret_findings
+
+from conftest import ROOT, STACK_FILE
 
 
 def tracked_files() -> list[str]:
@@ -58,5 +59,5 @@ def test_render_never_reads_secrets_from_the_environment(tmp_path):
     rendered = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
     for name, value in values.items():
         assert value not in rendered and value not in result.stdout
-        assert "$__env{%s}" % name in rendered
+        assert f"$__env{{{name}}}" in rendered
     assert secret_findings(rendered) == []

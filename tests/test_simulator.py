@@ -10,12 +10,12 @@ import urllib.request
 from collections import Counter
 
 import pytest
-from conftest import ROOT, STACK_FILE, run_cli
 from prometheus_client.parser import text_string_to_metric_families
 
 from reward_obs.model.contract import identity_label
-from reward_obs_dev.simulator import (FAULTS, SCENARIOS, STAGES, EventSink, Simulator, SimulatorServer,
-                                  Topology, parse_scenario)
+from reward_obs_dev.simulator import FAULTS, SCENARIOS, STAGES, EventSink, Simulator, SimulatorServer, Topology, parse_scenario
+
+from conftest import ROOT, STACK_FILE, run_cli
 from spec import REWARD_STAGES
 
 EVENT_ID, CORRELATION_ID = re.compile(r"^evt_[0-9a-f]{24}$"), re.compile(r"^cor_[0-9a-f]{24}$")
@@ -43,7 +43,7 @@ def test_metrics_endpoint_serves_exactly_the_contract(definitions, server):
     exported = {m.name for m in contract.metrics.values() if not m.synthetic}
     # prometheus_client names a counter family without _total.
     assert {name if name in contract.metrics else f"{name}_total" for name in families} == exported
-    for family, samples in families.items():
+    for samples in families.values():
         for sample in samples:
             metric = contract.series_metric(sample.name)
             assert metric is not None, sample.name
@@ -125,7 +125,7 @@ def test_each_fault_moves_its_own_signal(definitions):
     # Healthy: nothing of the above.
     assert all(v == 0 for v in healthy["reward_payout_duplicate_attempts_total"].values())
     assert all(v == 1 for v in healthy["reward_provider_up"].values())
-    assert all(r > 0.25 * b for r, b in zip(healthy["reward_pool_remaining"].values(), healthy["reward_pool_budget"].values()))
+    assert all(r > 0.25 * b for r, b in zip(healthy["reward_pool_remaining"].values(), healthy["reward_pool_budget"].values(), strict=True))
 
 
 def test_events_carry_only_the_documented_fields_and_match_the_counters(definitions):

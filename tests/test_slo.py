@@ -9,7 +9,6 @@ import re
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli
 
 from reward_obs.builders.grafana_recording import grafana_recording_groups
 from reward_obs.catalog import slos as slo_rules
@@ -18,6 +17,8 @@ from reward_obs.catalog.definitions import load_definitions
 from reward_obs.model.definitions import Dashboard, Panel, Query, Row
 from reward_obs.model.errors import DefinitionError
 from reward_obs.model.slo import SLO
+
+from conftest import ROOT, run_cli
 
 
 def _slo(**kw) -> SLO:
@@ -222,7 +223,7 @@ BAD_FILES = {
         "slos/payout-success.yaml:spec.indicator.spec.ratioMetric.bad: keeps ['provider'] but total keeps []"),
     "job kept": (
         lambda d: [d["spec"]["indicator"]["spec"]["ratioMetric"][k]["metricSource"]["spec"].update(
-            query=f"sum by (provider, job) (rate(reward_payouts_total[$window]))") for k in ("bad", "total")],
+            query="sum by (provider, job) (rate(reward_payouts_total[$window]))") for k in ("bad", "total")],
         "slos/payout-success.yaml:spec.indicator.spec.ratioMetric.bad.metricSource.spec.query: keeps 'job'"),
     "missing runbook section": (
         lambda d: d["metadata"]["annotations"].update({"reward-obs/alert-prefix": "RewardNoSuchSection"}),

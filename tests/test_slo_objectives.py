@@ -8,13 +8,14 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import STACK_FILE
 
 from reward_obs.catalog import objectives
 from reward_obs.catalog.config import load_config, read_stack_file
 from reward_obs.checks.lint import check_runbook_numbers
 from reward_obs.model.errors import DefinitionError
 from reward_obs.sinks.files import PROMETHEUS_RECORDING_FILE, render_files
+
+from conftest import STACK_FILE
 
 OBJECTIVES = {"payout-success": {"target": 0.998, "providers": {"manual": 0.99}}}
 

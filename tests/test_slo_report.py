@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from reward_obs.tools import slo_report
 from reward_obs_dev.servers import Prometheus, backfill, backfill_recording_rules
+
+from conftest import run_cli
 
 MIN = 60
 PROVIDER = "crypto"
@@ -185,10 +186,10 @@ def test_recorded_series_give_the_same_pages(week, definitions):
     inline, recorded = report(prom, t0, *period), report(prom, t0, *period, "--recorded")
     assert recorded["method"] == "recorded" and inline["method"] == "inline"
     assert len(recorded["rows"]) == len(inline["rows"]) == 2
-    for a, b in zip(inline["rows"], recorded["rows"]):
+    for a, b in zip(inline["rows"], recorded["rows"], strict=True):
         assert (a["slo"], a["provider"], a["attained"]) == (b["slo"], b["provider"], b["attained"])
         assert [p["long_window"] for p in a["pages"]] == [p["long_window"] for p in b["pages"]] == ["1h", "6h"]
-        for x, y in zip(a["pages"], b["pages"]):
+        for x, y in zip(a["pages"], b["pages"], strict=True):
             assert abs(x["start"] - y["start"]) <= STEP_TOLERANCE and abs(x["end"] - y["end"]) <= STEP_TOLERANCE, (x, y)
             assert y["peak_burn"] == pytest.approx(x["peak_burn"], rel=1 / 59 + 1e-9)
 

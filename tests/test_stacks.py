@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run_cli, unbind_runbook_numbers
-from pulumi_harness import run_program
-from spec import LOG_ALERTS, REQUIRED_ALERTS
-from helpers import SECRETS
 
 from reward_obs.catalog.config import read_stack_file
+
+from conftest import ROOT, run_cli, unbind_runbook_numbers
+from helpers import SECRETS
+from pulumi_harness import run_program
+from spec import LOG_ALERTS, REQUIRED_ALERTS
 
 STACKS = sorted(p.name for p in ROOT.glob("Pulumi.*.yaml"))
 

@@ -19,9 +19,10 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from conftest import ROOT
 
 from reward_obs.checks.lint import render_template
+
+from conftest import ROOT
 
 TEMPLATE = ROOT / "notifications/templates/reward.tmpl"
 LIMIT = 4096

@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
 
 from reward_obs.tools.trace import BROKEN_KINDS, analyse, trace_chain
 from reward_obs_dev.trace_gen import generate, generate_file, measure_command
+
+from conftest import ROOT, run_cli
 
 COR = "cor_Chain0001full"
 
@@ -37,7 +38,7 @@ class Chain:
         self.events.append(event)
         return event
 
-    def full(self) -> "Chain":
+    def full(self) -> Chain:
         self.add(0, "match_settlement", "settled", match_id="m_1", campaign_id="cmp_winter_cup")
         self.add(1.2, "reward_allocation", "allocated", campaign_id="cmp_winter_cup", pool_id="pool_winter_ton",
                  amount="12.5", currency="TON")

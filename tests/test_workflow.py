@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
 
 from reward_obs.lang.secret_scan import secret_findings
+
+from conftest import ROOT
 
 GITHUB = ROOT / ".github"
 WORKFLOW = GITHUB / "workflows/preview.yml"
@@ -111,7 +112,7 @@ def pins(text: str) -> list[re.Match]:
     uses = [line.split("uses:", 1)[1].strip() for line in text.splitlines() if re.match(r"\s*(- )?uses:", line)]
     assert uses
     matches = [PIN.match(u) for u in uses]
-    assert all(matches), [u for u, m in zip(uses, matches) if not m]
+    assert all(matches), [u for u, m in zip(uses, matches, strict=True) if not m]
     return matches
 
 

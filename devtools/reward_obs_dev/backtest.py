@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from reward_obs.builders.alerts import EVALUATION_INTERVAL, resolved_alerts
@@ -18,6 +18,7 @@ from reward_obs.catalog.load import load
 from reward_obs.model.definitions import Definitions
 from reward_obs.model.durations import parse_duration
 from reward_obs.tools.prometheus_history import MAX_POINTS, Firing, firings_from_samples, http_json
+
 
 def _chunks(start: float, end: float, step: float):
     span = step * (MAX_POINTS - 1)
@@ -47,7 +48,7 @@ def backtest(query_range, definitions: Definitions, config: StackConfig, start: 
 
 
 def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _duration(seconds: float) -> str:

@@ -86,7 +86,7 @@ class History:
         for name, values in sorted(after.items()):
             label_names = sim.label_names(name)
             for key, value in sorted(values.items()):
-                labels = ",".join(f'{n}="{v}"' for n, v in zip(label_names, key))
+                labels = ",".join(f'{n}="{v}"' for n, v in zip(label_names, key, strict=True))
                 prefix = f'{name}{{{labels},job="{job}",instance="{INSTANCE}"}} '
                 phase = zlib.crc32(prefix.encode()) % 4
                 if name.endswith(_COUNTER_SUFFIXES):
@@ -422,7 +422,10 @@ def cmd_bench(args) -> int:
                "scrape_interval": config.scrape_interval, "scales": []}
     print(f"reward-obs bench: {results['machine']}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory(prefix="reward-obs-bench-", dir=args.workdir) as work:
         for pools in args.scales:
             results["scales"].append(run_scale(definitions, config, pools, args.days, args.step, args.runs, Path(work),

@@ -65,7 +65,7 @@ class _Server:
         raise NotImplementedError
 
     def start(self, timeout: float = 60.0) -> _Server:
-        for attempt in range(3):  # the free port can be taken between pick and bind
+        for _attempt in range(3):  # the free port can be taken between pick and bind
             self._log = open(self.log_path, "ab")
             self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT, cwd=self.workdir)
             if self._wait_ready(timeout):

@@ -25,10 +25,11 @@ import random
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import IO, Iterable
+from typing import IO
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -59,7 +60,7 @@ FAULTS = {
     "claim_volume_spike": "RewardClaimVolumeAbnormal",
     "claim_rejection_spike": "RewardClaimRejectionRateHigh",
     "forbidden_funding": "RewardPoolFundingSourceInvalid",
-    # Reconciliation (issue 15): what providers confirm against the ledger.
+    # Reconciliation: what providers confirm against the ledger.
     "double_payment": "RewardPayoutDoublePaid",
     "reconciliation_mismatch": "RewardReconciliationMismatch",
     "reconciliation_stale": "RewardReconciliationStale",
@@ -132,7 +133,7 @@ class Topology:
         return CURRENCIES[pool_index % len(CURRENCIES)]
 
     @staticmethod
-    def scaled(pools: int, known_providers: int = 6) -> "Topology":
+    def scaled(pools: int, known_providers: int = 6) -> Topology:
         """The bench's proportional growth: two pools per campaign, and one provider per
         ~3 pools up to the contract's six provider types."""
         return Topology(pools=pools, campaigns=max(1, pools // 2), providers=max(1, min(known_providers, math.ceil(pools / 3))))
@@ -170,7 +171,7 @@ class EventSink:
             "causation_id": causation_id,
             "stage": stage,
             "type": f"{stage}.{what}",
-            "timestamp": datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "timestamp": datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
         unknown = set(fields) - set(self.OPTIONAL)
         if unknown:
@@ -570,7 +571,7 @@ class Simulator:
         self.now = t0 + dt
         self._reconcile(dt)
 
-    # -- reconciliation (issue 15): providers' confirmed payouts against the ledger
+    # -- reconciliation: providers' confirmed payouts against the ledger
 
     def _init_reconciliation(self) -> None:
         keys = [(p, cur) for p in self.providers for cur in CURRENCIES]
@@ -617,7 +618,7 @@ class Simulator:
                 self._double_paid[key] = "found"
                 c["reward_reconciliation_double_payments_total"][key] += 1
 
-    # -- staleness (issue 18): ages of the oldest unfinished payout and held claim, and
+    # -- staleness: ages of the oldest unfinished payout and held claim, and
     #    the time of the last processed webhook
 
     def _init_staleness(self) -> None:
@@ -661,7 +662,7 @@ class Simulator:
         buckets, counts, sums = {}, {}, {}
         for provider in self.providers:
             running = 0
-            for bound, n in zip(DURATION_BUCKETS, self.histogram[provider]):
+            for bound, n in zip(DURATION_BUCKETS, self.histogram[provider], strict=True):
                 running += n
                 buckets[(provider, _le(bound))] = float(running)
             buckets[(provider, "+Inf")] = float(self.histogram_count[provider])
@@ -786,7 +787,7 @@ class SimulatorServer:
                 with self.sim.lock:
                     self.sim.events.flush()
 
-    def start(self) -> "SimulatorServer":
+    def start(self) -> SimulatorServer:
         self._threads = [threading.Thread(target=self.httpd.serve_forever, daemon=True),
                          threading.Thread(target=self._clock, daemon=True)]
         for t in self._threads:

@@ -23,10 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from reward_obs.catalog.event_contract import EventContract, current_schema_version
 from reward_obs.tools.trace import BROKEN_KINDS

@@ -14,6 +14,7 @@ values. Events change the means, values and presence; see schemas/scenario.schem
 """
 from __future__ import annotations
 
+import itertools
 import zlib
 from dataclasses import dataclass, field
 
@@ -168,9 +169,9 @@ def _build(scenario: Scenario, contract: MetricsContract) -> list[Series]:
                 approved * ALLOCATION_SHARE.get(outcome, 0.0), True, exists)
         for reason in _label_values(contract, "reward_claims_held", "reason", HELD_REASON_SHARE):
             add("reward_claims_held", {"campaign_id": c.id, "reason": reason}, zeros, False, exists, derived=True)
-        # The operator's accrual switch: on from the campaign's creation (issue 15).
+        # The operator's accrual switch: on from the campaign's creation.
         add("reward_campaign_accrual_enabled", {"campaign_id": c.id}, np.ones(n), False, exists)
-        # Its other operator switches (issue 16), on until a scenario pauses or holds.
+        # Its other operator switches, on until a scenario pauses or holds.
         for switch in ("reward_campaign_claims_enabled", "reward_campaign_payouts_enabled"):
             add(switch, {"campaign_id": c.id}, np.ones(n), False, exists)
         pool = active[c.id]
@@ -213,7 +214,7 @@ def _build(scenario: Scenario, contract: MetricsContract) -> list[Series]:
 
 
 def _build_staleness(contract: MetricsContract, providers, add, zeros) -> None:
-    """Issue 18: ages of the oldest unfinished payout and held claim, and the time of the
+    """Ages of the oldest unfinished payout and held claim, and the time of the
     last processed webhook (derived in _derive_staleness)."""
     for p in providers:
         add("reward_payout_oldest_pending_age_seconds", {"provider": p}, zeros, False, derived=True)
@@ -222,7 +223,7 @@ def _build_staleness(contract: MetricsContract, providers, add, zeros) -> None:
         add("reward_claim_oldest_held_age_seconds", {"reason": reason}, zeros, False, derived=True)
 
 
-# Reconciliation (issue 15): the backend reconciles every RECONCILIATION_MINUTES; each run
+# Reconciliation: the backend reconciles every RECONCILIATION_MINUTES; each run
 # exports what the provider confirms and what the ledger paid, both at the run's cutoff.
 RECONCILIATION_MINUTES = 15
 RECONCILIATION_GAUGES = ("reward_reconciliation_provider_paid", "reward_reconciliation_ledger_paid",
@@ -361,7 +362,7 @@ def _draw_counter(scenario: Scenario, s: Series) -> np.ndarray:
     values = np.empty_like(inc)
     bounds = starts + [len(inc)]
     values[:first] = 0.0
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         values[a:b] = np.cumsum(inc[a:b])
     return values
 
@@ -455,7 +456,7 @@ def _restarting_sum(step: np.ndarray, restarted: np.ndarray) -> np.ndarray:
     """Cumulative sum that starts over where the counter restarted."""
     out = np.empty_like(step)
     running = 0.0
-    for t, (x, reset) in enumerate(zip(step, restarted)):
+    for t, (x, reset) in enumerate(zip(step, restarted, strict=True)):
         running = x if reset else running + x
         out[t] = running
     return out
@@ -486,7 +487,7 @@ def _book_remaining(scenario: Scenario, series: list[Series], gauge_events) -> N
     ledger still adds up (budget - reserved - paid = remaining). A scenario that sets paid
     or reserved itself is left alone: that is how a ledger that does not add up is made."""
     touched: dict[str, set[str]] = {}
-    for e, targets in gauge_events:
+    for _event, targets in gauge_events:
         for s in targets:
             if "pool_id" in s.labels:
                 touched.setdefault(s.labels["pool_id"], set()).add(s.metric)
@@ -496,7 +497,10 @@ def _book_remaining(scenario: Scenario, series: list[Series], gauge_events) -> N
         if "reward_pool_remaining" not in metrics or metrics & {"reward_pool_paid", "reward_pool_reserved", "reward_pool_budget"}:
             continue
         labels = tuple(sorted({"pool_id": c.pool, "campaign_id": c.id, "currency": c.currency}.items()))
-        get = lambda metric: by_key[(metric, labels)].values  # noqa: E731
+
+        def get(metric: str, labels: tuple = labels) -> np.ndarray:
+            return by_key[(metric, labels)].values
+
         get("reward_pool_paid")[:] = np.round(get("reward_pool_budget") - get("reward_pool_reserved") - get("reward_pool_remaining"), 4)
 
 

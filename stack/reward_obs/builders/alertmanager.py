@@ -10,9 +10,9 @@ test, a local stack next to `reward-obs simulate`), never for holding credential
 """
 from __future__ import annotations
 
-from reward_obs.model.definitions import Definitions
-from reward_obs.builders.notifications import fold_policies, policy_tree
 from reward_obs.builders.inhibition import alertmanager_inhibit_rules, matcher_text
+from reward_obs.builders.notifications import fold_policies, policy_tree
+from reward_obs.model.definitions import Definitions
 
 TIMING_KEYS = ("group_wait", "group_interval", "repeat_interval")
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from reward_obs.catalog.config import StackConfig
-from reward_obs.model.definitions import Definitions, ResolvedAlert
-from reward_obs.builders.runbook_dashboard import runbook_url
 from reward_obs.builders.access import folder_of_group
-from reward_obs.model.names import TEAM, LOKI_DATASOURCE_TYPE, PROMETHEUS_DATASOURCE_TYPE, rule_uid
+from reward_obs.builders.notifications import policy_tree, rule_notification_settings
+from reward_obs.builders.runbook_dashboard import runbook_url
+from reward_obs.catalog.config import StackConfig
 from reward_obs.lang import promql
 from reward_obs.lang.dashboard_queries import label_values_query
-from reward_obs.builders.notifications import policy_tree, rule_notification_settings
+from reward_obs.model.definitions import Definitions, ResolvedAlert
+from reward_obs.model.lookup import required
+from reward_obs.model.names import LOKI_DATASOURCE_TYPE, PROMETHEUS_DATASOURCE_TYPE, TEAM, rule_uid
 
 EVALUATION_INTERVAL = "1m"
 QUERY_REF, CONDITION_REF = "A", "B"
@@ -48,12 +49,12 @@ def dashboard_url(alert: ResolvedAlert, definitions: Definitions, config: StackC
     `#` in it cannot end the parameter or add another one."""
 
     rule = alert.rule
-    dashboard = definitions.dashboard(rule.dashboard_uid)
-    panel = dashboard.panel(rule.panel_key)
+    dashboard = required(definitions.dashboard(rule.dashboard_uid), f"{rule.name}: dashboard {rule.dashboard_uid}")
+    panel = required(dashboard.panel(rule.panel_key), f"{rule.name}: panel {rule.panel_key}")
     url = config.panel_url(rule.dashboard_uid, panel.id)
     if not rule.is_promql:
         return url
-    result_labels = promql.output_labels(promql.parse(alert.expr), definitions.series_contract)
+    result_labels = promql.output_labels(promql.parse(alert.expr), required(definitions.series_contract, "the metrics contract"))
     for v in dashboard.variables:
         uses = re.compile(rf"\$\{{?{re.escape(v['name'])}\b")
         if v.get("include_all", True) or "query" not in v or not any(uses.search(q.expr) for q in panel.queries):
@@ -64,7 +65,7 @@ def dashboard_url(alert: ResolvedAlert, definitions: Definitions, config: StackC
     return url
 
 
-def annotations(alert: ResolvedAlert, definitions: Definitions, config: StackConfig) -> dict:
+def rule_annotations(alert: ResolvedAlert, definitions: Definitions, config: StackConfig) -> dict:
     rule = alert.rule
     return {
         "summary": alert.summary,
@@ -83,8 +84,9 @@ def grafana_rule(alert: ResolvedAlert, definitions: Definitions, config: StackCo
     """One rule in Grafana's provisioning shape (the same shape its API returns)."""
 
     rule = alert.rule
-    panel = definitions.dashboard(rule.dashboard_uid).panel(rule.panel_key)
-    notes = {k: _grafana_text(v) for k, v in annotations(alert, definitions, config).items()}
+    dashboard = required(definitions.dashboard(rule.dashboard_uid), f"{rule.name}: dashboard {rule.dashboard_uid}")
+    panel = required(dashboard.panel(rule.panel_key), f"{rule.name}: panel {rule.panel_key}")
+    notes = {k: _grafana_text(v) for k, v in rule_annotations(alert, definitions, config).items()}
     notes["__dashboardUid__"] = rule.dashboard_uid
     notes["__panelId__"] = str(panel.id)
     return {
@@ -175,6 +177,6 @@ def prometheus_rule_file(definitions: Definitions, config: StackConfig) -> dict:
             "expr": alert.condition_expr,
             "for": alert.for_,
             "labels": labels(alert, config),
-            "annotations": annotations(alert, definitions, config),
+            "annotations": rule_annotations(alert, definitions, config),
         })
     return {"groups": [{"name": name, "interval": EVALUATION_INTERVAL, "rules": rules} for name, rules in sorted(groups.items())]}

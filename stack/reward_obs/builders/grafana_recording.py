@@ -19,10 +19,10 @@ from __future__ import annotations
 import zlib
 
 from reward_obs.builders import alerts as alert_builders
+from reward_obs.builders.access import default_folder
 from reward_obs.builders.recording import rule_groups
 from reward_obs.catalog.config import StackConfig
 from reward_obs.model.definitions import Definitions, RecordingRule
-from reward_obs.builders.access import default_folder
 from reward_obs.model.names import PROMETHEUS_DATASOURCE_TYPE, kebab
 
 # Fields Grafana clears on a recording rule (ngalert models.ClearRecordingRuleIgnoredFields).

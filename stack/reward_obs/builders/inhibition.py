@@ -76,6 +76,6 @@ def grafana_inhibition_rules(definitions: Definitions) -> list[dict]:
     inhibition-rules.md): name, source_matchers, target_matchers, equal; matchers as
     {label, type, value}."""
     return [{"name": r["name"],
-             "source_matchers": [{"label": l, "type": op, "value": v} for l, op, v in r["source"]],
-             "target_matchers": [{"label": l, "type": op, "value": v} for l, op, v in r["target"]],
+             "source_matchers": [{"label": name, "type": op, "value": v} for name, op, v in r["source"]],
+             "target_matchers": [{"label": name, "type": op, "value": v} for name, op, v in r["target"]],
              "equal": list(r["equal"])} for r in inhibition_rules(definitions)]

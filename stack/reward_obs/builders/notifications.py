@@ -47,7 +47,7 @@ def contact_points(definitions: Definitions, config: StackConfig) -> list[dict]:
         if payload and grafana_compat.webhook_custom_payload(config.grafana_version):
             # The body is this template alone; Grafana then ignores title and message
             # (grafana/alerting receivers/webhook/v1/webhook.go Notify).
-            settings["payload"] = {"template": '{{ template "%s" . }}' % payload}
+            settings["payload"] = {"template": f'{{{{ template "{payload}" . }}}}'}
         else:
             settings["message"] = TEXT_MESSAGE if cp.type == "email" else MESSAGE
             if cp.type == "email":

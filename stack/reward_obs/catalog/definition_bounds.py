@@ -2,6 +2,8 @@
 in Grafana's order, panel ranges that are ranges, and SLO budgets the rules can divide by."""
 from __future__ import annotations
 
+import itertools
+
 from reward_obs.catalog.stack_checks import duration_problem
 from reward_obs.model.definitions import AlertRule, Dashboard, Routing
 from reward_obs.model.durations import parse_duration
@@ -21,7 +23,7 @@ def check(dashboards: list[Dashboard], alerts: list[AlertRule], routing: Routing
             for p_index, p in enumerate(row.panels):
                 where = f"rows[{r_index}].panels[{p_index}]"
                 values = [t["value"] for t in p.thresholds[1:]]
-                if any(b <= a for a, b in zip(values, values[1:])):
+                if any(b <= a for a, b in itertools.pairwise(values)):
                     problems.add(d.file, f"{where}.thresholds",
                                  "steps after the base must ascend: Grafana sorts them, so another order colours values wrongly")
                 if p.thresholds and p.thresholds[0]["value"] is not None and values and values[0] <= p.thresholds[0]["value"]:

@@ -25,10 +25,10 @@ from reward_obs.model.definitions import (
     Panel,
     Query,
     RecordingRule,
-    Runbook,
     Route,
     Routing,
     Row,
+    Runbook,
     Template,
 )
 from reward_obs.model.errors import ProblemCollector

@@ -64,7 +64,7 @@ def format_path(parts) -> str:
 # ---------------------------------------------------------------- JSON Schema patterns
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ecma_regex(pattern: str) -> re.Pattern:
     """A JSON Schema `pattern` compiled with its ECMA-262 meaning (JSON Schema 2020-12
     validation, section 6.3.3). jsonschema evaluates it with Python's `re.search`

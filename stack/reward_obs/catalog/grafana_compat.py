@@ -66,8 +66,8 @@ FILE_RECORD_TARGET_DATASOURCE = Change(
 API_RECORD_TARGET_DATASOURCE = Change(
     "12.1", "the HTTP provisioning API (Pulumi path) stores `record.target_datasource_uid`",
     "pkg/services/ngalert/api/tooling/definitions Record.TargetDatasourceUID (grafana/grafana#101678), per-rule "
-    "writes behind the grafanaManagedRecordingRulesDatasources toggle (#101778); 12.1 is the boundary the project "
-    "and issue 13 give for the API (not re-derived from a tag diff); before it the field is not sent")
+    "writes behind the grafanaManagedRecordingRulesDatasources toggle (#101778); 12.1 is the boundary the project's "
+    "compatibility notes give for the API (not re-derived from a tag diff); before it the field is not sent")
 DUPLICATE_FOLDER_TITLES = Change(
     "11.3", "two folders may share a title (a second `Rewards` is created instead of failing)",
     "grafana/grafana#90687; on 11.0-11.2 the second create fails and provisioning stops Grafana (#87889)")

@@ -66,7 +66,7 @@ def definition_problems(rule: AlertRule) -> list[tuple[str, str]]:
             out.append((f"internal[{i}]", f"{rule.name} has no parameter {field.partition('.')[2]!r} "
                                           f"(it has: {', '.join(sorted(rule.params)) or 'none'})"))
         elif field not in rule.test_values:
-            out.append((file_field(field), f"is internal: write it as {{test_value: N}} with a TEST value that is not "
+            out.append((file_field(field), "is internal: write it as {test_value: N} with a TEST value that is not "
                                            "production's, so no reader takes it for the real one"))
     for field in rule.test_values:
         if field not in rule.internal:

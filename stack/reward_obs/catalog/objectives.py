@@ -56,7 +56,7 @@ def apply(definitions: Definitions, config) -> Definitions:
     if not values:
         return definitions
     slos = tuple(with_objectives(s, values[s.name]) if s.name in values else s for s in definitions.slos)
-    changed = {s.name: (old, s) for old, s in zip(definitions.slos, slos) if s != old}
+    changed = {s.name: (old, s) for old, s in zip(definitions.slos, slos, strict=True) if s != old}
     if not changed:
         return definitions
     files = {new.file for _, new in changed.values()}

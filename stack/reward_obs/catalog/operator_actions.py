@@ -179,7 +179,9 @@ def action_link_problems(root: Path, actions: list[Action]) -> list[tuple[str, s
 
 def _steps(text: str) -> list[str]:
     """List items (with their continuation lines) and paragraphs of a part, code left out."""
-    steps, current, fenced = [], [], False
+    steps: list[str] = []
+    current: list[str] = []
+    fenced = False
     for line in text.splitlines():
         if line.startswith("```"):
             fenced = not fenced

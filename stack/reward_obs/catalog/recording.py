@@ -55,7 +55,7 @@ def check(rules: list[RecordingRule], contract: MetricsContract, series_contract
 
     names: dict[str, str] = {}
     queries = {f"{q.dashboard}/{q.panel_key}[{q.ref}]": q for q in panel_queries(_Dashboards(dashboards))}
-    for i, r in enumerate(rules):
+    for r in rules:
         where = f"rules[{r.record}]"
         if r.record in names:
             problems.add(r.file, where, f"duplicate recording rule (also in {names[r.record]})")

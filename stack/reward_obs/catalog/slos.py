@@ -18,11 +18,11 @@ from reward_obs.model.numbers import format_number
 from reward_obs.model.slo import (
     ANNOTATION,
     BASE_WINDOWS,
+    BUDGET_INTERVAL,
     DERIVED_FROM,
     PAGE_TIERS,
     PERIOD,
     PERIOD_STEP,
-    BUDGET_INTERVAL,
     RECORDING_INTERVAL,
     SCHEMA,
     SLO,
@@ -38,7 +38,8 @@ from reward_obs.model.slo import (
 
 def load(root: Path, contract, problems) -> list[SLO]:
     """Every SLO under root/slos, schema- and contract-checked (problems recorded)."""
-    slos, names = [], {}
+    slos: list[SLO] = []
+    names: dict[str, str] = {}
     for path in sorted((Path(root) / SLO_DIR).glob("*.yaml")):
         data = validated(root, path, SCHEMA, problems)
         if data is None:

@@ -12,7 +12,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from html.parser import HTMLParser
 from pathlib import Path
 

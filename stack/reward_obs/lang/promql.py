@@ -164,7 +164,7 @@ def output_labels(tree, contract: MetricsContract) -> set[str]:
         if name in _LABEL_FREE_FUNCTIONS:
             return set()
         if name == "absent" or name == "absent_over_time":
-            return {l for s in selectors(tree) for l, op, _ in s.matchers if op == "="}
+            return {label for s in selectors(tree) for label, op, _ in s.matchers if op == "="}
         vector_args = [a for a in tree.args if not isinstance(a, (promql_parser.NumberLiteral, promql_parser.StringLiteral))]
         labels = output_labels(vector_args[0], contract) if vector_args else set()
         if name == "histogram_quantile":

@@ -4,6 +4,7 @@ validates the files into these."""
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -257,7 +258,7 @@ class Definitions:
         return next((r for r in self.runbooks if r.file == file), None)
 
 
-def substitute(text: str, params: dict, keep: set[str] = frozenset()) -> str:
+def substitute(text: str, params: dict, keep: AbstractSet[str] = frozenset()) -> str:
     """Fill $name from params; any other $name that is not in `keep` is an error."""
 
     def repl(match: re.Match) -> str:

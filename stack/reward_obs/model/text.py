@@ -7,7 +7,6 @@ from pathlib import Path
 
 from reward_obs.model.errors import DefinitionError, Problem
 
-
 # C0 controls but tab and line feed, DEL, C1 controls, the Unicode line/paragraph
 # separators, the zero-width and bidirectional formatting characters (they reorder how a
 # URL or a label reads: "Trojan Source", CVE-2021-42574) and the byte order mark.

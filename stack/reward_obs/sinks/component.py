@@ -10,18 +10,18 @@ import json
 import pulumi
 import pulumiverse_grafana as grafana
 
+from reward_obs.builders import access as access_builders
 from reward_obs.builders import alerts as alert_builders
 from reward_obs.builders import dashboards as dashboard_builders
 from reward_obs.builders import grafana_recording
 from reward_obs.builders import inhibition as inhibition_builders
 from reward_obs.builders import notifications as notification_builders
-from reward_obs.builders import access as access_builders
 from reward_obs.builders.runbook_dashboard import runbook_dashboards
 from reward_obs.catalog import grafana_compat
 from reward_obs.catalog.config import StackConfig
+from reward_obs.model.access import Access
 from reward_obs.model.definitions import Definitions
 from reward_obs.model.durations import parse_duration
-from reward_obs.model.access import Access
 from reward_obs.model.names import resource_name
 from reward_obs.sinks.files import dump_json
 
@@ -137,7 +137,7 @@ def policy(node: dict, children: list, root: bool):
         return children
     return grafana.alerting.NotificationPolicyPolicyArgs(
         **policy_args(node),
-        matchers=[grafana.alerting.NotificationPolicyPolicyMatcherArgs(label=l, match=op, value=v) for l, op, v in node.get("matchers", [])],
+        matchers=[grafana.alerting.NotificationPolicyPolicyMatcherArgs(label=label, match=op, value=v) for label, op, v in node.get("matchers", [])],
         continue_=node.get("continue", False),
         policies=children or None,
     )

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import yaml
 
+from reward_obs.builders import access as access_builders
 from reward_obs.builders import alerts as alert_builders
 from reward_obs.builders import dashboards as dashboard_builders
 from reward_obs.builders import grafana_recording
 from reward_obs.builders import inhibition as inhibition_builders
 from reward_obs.builders import notifications as notification_builders
 from reward_obs.builders import recording as recording_builders
-from reward_obs.builders import access as access_builders
 from reward_obs.builders.runbook_dashboard import runbook_dashboards, runbook_url
 from reward_obs.catalog import grafana_compat
 from reward_obs.catalog.config import StackConfig, secret_env_var
@@ -103,7 +103,7 @@ def _provisioning_settings(cp: dict) -> dict:
     settings = {}
     for name, value in cp["settings"].items():
         if isinstance(value, notification_builders.SecretRef):
-            value = "$__env{%s}" % secret_env_var(value.key)
+            value = f"$__env{{{secret_env_var(value.key)}}}"
         elif isinstance(value, str):
             value = escape_env(value)
         elif isinstance(value, list):  # email addresses

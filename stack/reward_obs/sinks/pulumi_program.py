@@ -9,8 +9,8 @@ import pulumi
 from reward_obs.catalog import internal, objectives
 from reward_obs.catalog.config import NAMESPACE, StackConfig, key_types, load_config
 from reward_obs.catalog.definitions import load_definitions
-from reward_obs.model.definitions import Definitions
 from reward_obs.checks.lint import format_report, lint, warnings
+from reward_obs.model.definitions import Definitions
 from reward_obs.model.errors import DefinitionError, Problem
 from reward_obs.sinks.component import RewardObservability
 from reward_obs.sinks.files import render_files

@@ -15,7 +15,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Callable
+from collections.abc import Callable
 
 from reward_obs.builders.access import API_FOLDERS, API_TEAM_SEARCH, API_TEAMS, permission_items
 from reward_obs.catalog.load import load

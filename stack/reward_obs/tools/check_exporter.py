@@ -33,7 +33,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client.parser import text_string_to_metric_families
@@ -241,7 +241,7 @@ def _shown(value: str) -> str:
 
 
 def _labelset(names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    return "{" + ", ".join(f"{n}={json.dumps(v)}" for n, v in zip(names, values)) + "}"
+    return "{" + ", ".join(f"{n}={json.dumps(v)}" for n, v in zip(names, values, strict=True)) + "}"
 
 
 def _outcome_labels(contract: MetricsContract) -> set[str]:
@@ -349,7 +349,7 @@ def _check_series(metric: Metric, samples: list, contract: MetricsContract, now:
         if ts is not None:
             seconds = float(ts) if not hasattr(ts, "sec") else ts.sec + ts.nsec / 1e9
             if seconds > now + clock_skew:
-                stamp = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 add(metric.name, f"a sample is timestamped {stamp}, in the future (more than {clock_skew:g} s ahead of this clock)")
 
 
@@ -378,7 +378,7 @@ def _check_initialised(metric: Metric, samples: list, contract: MetricsContract,
     missing = []
     for ent in entity_tuples:
         for combo in combos:
-            values = dict(zip(entities, ent)) | dict(zip(outcomes, combo))
+            values = dict(zip(entities, ent, strict=True)) | dict(zip(outcomes, combo, strict=True))
             key = tuple(values[label] for label in metric.labels)
             if key not in present:
                 missing.append(_labelset(metric.labels, key))
@@ -410,7 +410,7 @@ def _check_buckets(req: BucketRequirement, metric: Metric, samples: list, add) -
         key = tuple(s.labels.get(label, "") for label in metric.labels)
         buckets.setdefault(key, []).append(s.labels.get("le", ""))
     for key in sorted(buckets):
-        labels = dict(zip(metric.labels, key))
+        labels = dict(zip(metric.labels, key, strict=True))
         if not all(_matches(op, value, labels.get(label, "")) for label, op, value in req.matchers):
             continue
         if not any(_matches(req.le_op, req.le_value, le) for le in buckets[key]):

@@ -99,7 +99,7 @@ def policy_lines(root: Path) -> list[str]:
         return ["(no policy tree: rules route themselves)"]
 
     def walk(node, depth):
-        matchers = ", ".join(f"{l}{op}{v}" for l, op, v in node.get("object_matchers", [])) or "(root)"
+        matchers = ", ".join(f"{label}{op}{v}" for label, op, v in node.get("object_matchers", [])) or "(root)"
         extras = ", ".join(f"{k}={node[k]}" for k in ("group_by", "group_wait", "group_interval", "repeat_interval", "continue") if k in node)
         yield f"{'  ' * depth}{matchers} -> {node['receiver']}" + (f" [{extras}]" if extras else "")
         for child in node.get("routes", []):
@@ -116,8 +116,8 @@ def _value(key: str, value) -> str:
 
 def _query_diff(old: str, new: str) -> list[str]:
     lines = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0)
-    body = [l for l in lines if not l.startswith(("---", "+++", "@@"))]
-    return ["    ```diff", *[f"    {l}" for l in body], "    ```"]
+    body = [line for line in lines if not line.startswith(("---", "+++", "@@"))]
+    return ["    ```diff", *[f"    {line}" for line in body], "    ```"]
 
 
 def _masked(alert: dict, internal: tuple[str, ...]) -> dict:
@@ -254,8 +254,8 @@ def diff(base: Path, head: Path, internal: dict[str, tuple[str, ...]] | None = N
     old_tree, new_tree = policy_lines(base), policy_lines(head)
     if old_tree != new_tree:
         lines.append("- **notification policy changed**:")
-        lines += ["  ```diff", *[f"  {l}" for l in difflib.unified_diff(old_tree, new_tree, lineterm="", n=1)
-                                 if not l.startswith(("---", "+++"))], "  ```"]
+        lines += ["  ```diff", *[f"  {line}" for line in difflib.unified_diff(old_tree, new_tree, lineterm="", n=1)
+                                 if not line.startswith(("---", "+++"))], "  ```"]
     if (_yaml(base, TEMPLATES) or {}) != (_yaml(head, TEMPLATES) or {}):
         lines.append("- **message template changed**")
     if lines:

@@ -47,13 +47,13 @@ import time
 import urllib.error
 import urllib.parse
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from reward_obs.builders.alerts import EVALUATION_INTERVAL, resolved_alerts
 from reward_obs.catalog.load import load
 from reward_obs.model.definitions import Definitions, ResolvedAlert
 from reward_obs.model.durations import format_duration, parse_duration
-from reward_obs.model.slo import PAGE_TIERS, TICKET_TIERS, WINDOW_LABEL, SLO, Tier
+from reward_obs.model.slo import PAGE_TIERS, SLO, TICKET_TIERS, WINDOW_LABEL, Tier
 from reward_obs.tools.prometheus_history import MAX_POINTS, firings_from_samples, http_json
 
 # Objectives an SLO is commonly set to, tightest first; the suggestion is one of them. The
@@ -205,7 +205,7 @@ def _key(metric: dict, slo: SLO) -> tuple[str, ...]:
 
 
 def _provider(slo: SLO, key: tuple[str, ...]) -> str | None:
-    return dict(zip(slo.labels, key)).get("provider") or None
+    return dict(zip(slo.labels, key, strict=True)).get("provider") or None
 
 
 def period_events(prom: Prometheus, slo: SLO, start: float, end: float) -> dict[tuple, tuple[float, float]]:
@@ -272,7 +272,7 @@ def report(prom: Prometheus, definitions: Definitions, config, start: float, end
 
 
 def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _pct(value: float | None, digits: int = 4) -> str:

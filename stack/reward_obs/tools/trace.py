@@ -28,13 +28,14 @@ from __future__ import annotations
 import argparse
 import calendar
 import gzip
+import itertools
 import json
 import os
 import sys
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any, Iterable
+from typing import IO, Any
 
 from reward_obs.catalog.event_contract import STAGES, ContractVersionsError, VersionedEventContract
 
@@ -433,7 +434,7 @@ class ChainTrace:
             if e.ts is not None and stage in STAGE_BIT and stage not in firsts:
                 firsts[stage] = e.ts
         present = [s for s in STAGES[:4] if s in firsts]
-        return [(a, b, firsts[b] - firsts[a]) for a, b in zip(present, present[1:])]
+        return [(a, b, firsts[b] - firsts[a]) for a, b in itertools.pairwise(present)]
 
     def as_dict(self) -> dict:
         return {
