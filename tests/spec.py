@@ -108,7 +108,8 @@ TRUST_SAFETY_DASHBOARD_UID = "reward-trust-safety"
 TRUST_SAFETY_SIGNALS = {"held claims", "abuse holds"}
 # The claim abuse alerts: in trust and safety's folder, linking their dashboard and their
 # own runbook dashboard; every other alert links the operations dashboard.
-TRUST_SAFETY_ALERTS = {"RewardClaimRejectionRateHigh", "RewardClaimVolumeAbnormal", "RewardClaimsHeldPastTarget"}
+TRUST_SAFETY_ALERTS = {"RewardClaimRejectionRateHigh", "RewardClaimVolumeAbnormal", "RewardClaimVolumeNewCampaign",
+                       "RewardClaimsHeldPastTarget"}
 # Signal -> the dashboard that must show it.
 SIGNAL_DASHBOARDS = {signal: TRUST_SAFETY_DASHBOARD_UID if signal in TRUST_SAFETY_SIGNALS else OPERATIONS_DASHBOARD_UID
                      for signal in REQUIRED_SIGNALS}

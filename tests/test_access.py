@@ -81,7 +81,8 @@ def test_pulumi_abuse_rules_and_panels_live_only_in_the_trust_and_safety_folder(
             assert group["inputs"]["folderUid"] != "rewards-trust-safety", group["name"]
     # Alert names are public (the repository lists them); what stays with Trust & Safety is
     # the abuse panels and the runbook sections written for the abuse alerts.
-    abuse_sections = {"RewardClaimRejectionRateHigh", "RewardClaimVolumeAbnormal", "RewardClaimsHeldPastTarget"}
+    abuse_sections = {"RewardClaimRejectionRateHigh", "RewardClaimVolumeAbnormal", "RewardClaimVolumeNewCampaign",
+                      "RewardClaimsHeldPastTarget"}
     for board in _of(program, "oss/dashboard:Dashboard"):
         panels = json.loads(board["inputs"]["configJson"])["panels"]
         if board["inputs"]["folder"] == "rewards-trust-safety":

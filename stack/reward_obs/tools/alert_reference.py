@@ -49,11 +49,9 @@ _VALUE_TEMPLATE = re.compile(r"\{\{\s*\$value\b[^}]*\}\}")
 
 def hidden_fields(alert: AlertRule) -> frozenset[str]:
     """What the public reference leaves out of this alert: `threshold`, `for`, `params` (all
-    parameters) or `params.<name>`: the fields a definition declares internal, plus every
-    number of an alert with any internal field (its `for` and windows narrow down the rest)."""
-    declared = frozenset(alert.internal)
-    if declared:
-        return declared | ALL_NUMBERS
+    parameters) or `params.<name>`. The fields a definition declares internal (an
+    `internal` attribute, where the model carries one), plus every number of the abuse alerts."""
+    declared = frozenset(getattr(alert, "internal", None) or ())
     return declared | (ALL_NUMBERS if alert.name in CONFIDENTIAL_ALERTS else frozenset())
 
 
