@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from reward_obs.model.definitions import Definitions
 from reward_obs.model.durations import format_duration
+from reward_obs.model.lookup import required
 
 MAX_DATA_POINTS = 1100  # a full-width panel on a 1920px screen
 # Grafana's interval rounding (roundInterval), in seconds: up to the bound, use the value.
@@ -63,7 +64,7 @@ def default_variables(definitions: Definitions, dashboard_uid: str, query) -> di
     variable, the first sorted value for a single-select one. `query(expr)` runs an
     instant PromQL query (a real Prometheus) and returns its result list."""
     values = {}
-    for v in definitions.dashboard(dashboard_uid).variables:
+    for v in required(definitions.dashboard(dashboard_uid), f"dashboard {dashboard_uid!r}").variables:
         if "query" not in v:
             continue
         if v.get("include_all", True):

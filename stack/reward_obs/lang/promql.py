@@ -166,12 +166,12 @@ def output_labels(tree, contract: MetricsContract) -> set[str]:
         if name == "absent" or name == "absent_over_time":
             return {label for s in selectors(tree) for label, op, _ in s.matchers if op == "="}
         vector_args = [a for a in tree.args if not isinstance(a, (promql_parser.NumberLiteral, promql_parser.StringLiteral))]
-        labels = output_labels(vector_args[0], contract) if vector_args else set()
+        call_labels = output_labels(vector_args[0], contract) if vector_args else set()
         if name == "histogram_quantile":
-            labels.discard("le")
+            call_labels.discard("le")
         if name == "label_replace":
-            labels.add(str(tree.args[1]).strip('"'))
-        return labels
+            call_labels.add(str(tree.args[1]).strip('"'))
+        return call_labels
     if isinstance(tree, promql_parser.AggregateExpr):
         inner = output_labels(tree.expr, contract)
         op = str(tree.op)
