@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reward_obs.model.definitions import Definitions
+from reward_obs.model.definitions import Dashboard, Definitions
 from reward_obs.model.durations import format_duration
 from reward_obs.model.lookup import required
 
@@ -29,8 +30,13 @@ class PanelQuery:
 
 def panel_queries(definitions: Definitions, dashboard_uid: str | None = None) -> list[PanelQuery]:
     """Every PromQL panel query (panels on another data source, such as logs, are left out)."""
+    return dashboards_panel_queries(definitions.dashboards, dashboard_uid)
+
+
+def dashboards_panel_queries(dashboards: Iterable[Dashboard], dashboard_uid: str | None = None) -> list[PanelQuery]:
+    """panel_queries over dashboards not yet gathered into a Definitions (the catalog's checks)."""
     return [PanelQuery(d.uid, p.id, p.key, chr(ord("A") + i), q.expr, p.instant)
-            for d in definitions.dashboards if dashboard_uid in (None, d.uid)
+            for d in dashboards if dashboard_uid in (None, d.uid)
             for p in d.panels if getattr(p, "datasource", "prometheus") == "prometheus"
             for i, q in enumerate(p.queries)]
 
