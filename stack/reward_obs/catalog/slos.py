@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 from reward_obs.catalog import causes
@@ -193,16 +192,9 @@ def _raw(query: str, exprs: dict[str, str]) -> str:
     while True:
         before = query
         for record, expr in exprs.items():
-            query = _whole_name(record).sub(_parenthesized(expr), query)
+            query = _whole_name(record).sub(promql.parenthesized(expr), query)
         if query == before:
             return query
-
-
-def _parenthesized(expr: str) -> Callable[[re.Match[str]], str]:
-    """A re.sub replacement: `expr` in parentheses, taken literally (no backslash escapes)."""
-    def replace(_m: re.Match[str]) -> str:
-        return f"({expr})"
-    return replace
 
 
 def _whole_name(record: str) -> re.Pattern:

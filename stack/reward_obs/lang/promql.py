@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import promql_parser
@@ -12,6 +13,13 @@ from reward_obs.model.contract import MetricsContract
 # same kind: interval macros by a duration, dashboard variables by a match-all regex.
 _GRAFANA_INTERVALS = re.compile(r"\$(__rate_interval|__interval|__range)\b")
 _GRAFANA_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def parenthesized(expr: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement: `expr` in parentheses, taken literally (no backslash escapes)."""
+    def replace(_m: re.Match[str]) -> str:
+        return f"({expr})"
+    return replace
 
 
 def without_grafana_variables(expr: str) -> str:
