@@ -19,6 +19,7 @@ from reward_obs.lang import promql
 from reward_obs.lang.logql import event_fields, logql_problems
 from reward_obs.model.definitions import Definitions
 from reward_obs.model.errors import DefinitionError, Problem, ProblemCollector
+from reward_obs.model.lookup import required
 from reward_obs.model.text import read_utf8
 
 NAMESPACE = "reward-observability"
@@ -172,7 +173,7 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
                 problems.add(source, _key(f"alertOverrides.{name}"), f"does not fit the rule: {exc}")
                 continue
             if rule.is_promql:
-                messages = promql.catalog_problems(resolved.condition_expr, definitions.series_contract)
+                messages = promql.catalog_problems(resolved.condition_expr, required(definitions.series_contract, "the metrics contract"))
             else:
                 messages = logql_problems(resolved.expr, event_fields(definitions.root))
             for message in messages:

@@ -32,6 +32,7 @@ from reward_obs.model.definitions import (
     Template,
 )
 from reward_obs.model.errors import ProblemCollector
+from reward_obs.model.lookup import required
 from reward_obs.model.names import SELECTORS, expand_selectors, rule_uid, selector_refs
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -92,11 +93,15 @@ def load_definitions(root: Path = REPO_ROOT) -> Definitions:
         _check_routing(routing, problems)
     for file, where, message in panel_id_problems(runbooks):
         problems.add(file, where, message)
-    definitions = Definitions(root, contract, tuple(alerts), tuple(dashboards), routing, tuple(recording_rules), runbooks,
+    if contract is None or routing is None:
+        # Each failed to load with its reason recorded (schema: both are required objects);
+        # the runbook checks below need a whole Definitions, so report what we have.
+        problems.raise_if_any()
+    definitions = Definitions(root, required(contract, "contract/metrics.yaml"), tuple(alerts), tuple(dashboards),
+                              required(routing, "notifications/routing.yaml"), tuple(recording_rules), runbooks,
                               tuple(slos), series_contract, access)
-    if contract is not None:
-        for file, where, message in runbook_problems(root, definitions):
-            problems.add(file, where, message)
+    for file, where, message in runbook_problems(root, definitions):
+        problems.add(file, where, message)
     problems.raise_if_any()
     return definitions
 

@@ -94,7 +94,7 @@ def _all(checks: list[Check]) -> Check:
     return check
 
 
-_PY_TYPES = {"string": str, "null": type(None), "object": dict, "array": list, "boolean": bool}
+_PY_TYPES: dict[str, type] = {"string": str, "null": type(None), "object": dict, "array": list, "boolean": bool}
 _OBJECT_KEYWORDS = ("properties", "additionalProperties", "required", "dependentRequired")
 
 
@@ -455,7 +455,8 @@ class VersionedEventContract:
         self.correlation_re = re.compile(props["correlation_id"]["pattern"])
         self.timestamp_re = re.compile(props["timestamp"]["pattern"])
         # version -> compiled check; a hot loop may index it directly (see trace.analyse)
-        self.by_version: dict[int, Check] = {n: c.is_valid for n, c in self.contracts.items()}
+        # Keyed by int, but looked up with whatever schema_version a line decoded to.
+        self.by_version: dict[object, Check] = {n: c.is_valid for n, c in self.contracts.items()}
         get = self.by_version.get
 
         def is_valid(event: Any) -> bool:

@@ -16,6 +16,7 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jsonschema
 import yaml
@@ -117,7 +118,10 @@ def schema_problems(schema: dict, data) -> list[tuple[str, str]]:
 
 # libyaml's parser when PyYAML was built with it (ten times faster than the pure-Python one;
 # it also refuses nesting past 1000 levels itself), else the pure-Python SafeLoader.
-_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:  # the stubs' SafeLoader: CSafeLoader has the same composer/constructor API
+    _Base = yaml.SafeLoader
+else:
+    _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class StrictLoader(_Base):

@@ -26,6 +26,7 @@ from reward_obs.lang.logql import event_fields, logql_problems
 from reward_obs.model.definitions import AlertRule, Definitions
 from reward_obs.model.durations import parse_duration
 from reward_obs.model.errors import DefinitionError, Problem
+from reward_obs.model.lookup import required
 
 TEST_VALUE = "test_value"
 SECRET_CONFIG_KEY = "internalParams"
@@ -83,7 +84,7 @@ def internal_fields(definitions: Definitions) -> dict[str, tuple[str, ...]]:
 def stack_override_problems(rule: AlertRule, override: dict, config_key: str) -> list[tuple[str, str]]:
     """(key under alertOverrides.NAME, message) for every internal field a committed stack
     file sets; `config_key`: the secret config key to use instead (namespaced)."""
-    out = []
+    out: list[tuple[str, str]] = []
     for field in ("threshold", "for"):
         if field in override and field in rule.internal:
             out.append((field, _refused(rule.name, field, config_key)))
@@ -203,10 +204,10 @@ def validate(values, source: str, definitions: Definitions) -> dict:
     if problems:
         raise DefinitionError(problems)
     for name, entry in values.items():
-        rule = definitions.alert(name)
+        rule = required(definitions.alert(name), f"alert {name}")  # unknown names were refused above
         resolved = rule.resolved(entry)
         if rule.is_promql:
-            bad = promql.catalog_problems(resolved.condition_expr, definitions.series_contract)
+            bad = promql.catalog_problems(resolved.condition_expr, required(definitions.series_contract, "the metrics contract"))
         else:
             bad = logql_problems(resolved.expr, event_fields(definitions.root))
         if bad:  # the parser's message would quote the value

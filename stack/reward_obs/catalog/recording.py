@@ -16,7 +16,7 @@ from pathlib import Path
 
 from reward_obs.catalog.files import validated
 from reward_obs.lang import promql
-from reward_obs.lang.dashboard_queries import panel_queries
+from reward_obs.lang.dashboard_queries import dashboards_panel_queries
 from reward_obs.model.contract import Metric, MetricsContract
 from reward_obs.model.definitions import RecordingRule, Serves
 from reward_obs.model.durations import canonical
@@ -54,7 +54,7 @@ def check(rules: list[RecordingRule], contract: MetricsContract, series_contract
     every recorded series: a rule may read another (the SLO ratios read the recorded rates)."""
 
     names: dict[str, str] = {}
-    queries = {f"{q.dashboard}/{q.panel_key}[{q.ref}]": q for q in panel_queries(_Dashboards(dashboards))}
+    queries = {f"{q.dashboard}/{q.panel_key}[{q.ref}]": q for q in dashboards_panel_queries(dashboards)}
     for r in rules:
         where = f"rules[{r.record}]"
         if r.record in names:
@@ -85,11 +85,7 @@ def check(rules: list[RecordingRule], contract: MetricsContract, series_contract
 
 def _metrics_read(expr: str) -> set[str]:
     try:
-        return {sel.metric for sel in promql.selectors(promql.parse(promql.without_grafana_variables(expr)))}
+        return {sel.metric for sel in promql.selectors(promql.parse(promql.without_grafana_variables(expr)))
+                if sel.metric is not None}
     except ValueError:
         return set()  # the dashboard check reports the parse error
-
-
-class _Dashboards:
-    def __init__(self, dashboards):
-        self.dashboards = dashboards

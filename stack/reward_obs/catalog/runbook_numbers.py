@@ -80,6 +80,8 @@ def _seconds(value) -> int:
 def render_value(written: str, value) -> str:
     """`value` in the form `written` uses: '10%' and 0.15 -> '15%'; '5 minutes' and '4m' -> '4 minutes'."""
     m = re.fullmatch(r"(\d+(?:\.\d+)?)(%|\s(?:second|minute|hour|day)s?|[smhd])?", written)
+    if m is None:  # callers pass text BOUND or _VALUE matched, so this is a caller's bug
+        raise ValueError(f"{written!r} is not a number with an optional unit")
     unit = m.group(2) or ""
     if unit == "%":
         return f"{format_number(round(float(value) * 100, 9))}%"

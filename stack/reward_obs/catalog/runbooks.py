@@ -71,8 +71,9 @@ def runbook_problems(root: Path, definitions) -> list[tuple[str, str, str]]:
                 if selector not in (JOB_SELECTOR, LOG_STREAM_SELECTOR):
                     problems.append((rel, f"line {number}", f"{selector} is not the stack's selector: use "
                                      f"{JOB_SELECTOR if selector.startswith('job') else LOG_STREAM_SELECTOR} (model/names.py)"))
-            if PLACEHOLDER.search(line):
-                problems.append((rel, f"line {number}", f"placeholder text: {PLACEHOLDER.search(line).group(0)!r}"))
+            placeholder = PLACEHOLDER.search(line)
+            if placeholder:
+                problems.append((rel, f"line {number}", f"placeholder text: {placeholder.group(0)!r}"))
         for section in runbook.sections if runbook.file != ACTIONS_MD else ():  # the actions table has its own shape
             where = f"#{section.anchor}"
             if list(section.parts) != list(SECTION_PARTS):

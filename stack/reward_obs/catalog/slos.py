@@ -192,7 +192,7 @@ def _raw(query: str, exprs: dict[str, str]) -> str:
     while True:
         before = query
         for record, expr in exprs.items():
-            query = _whole_name(record).sub(lambda _m, e=expr: f"({e})", query)
+            query = _whole_name(record).sub(promql.parenthesized(expr), query)
         if query == before:
             return query
 

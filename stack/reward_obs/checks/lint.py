@@ -118,7 +118,7 @@ def _counter_reads(tree, contract, inside: bool = False):
         inside = True
     if isinstance(tree, promql_parser.VectorSelector):
         metric = contract.series_metric(tree.name or "")
-        counter = metric is not None and (metric.type == "counter" or (metric.type == "histogram" and not tree.name.endswith("_bucket")))
+        counter = metric is not None and (metric.type == "counter" or (metric.type == "histogram" and not (tree.name or "").endswith("_bucket")))
         if counter and not inside:
             yield tree.name
         return

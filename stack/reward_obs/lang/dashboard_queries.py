@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reward_obs.model.definitions import Definitions
+from reward_obs.model.definitions import Dashboard, Definitions
 from reward_obs.model.durations import format_duration
+from reward_obs.model.lookup import required
 
 MAX_DATA_POINTS = 1100  # a full-width panel on a 1920px screen
 # Grafana's interval rounding (roundInterval), in seconds: up to the bound, use the value.
@@ -28,8 +30,13 @@ class PanelQuery:
 
 def panel_queries(definitions: Definitions, dashboard_uid: str | None = None) -> list[PanelQuery]:
     """Every PromQL panel query (panels on another data source, such as logs, are left out)."""
+    return dashboards_panel_queries(definitions.dashboards, dashboard_uid)
+
+
+def dashboards_panel_queries(dashboards: Iterable[Dashboard], dashboard_uid: str | None = None) -> list[PanelQuery]:
+    """panel_queries over dashboards not yet gathered into a Definitions (the catalog's checks)."""
     return [PanelQuery(d.uid, p.id, p.key, chr(ord("A") + i), q.expr, p.instant)
-            for d in definitions.dashboards if dashboard_uid in (None, d.uid)
+            for d in dashboards if dashboard_uid in (None, d.uid)
             for p in d.panels if getattr(p, "datasource", "prometheus") == "prometheus"
             for i, q in enumerate(p.queries)]
 
@@ -63,7 +70,7 @@ def default_variables(definitions: Definitions, dashboard_uid: str, query) -> di
     variable, the first sorted value for a single-select one. `query(expr)` runs an
     instant PromQL query (a real Prometheus) and returns its result list."""
     values = {}
-    for v in definitions.dashboard(dashboard_uid).variables:
+    for v in required(definitions.dashboard(dashboard_uid), f"dashboard {dashboard_uid!r}").variables:
         if "query" not in v:
             continue
         if v.get("include_all", True):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import promql_parser
@@ -12,6 +13,13 @@ from reward_obs.model.contract import MetricsContract
 # same kind: interval macros by a duration, dashboard variables by a match-all regex.
 _GRAFANA_INTERVALS = re.compile(r"\$(__rate_interval|__interval|__range)\b")
 _GRAFANA_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def parenthesized(expr: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement: `expr` in parentheses, taken literally (no backslash escapes)."""
+    def replace(_m: re.Match[str]) -> str:
+        return f"({expr})"
+    return replace
 
 
 def without_grafana_variables(expr: str) -> str:
@@ -166,12 +174,12 @@ def output_labels(tree, contract: MetricsContract) -> set[str]:
         if name == "absent" or name == "absent_over_time":
             return {label for s in selectors(tree) for label, op, _ in s.matchers if op == "="}
         vector_args = [a for a in tree.args if not isinstance(a, (promql_parser.NumberLiteral, promql_parser.StringLiteral))]
-        labels = output_labels(vector_args[0], contract) if vector_args else set()
+        call_labels = output_labels(vector_args[0], contract) if vector_args else set()
         if name == "histogram_quantile":
-            labels.discard("le")
+            call_labels.discard("le")
         if name == "label_replace":
-            labels.add(str(tree.args[1]).strip('"'))
-        return labels
+            call_labels.add(str(tree.args[1]).strip('"'))
+        return call_labels
     if isinstance(tree, promql_parser.AggregateExpr):
         inner = output_labels(tree.expr, contract)
         op = str(tree.op)

@@ -22,6 +22,7 @@ from reward_obs.catalog.config import StackConfig
 from reward_obs.model.access import Access
 from reward_obs.model.definitions import Definitions
 from reward_obs.model.durations import parse_duration
+from reward_obs.model.lookup import required
 from reward_obs.model.names import resource_name
 from reward_obs.sinks.files import dump_json
 
@@ -171,7 +172,7 @@ def _access(access: Access | None, folders: dict, org_id: str, child: pulumi.Res
 def _rules(group: dict, definitions: Definitions, private: bool):
     """A rule group's rules; a secret when they carry a private value of an internal field."""
     rules = [rule_args(r) for r in group["rules"]]
-    if private and any(definitions.alert(r["title"]).internal for r in group["rules"]):
+    if private and any(required(definitions.alert(r["title"]), f"alert {r['title']}").internal for r in group["rules"]):
         return pulumi.Output.secret(rules)
     return rules
 

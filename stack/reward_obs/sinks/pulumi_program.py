@@ -16,7 +16,7 @@ from reward_obs.sinks.component import RewardObservability
 from reward_obs.sinks.files import render_files
 
 
-def read_config(definitions: Definitions) -> tuple[StackConfig, dict[str, pulumi.Output]]:
+def read_config(definitions: Definitions) -> tuple[StackConfig, dict[str, pulumi.Input[str]]]:
     """Stack config from `pulumi config`, validated; secrets stay Pulumi secrets."""
     cfg = pulumi.Config(NAMESPACE)
     values: dict = {}
@@ -34,11 +34,12 @@ def read_config(definitions: Definitions) -> tuple[StackConfig, dict[str, pulumi
         except json.JSONDecodeError:
             problems.append(Problem(source, f"{NAMESPACE}:{key}", f"expects {kind}, got {raw!r}"))
     needed = sorted({key for cp in definitions.routing.contact_points for key in cp.secrets.values()})
-    secrets = {}
+    secrets: dict[str, pulumi.Input[str]] = {}
     for key in needed:
         value = cfg.get_secret(key)
         if value is None:
             problems.append(Problem(source, f"{NAMESPACE}:{key}", f"is required: pulumi config set --secret {NAMESPACE}:{key} ..."))
+            continue
         secrets[key] = value
     try:
         config = load_config(values, source, definitions)

@@ -16,15 +16,18 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 from reward_obs.builders.access import API_FOLDERS, API_TEAM_SEARCH, API_TEAMS, permission_items
 from reward_obs.catalog.load import load
 from reward_obs.model.access import PERMISSION_LEVELS, Access
+from reward_obs.model.lookup import required
 
 TOKEN_ENV = "GRAFANA_TOKEN"
-_NAMES = {level: name for name, level in PERMISSION_LEVELS.items()}
+# Looked up with the permission as Grafana's JSON gives it, which need not be a known int.
+_NAMES: dict[object, str] = {level: name for name, level in PERMISSION_LEVELS.items()}
 # (method, path, body or None) -> parsed JSON response
-Call = Callable[[str, str, object], object]
+Call = Callable[[str, str, object], Any]  # (method, path, JSON body) -> decoded JSON
 
 
 def permission_problems(access: Access, folder_list: list[dict], acl: Callable[[str], list[dict]]) -> list[str]:
@@ -79,7 +82,7 @@ def apply(access: Access, call: Call) -> list[str]:
 
 
 def http(base: str, token: str) -> Call:
-    def call(method: str, path: str, body: object) -> object:
+    def call(method: str, path: str, body: object) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(base.rstrip("/") + path, data=data, method=method,
                                          headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json",
@@ -91,6 +94,7 @@ def http(base: str, token: str) -> Call:
 
 def cmd_access(args) -> int:
     definitions, _config = load(args)
+    access = required(definitions.access, "access/access.yaml")  # the catalog refuses a stack without it
     token = os.environ.get(TOKEN_ENV)
     if not token:
         print(f"reward-obs access: set {TOKEN_ENV} to a Grafana service account token", file=sys.stderr)
@@ -98,10 +102,10 @@ def cmd_access(args) -> int:
     call = http(args.grafana, token)
     try:
         if args.action == "apply":
-            for line in apply(definitions.access, call):
+            for line in apply(access, call):
                 print(line)
             return 0
-        problems = permission_problems(definitions.access, call("GET", API_FOLDERS, None),
+        problems = permission_problems(access, call("GET", API_FOLDERS, None),
                                        lambda uid: call("GET", f"{API_FOLDERS}/{uid}/permissions", None))
     except (urllib.error.URLError, OSError, ValueError) as exc:
         print(f"reward-obs access: {args.grafana}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
@@ -109,7 +113,7 @@ def cmd_access(args) -> int:
     for line in problems:
         print(line)
     if not problems:
-        print(f"OK: {len(definitions.access.folders)} folders carry exactly the grants of {definitions.access.file}")
+        print(f"OK: {len(access.folders)} folders carry exactly the grants of {access.file}")
     return 1 if problems else 0
 
 

@@ -38,12 +38,14 @@ def firings_from_samples(alert: str, labels: dict, timestamps: list[float], step
     `for` (at once when `for` is 0)."""
     out: list[Firing] = []
     key = tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
-    run_start = previous = None
-    for t in sorted(timestamps) + [None]:
+    run_start: float | None = None
+    previous: float | None = None  # set together with run_start
+    ends: list[float | None] = [*sorted(timestamps), None]  # None closes the last run
+    for t in ends:
         if t is not None and previous is not None and t - previous <= step * 1.001:
             previous = t
             continue
-        if run_start is not None and previous - run_start >= for_seconds:
+        if run_start is not None and previous is not None and previous - run_start >= for_seconds:
             out.append(Firing(alert, key, run_start + for_seconds, previous))
         run_start = previous = t
     return out

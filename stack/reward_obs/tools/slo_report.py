@@ -51,6 +51,7 @@ from datetime import UTC, datetime
 
 from reward_obs.builders.alerts import EVALUATION_INTERVAL, resolved_alerts
 from reward_obs.catalog.load import load
+from reward_obs.lang import promql
 from reward_obs.model.definitions import Definitions, ResolvedAlert
 from reward_obs.model.durations import format_duration, parse_duration
 from reward_obs.model.slo import PAGE_TIERS, SLO, TICKET_TIERS, WINDOW_LABEL, Tier
@@ -137,7 +138,7 @@ def inline(expr: str, recorded: dict[str, str]) -> str:
     for _ in range(len(recorded) + 1):
         before = expr
         for name, pattern in patterns.items():
-            expr = pattern.sub(lambda _m, e=recorded[name]: f"({e})", expr)
+            expr = pattern.sub(promql.parenthesized(recorded[name]), expr)
         if expr == before:
             return expr
     raise ValueError("recording rules refer to each other in a cycle")

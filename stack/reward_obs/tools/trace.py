@@ -114,7 +114,8 @@ def epoch(ts: str) -> float:
     return base + float(ts[17:-1])
 
 
-_scan = json.JSONDecoder().scan_once
+# typeshed omits scan_once, which JSONDecoder.__init__ sets (CPython Lib/json/decoder.py).
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def parse_json(raw: bytes) -> Any:
@@ -263,6 +264,7 @@ def analyse(lines: Iterable[bytes], contract: VersionedEventContract | None = No
     number = events = out_of_order = 0
     new_chain = _Chain
     by_version: dict = {}  # valid events per schema_version (1 and 1.0 are one key)
+    ts: float | None  # a salvaged line may have no usable timestamp
     for number, raw in enumerate(lines, start=1):
         # The hot path inline: a valid line costs one parse, one check and a few dict operations.
         try:
@@ -336,7 +338,7 @@ def analyse(lines: Iterable[bytes], contract: VersionedEventContract | None = No
                 out_of_order += 1
                 if len(report.out_of_order_samples) < max_samples:
                     report.out_of_order_samples.append(number)
-                if ts < chain.first:
+                if chain.first is not None and ts < chain.first:  # set with last: never None here
                     chain.first = ts
     report.events = events
     report.out_of_order = out_of_order
@@ -350,7 +352,7 @@ def analyse(lines: Iterable[bytes], contract: VersionedEventContract | None = No
         mask = chain.mask
         if mask & PAYOUT:
             report.chains_reaching_payout += 1
-            if chain.first is not None:
+            if chain.first is not None and chain.last is not None:
                 spans.append(chain.last - chain.first)
         for kind in retry_kinds(mask):
             report.retries[kind] += 1
@@ -523,7 +525,7 @@ def format_chain(trace: ChainTrace) -> str:
     else:
         first = next((e.ts for e in trace.events if e.ts is not None), None)
         last = max((e.ts for e in trace.events if e.ts is not None), default=None)
-        span = f", {_seconds(last - first)} from first to last" if first is not None else ""
+        span = f", {_seconds(last - first)} from first to last" if first is not None and last is not None else ""
         out.append(f"  {len(trace.events)} events{span}")
         stage_w = max(len(s) for s in STAGES)
         type_w = max(len(str(e.event.get("type", ""))) for e in trace.events)
@@ -617,7 +619,7 @@ def format_report(report: Report) -> str:
 # ------------------------------------------------------------------ command
 
 
-def open_source(name: str) -> tuple[IO[bytes], bool]:
+def open_source(name: str) -> tuple[IO[bytes] | gzip.GzipFile, bool]:
     """A binary stream of the file, stdin for '-'; True when it must be closed."""
     if name == "-":
         return sys.stdin.buffer, False
@@ -641,6 +643,7 @@ def cmd_trace(args) -> int:
     except OSError as exc:
         print(f"reward-obs trace: cannot read {args.source}: {exc.strerror}", file=sys.stderr)
         return 2
+    result: ChainTrace | Report
     try:
         if args.correlation_id is not None:
             result = trace_chain(stream, args.correlation_id, contract, source=args.source, max_bad=args.max_bad_lines)
