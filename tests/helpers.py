@@ -14,6 +14,7 @@ from typing import IO
 
 import yaml
 
+from reward_obs.catalog.config import read_stack_file
 from reward_obs.catalog.definitions import load_definitions
 from reward_obs.checks.lint import render_template
 from reward_obs.lang import promql
@@ -21,7 +22,7 @@ from reward_obs.lang.markdown import sections
 from reward_obs.model.definitions import RecordingRule
 from reward_obs_dev.simulator import Simulator
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, STACK_FILE, run_cli
 from spec import REQUIRED_SIGNALS, SIGNAL_DASHBOARDS
 
 # ---------------------------------------------------------------- a rendered tree
@@ -212,6 +213,12 @@ def render_message(alerts: list[dict], name: str = "reward.message") -> str:
 
 
 # ---------------------------------------------------------------- fixed test values
+
+
+def stack_values() -> dict:
+    """The example stack's config values (Pulumi.selfhost.yaml)."""
+    return read_stack_file(STACK_FILE)
+
 
 # Built at run time so the repository itself never holds a token-shaped string.
 SECRETS = {"telegramBotToken": "70123" + "45678:" + "AAH" + "m" * 32, "oncallWebhookUrl": "https://paging.invalid/hook/" + "s" * 24,

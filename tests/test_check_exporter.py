@@ -65,7 +65,7 @@ def test_the_simulator_served_on_loopback_conforms(definitions, capsys):
     finally:
         server.stop()
     assert code == 0, out + err
-    assert "conforms to the metrics contract (30 contract metrics exported" in out
+    assert "conforms to the metrics contract (31 contract metrics exported" in out
 
 
 def test_the_simulator_counters_only_go_up_between_two_scrapes(definitions, capsys):

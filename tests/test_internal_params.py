@@ -17,7 +17,7 @@ from reward_obs.catalog.runbook_numbers import BOUND, INTERNAL
 from reward_obs.catalog.runbooks import load_runbooks
 
 from conftest import ROOT, run_cli
-from helpers import dashboard, grafana_rules, prometheus_rules
+from helpers import SECRETS, dashboard, grafana_rules, prometheus_rules, stack_values
 
 # Distinctive values, none of which the repository holds: any of these strings in a
 # public output is a leak. 26316 s is 7.31 hours.
@@ -96,7 +96,14 @@ def test_the_public_render_keeps_the_test_values(renders):
 
 def test_the_grafana_runbook_copy_shows_the_private_numbers(renders):
     _, head, _ = renders
-    content = "\n".join(p["options"]["content"] for p in dashboard(head, "reward-runbooks")["panels"] if p["type"] == "text")
+
+    def text_of(uid: str) -> str:
+        return "\n".join(p["options"]["content"] for p in dashboard(head, uid)["panels"] if p["type"] == "text")
+
+    # The abuse sections are shown only in the Trust & Safety folder's runbook copy.
+    content = text_of("reward-runbooks-trust-safety")
+    for other in ("reward-runbooks", "reward-runbooks-support"):
+        assert "7.31" not in text_of(other) and "7731" not in text_of(other), other
     assert "several times (over 7.31x) as many claims" in content
     assert "enough claims to matter (7731 or more)" in content
     assert "(over 27.31%) of claim decisions" in content
@@ -267,7 +274,6 @@ def _plain_text(value) -> str:
 
 @pytest.fixture(scope="module")
 def pulumi_private():
-    from helpers import SECRETS, stack_values
     from pulumi_harness import run_program
 
     # `pulumi config set --secret --path 'reward-observability:internalParams.X.threshold' N`
@@ -279,23 +285,22 @@ def pulumi_private():
 
 def test_pulumi_registers_private_values_as_secrets_only(pulumi_private):
     groups = {r["inputs"]["name"]: r["inputs"] for r in pulumi_private["resources"] if r["type"].endswith(":RuleGroup")}
-    claims = groups["reward-claims"]["rules"]
+    claims = groups["reward-claims-abuse"]["rules"]  # the abuse alerts' group (access/access.yaml)
     assert claims[SECRET_SIG], "the rule group holding internal values must be a secret"
     rules = {r["name"]: r for r in claims["value"]}
     model = json.loads(rules["RewardClaimVolumeAbnormal"]["datas"][-1]["model"])
     assert model["conditions"][0]["evaluator"]["params"] == [7.31]
     assert ">= 7731" in json.loads(rules["RewardClaimVolumeAbnormal"]["datas"][0]["model"])["expr"]
     # groups without internal alerts stay plain (a readable preview)
-    assert isinstance(groups["reward-pools"]["rules"], list)
+    assert isinstance(groups["reward-pools"]["rules"], list) and isinstance(groups["reward-claims"]["rules"], list)
     boards = {r["inputs"].get("configJson") and json.loads(r["inputs"]["configJson"]["value"])["uid"]: r["inputs"]
               for r in pulumi_private["resources"] if r["type"].endswith(":Dashboard") and isinstance(r["inputs"]["configJson"], dict)}
-    assert "(over 7.31x)" in boards["reward-runbooks"]["configJson"]["value"]
+    assert "(over 7.31x)" in boards["reward-runbooks-trust-safety"]["configJson"]["value"]
     plain = _plain_text([r["inputs"] for r in pulumi_private["resources"]])
     assert not _leaks(plain + json.dumps(pulumi_private["outputs"]) + pulumi_private["stderr"])
 
 
 def test_pulumi_refuses_private_values_set_without_secret():
-    from helpers import SECRETS, stack_values
     from pulumi_harness import run_program
 
     result = run_program({**stack_values(), "internalParams": PRIVATE}, SECRETS)

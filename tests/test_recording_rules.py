@@ -133,14 +133,18 @@ def test_a_recording_group_named_like_an_alert_group_is_refused(rules_copy):
 
 def test_validate_reads_each_recording_rule_file_once(monkeypatch):
     reads = []
-    original = Path.read_text
+    original_text, original_bytes = Path.read_text, Path.read_bytes
 
-    def counting(self, *args, **kwargs):
-        if self.parent.name == "recording_rules":
-            reads.append(self.name)
-        return original(self, *args, **kwargs)
+    def counting(original):
+        def read(self, *args, **kwargs):
+            if self.parent.name == "recording_rules":
+                reads.append(self.name)
+            return original(self, *args, **kwargs)
+        return read
 
-    monkeypatch.setattr(Path, "read_text", counting)
+    # The strict reader decodes bytes itself (catalog/files.py); count either way of reading.
+    monkeypatch.setattr(Path, "read_text", counting(original_text))
+    monkeypatch.setattr(Path, "read_bytes", counting(original_bytes))
     assert main(["--root", str(ROOT), "validate"]) == 0
     files = sorted(p.name for p in (ROOT / "recording_rules").glob("*.yaml"))
     assert files and sorted(reads) == files

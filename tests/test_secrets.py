@@ -40,6 +40,7 @@ def test_scanner_finds_what_it_looks_for():
     digest = "d5ef4892" * 8
     assert secret_findings(f'"sha256": "{digest}"') == []  # a public file's digest, named so
     assert secret_findings(f'key: "{digest}"') == ["line 1: looks like a long hex string"]
+    assert secret_findings(f'"source": "https://github.com/grafana/grafana/blob/{digest[:40]}/x.json"') == []
 
 
 def test_example_stack_file_holds_no_secret_keys():

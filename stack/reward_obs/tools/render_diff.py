@@ -59,7 +59,8 @@ def alerts(root: Path) -> dict[str, dict]:
 
 def panels(root: Path) -> dict[tuple[str, int], dict]:
     out = {}
-    for path in sorted((root / DASHBOARDS).glob("*.json")):
+    # One directory per folder (sinks/files.py): every dashboard below DASHBOARDS.
+    for path in sorted((root / DASHBOARDS).rglob("*.json")):
         board = json.loads(path.read_text(encoding="utf-8"))
         for panel in board.get("panels", []):
             if panel.get("type") == "row":
