@@ -3,12 +3,12 @@ definitions write %(job_selector)s / %(log_selector)s, the catalog expands them,
 rendered queries carry the literal selectors below (written out here, not imported)."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from reward_obs.catalog.definitions import load_definitions
 from reward_obs.model.errors import DefinitionError
+
+from helpers import dashboard
 
 
 def test_rendered_queries_carry_the_literal_selectors(out):
@@ -16,7 +16,7 @@ def test_rendered_queries_carry_the_literal_selectors(out):
     assert 'max(up{job="rewards"}) or vector(0)' in rules
     grafana = (out / "grafana" / "provisioning" / "alerting" / "rules.yaml").read_text(encoding="utf-8")
     assert '{app="reward-backend"} | json' in grafana
-    trace = json.loads((out / "grafana" / "dashboards" / "reward-trace.json").read_text(encoding="utf-8"))
+    trace = dashboard(out, "reward-trace")
     exprs = [t["expr"] for p in trace["panels"] for t in p.get("targets", [])]
     assert exprs and all('{app="reward-backend"}' in e for e in exprs)
     assert not any("%(" in e for e in exprs)

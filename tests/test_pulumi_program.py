@@ -7,10 +7,8 @@ import json
 import pytest
 import yaml
 
-from reward_obs.catalog.config import read_stack_file
-
 from conftest import STACK_FILE, run_cli
-from helpers import SECRET_SIG, SECRETS, stack_values, distinct_assignment, signal_panels
+from helpers import SECRET_SIG, SECRETS, distinct_assignment, signal_panels, stack_values
 from pulumi_harness import run_program
 from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS, TRUST_SAFETY_DASHBOARD_UID
 
