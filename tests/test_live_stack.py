@@ -215,6 +215,13 @@ def test_healthy_every_dashboard_query_returns_data_and_nothing_alerts(stack):
         variables = default_variables(stack.definitions, uid, prom.query)
         queries += [(q, substitute(q.expr, SCRAPE, window, variables)) for q in panel_queries(stack.definitions, uid)]
 
+    # The 30-day error budget sums recorded hourly rates at whole hours (catalog/slos.py): a
+    # Prometheus started seconds ago has no such point until the next whole hour. Its rules
+    # must still evaluate cleanly (checked below through the rules API).
+    budget = [(q, e) for q, e in queries if q.panel_key == "error_budget_remaining"]
+    queries = [(q, e) for q, e in queries if q.panel_key != "error_budget_remaining"]
+    assert budget
+
     def empty():
         return [f"{q.dashboard}/{q.panel_key}[{q.ref}]: {expr}" for q, expr in queries if not prom.query(expr)]
 
@@ -223,6 +230,10 @@ def test_healthy_every_dashboard_query_returns_data_and_nothing_alerts(stack):
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {empty()}") from None
     assert len(queries) >= 19
+    with urllib.request.urlopen(f"{prom.url}/api/v1/rules?type=record", timeout=10) as r:
+        groups = json.loads(r.read())["data"]["groups"]
+    budget_rules = [rule for g in groups if g["name"].endswith("-budget") for rule in g["rules"]]
+    assert budget_rules and all(rule["health"] == "ok" and not rule.get("lastError") for rule in budget_rules), budget_rules
     time.sleep(3)  # a few more evaluations of every rule on healthy data
     assert active_alerts(prom) == []
 
@@ -240,6 +251,8 @@ def test_recorded_series_equal_their_raw_queries(stack):
         panels |= {f"{uid}/{q.panel_key}[{q.ref}]": q.expr for q in panel_queries(stack.definitions, uid)}
     served = {s.panel for r in stack.definitions.recording_rules for s in r.serves if "offset" not in s.raw}
     assert raw and set(raw) == served and set(raw) <= set(panels)
+    # The 30-day budgets have no point before the next whole hour (see the test above).
+    raw = {key: q for key, q in raw.items() if not q["record"].endswith(":remaining30d")}
     mismatches: list[str] = []
 
     def as_map(result):
