@@ -120,7 +120,10 @@ def _problem(definitions, b: Bound, overrides: dict) -> tuple[str | None, str | 
     except KeyError:
         fields = ", ".join(["threshold", "for", *sorted(rule.params)])
         return None, f"binds {b.text!r} to {b.alert}.{b.field}, but {b.alert} has no {b.field!r} (it has: {fields})"
-    expected = render_value(b.text, value)
+    try:
+        expected = render_value(b.text, value)
+    except ValueError as exc:  # a broken definition value: say so, never a traceback
+        return None, f"quotes {b.text!r} for {b.alert}.{b.field}, whose value {value!r} cannot be quoted: {exc}"
     if expected != b.text:
         return expected, f"quotes {b.text} for {b.alert}.{b.field}, but the alert uses {expected}"
     return expected, None
