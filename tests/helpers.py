@@ -248,3 +248,14 @@ def edit_yaml(path: Path, change) -> None:
     data = yaml.safe_load(path.read_text())
     change(data)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def plain_text(value) -> str:
+    """Everything in the inputs except values wrapped as Pulumi secrets."""
+    if isinstance(value, dict):
+        if SECRET_SIG in value:
+            return ""
+        return " ".join(plain_text(v) for v in value.values())
+    if isinstance(value, list):
+        return " ".join(plain_text(v) for v in value)
+    return str(value)

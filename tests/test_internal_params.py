@@ -17,7 +17,7 @@ from reward_obs.catalog.runbook_numbers import BOUND, INTERNAL
 from reward_obs.catalog.runbooks import load_runbooks
 
 from conftest import ROOT, run_cli
-from helpers import SECRETS, dashboard, grafana_rules, prometheus_rules, stack_values
+from helpers import SECRETS, dashboard, grafana_rules, plain_text, prometheus_rules, stack_values
 
 # Distinctive values, none of which the repository holds: any of these strings in a
 # public output is a leak. 26316 s is 7.31 hours.
@@ -261,17 +261,6 @@ def test_mask_numbers(text, durations, masked):
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's marker for a secret value
 
 
-def _plain_text(value) -> str:
-    """Everything in the inputs except values wrapped as Pulumi secrets."""
-    if isinstance(value, dict):
-        if SECRET_SIG in value:
-            return ""
-        return " ".join(_plain_text(v) for v in value.values())
-    if isinstance(value, list):
-        return " ".join(_plain_text(v) for v in value)
-    return str(value)
-
-
 @pytest.fixture(scope="module")
 def pulumi_private():
     from pulumi_harness import run_program
@@ -296,7 +285,7 @@ def test_pulumi_registers_private_values_as_secrets_only(pulumi_private):
     boards = {r["inputs"].get("configJson") and json.loads(r["inputs"]["configJson"]["value"])["uid"]: r["inputs"]
               for r in pulumi_private["resources"] if r["type"].endswith(":Dashboard") and isinstance(r["inputs"]["configJson"], dict)}
     assert "(over 7.31x)" in boards["reward-runbooks-trust-safety"]["configJson"]["value"]
-    plain = _plain_text([r["inputs"] for r in pulumi_private["resources"]])
+    plain = plain_text([r["inputs"] for r in pulumi_private["resources"]])
     assert not _leaks(plain + json.dumps(pulumi_private["outputs"]) + pulumi_private["stderr"])
 
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import STACK_FILE, run_cli
-from helpers import SECRET_SIG, SECRETS, distinct_assignment, signal_panels, stack_values
+from helpers import SECRET_SIG, SECRETS, distinct_assignment, plain_text, signal_panels, stack_values
 from pulumi_harness import run_program
 from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS, TRUST_SAFETY_DASHBOARD_UID
 
@@ -105,19 +105,8 @@ def test_contact_points_keep_credentials_secret(program):
     assert points["rewards-email"]["emails"][0]["addresses"] == stack_values()["emailAddresses"]
 
 
-def _plain_text(value) -> str:
-    """Everything in the inputs except values wrapped as Pulumi secrets."""
-    if isinstance(value, dict):
-        if SECRET_SIG in value:
-            return ""
-        return " ".join(_plain_text(v) for v in value.values())
-    if isinstance(value, list):
-        return " ".join(_plain_text(v) for v in value)
-    return str(value)
-
-
 def test_secret_values_appear_only_inside_secret_wrappers_and_never_in_outputs(program):
-    plain = _plain_text([r["inputs"] for r in program["resources"]])
+    plain = plain_text([r["inputs"] for r in program["resources"]])
     outputs = json.dumps(program["outputs"])
     for value in SECRETS.values():
         assert value not in plain and value not in outputs
