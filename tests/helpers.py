@@ -5,7 +5,9 @@ values. Test modules import from here (and from spec.py, the requirements), neve
 one another."""
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -27,14 +29,26 @@ from spec import REQUIRED_SIGNALS, SIGNAL_DASHBOARDS
 
 # ---------------------------------------------------------------- a rendered tree
 
+@functools.lru_cache(maxsize=16)
+def _parsed(path: str, stamp: tuple[int, int, int]):
+    return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+
+
+def read_yaml(path: Path):
+    """A rendered YAML file, parsed once per version of the file (the per-alert tests read
+    the same rule files forty times); a copy, so a test may change what it gets."""
+    stat = path.stat()
+    return copy.deepcopy(_parsed(str(path), (stat.st_mtime_ns, stat.st_size, stat.st_ino)))
+
+
 def grafana_rules(out: Path) -> dict[str, dict]:
-    data = yaml.safe_load((out / "grafana/provisioning/alerting/rules.yaml").read_text())
+    data = read_yaml(out / "grafana/provisioning/alerting/rules.yaml")
     return {rule["title"]: {**rule, "group": group["name"], "folder": group["folder"]}
             for group in data["groups"] for rule in group["rules"]}
 
 
 def prometheus_rules(out: Path) -> dict[str, dict]:
-    data = yaml.safe_load((out / "prometheus/reward-alerts.rules.yaml").read_text())
+    data = read_yaml(out / "prometheus/reward-alerts.rules.yaml")
     return {rule["alert"]: {**rule, "group": group["name"]} for group in data["groups"] for rule in group["rules"]}
 
 

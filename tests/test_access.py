@@ -50,6 +50,7 @@ def _of(program, suffix: str) -> list[dict]:
     return [r for r in program["resources"] if r["type"].endswith(suffix)]
 
 
+@pytest.mark.slow
 def test_pulumi_folders_each_exist_once(program):
     folders = [(r["inputs"]["uid"], r["inputs"]["title"]) for r in _of(program, "oss/folder:Folder")]
     assert sorted(folders) == [("rewards", "Rewards"), ("rewards-support", "Rewards — Support"),

@@ -19,25 +19,30 @@ from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS, TRUST_SA
 RUNBOOK_URL = re.compile(r"^(?P<base>https?://\S+)/runbooks/(?P<file>[a-z0-9-]+\.md)#(?P<anchor>[a-z0-9-]+)$")
 
 
-def missing_alerts(out: Path) -> list[str]:
+ALERTS = sorted(REQUIRED_ALERTS)
+PROMQL_ALERTS = sorted(set(REQUIRED_ALERTS) - set(LOG_ALERTS))
+
+
+def alert_problems(out: Path, name: str) -> list[str]:
     problems = []
-    grafana, prom = grafana_rules(out), prometheus_rules(out)
-    for name, severity in REQUIRED_ALERTS.items():
-        for kind, rules in (("grafana", grafana), ("prometheus", prom)):
-            rule = rules.get(name)
-            if rule is None:
-                problems.append(f"{kind}: {name} missing")
-                continue
-            if rule["labels"].get("severity") != severity or rule["labels"].get("team") != "rewards":
-                problems.append(f"{kind}: {name} labels {rule['labels']}")
-            for key in ("summary", "description", "runbook_url"):
-                if not rule["annotations"].get(key, "").strip():
-                    problems.append(f"{kind}: {name} has no {key}")
+    for kind, rules in (("grafana", grafana_rules(out)), ("prometheus", prometheus_rules(out))):
+        if kind == "prometheus" and name in LOG_ALERTS:
+            continue  # LogQL: Grafana evaluates it, Prometheus cannot
+        rule = rules.get(name)
+        if rule is None:
+            problems.append(f"{kind}: {name} missing")
+            continue
+        if rule["labels"].get("severity") != REQUIRED_ALERTS[name] or rule["labels"].get("team") != "rewards":
+            problems.append(f"{kind}: {name} labels {rule['labels']}")
+        for key in ("summary", "description", "runbook_url"):
+            if not rule["annotations"].get(key, "").strip():
+                problems.append(f"{kind}: {name} has no {key}")
     return problems
 
 
-def test_every_required_alert_is_rendered_with_severity_team_and_annotations(out):
-    assert missing_alerts(out) == []
+@pytest.mark.parametrize("name", ALERTS)
+def test_alert_is_rendered_with_severity_team_and_annotations(out, name):
+    assert alert_problems(out, name) == []
 
 
 def test_deleting_an_alert_definition_is_caught(repo_copy, tmp_path):
@@ -46,34 +51,32 @@ def test_deleting_an_alert_definition_is_caught(repo_copy, tmp_path):
     out = tmp_path / "out"
     assert run_cli("--root", str(repo_copy), "--stack-config", str(repo_copy / "Pulumi.selfhost.yaml"),
                    "render", "--out", str(out)).returncode == 0
-    assert missing_alerts(out) == ["grafana: RewardDuplicatePayoutAttempt missing", "prometheus: RewardDuplicatePayoutAttempt missing"]
+    assert alert_problems(out, "RewardDuplicatePayoutAttempt") == ["grafana: RewardDuplicatePayoutAttempt missing",
+                                                                  "prometheus: RewardDuplicatePayoutAttempt missing"]
 
 
-def runbook_link_problems(out: Path, root: Path) -> list[str]:
-    problems = []
-    for name, rule in grafana_rules(out).items():
-        match = RUNBOOK_URL.match(rule["annotations"]["runbook_url"])
-        if not match:
-            problems.append(f"{name}: runbook_url {rule['annotations']['runbook_url']!r} is not <base>/runbooks/<file>.md#<anchor>")
-            continue
-        path = root / "runbooks" / match["file"]
-        if not path.is_file():
-            problems.append(f"{name}: {path.name} does not exist")
-            continue
-        section = [h for h in headings(path.read_text()) if h.anchor == match["anchor"]]
-        if not section:
-            problems.append(f"{name}: {path.name} has no heading #{match['anchor']}")
-    return problems
+def runbook_link_problem(out: Path, root: Path, name: str) -> str | None:
+    url = grafana_rules(out)[name]["annotations"]["runbook_url"]
+    match = RUNBOOK_URL.match(url)
+    if not match:
+        return f"{name}: runbook_url {url!r} is not <base>/runbooks/<file>.md#<anchor>"
+    path = root / "runbooks" / match["file"]
+    if not path.is_file():
+        return f"{name}: {path.name} does not exist"
+    if not [h for h in headings(path.read_text()) if h.anchor == match["anchor"]]:
+        return f"{name}: {path.name} has no heading #{match['anchor']}"
+    return None
 
 
-def test_every_runbook_url_lands_on_an_existing_heading(out):
-    assert runbook_link_problems(out, ROOT) == []
+@pytest.mark.parametrize("name", ALERTS)
+def test_runbook_url_lands_on_an_existing_heading(out, name):
+    assert runbook_link_problem(out, ROOT, name) is None
 
 
-def test_runbook_urls_use_the_configured_base(out):
+@pytest.mark.parametrize("name", PROMQL_ALERTS)
+def test_runbook_url_uses_the_configured_base(out, name):
     base = read_stack_file(ROOT / "Pulumi.selfhost.yaml")["runbookBaseUrl"]
-    for name, rule in prometheus_rules(out).items():
-        assert RUNBOOK_URL.match(rule["annotations"]["runbook_url"])["base"] == base, name
+    assert RUNBOOK_URL.match(prometheus_rules(out)[name]["annotations"]["runbook_url"])["base"] == base
 
 
 def test_removed_runbook_heading_is_caught(repo_copy, tmp_path, out):
@@ -84,54 +87,54 @@ def test_removed_runbook_heading_is_caught(repo_copy, tmp_path, out):
     assert result.returncode == 1
     assert "alert_rules/RewardPayoutProviderOutage.yaml:runbook: runbooks/payout-provider-retry.md has no heading with anchor #rewardpayoutprovideroutage" in result.stderr
     # ... and the rendered links, checked against that copy, would point nowhere.
-    assert runbook_link_problems(out, repo_copy) == ["RewardPayoutProviderOutage: payout-provider-retry.md has no heading #rewardpayoutprovideroutage"]
+    assert [p for name in ALERTS if (p := runbook_link_problem(out, repo_copy, name))] == [
+        "RewardPayoutProviderOutage: payout-provider-retry.md has no heading #rewardpayoutprovideroutage"]
 
 
-def test_each_alert_links_to_a_panel_that_shows_its_metrics(out, definitions):
-    rules = definitions.recording_rules
+@pytest.mark.parametrize("name", ALERTS)
+def test_alert_links_to_a_panel_that_shows_its_metrics(out, definitions, name):
+    rule = grafana_rules(out)[name]
+    notes = rule["annotations"]
     # The abuse alerts link the panel their readers, trust and safety, can open.
-    by_id = {uid: {p["id"]: p for p in panels(dashboard(out, uid))} for uid in (OPERATIONS_DASHBOARD_UID, TRUST_SAFETY_DASHBOARD_UID)}
-    for name, rule in grafana_rules(out).items():
-        notes = rule["annotations"]
-        uid = TRUST_SAFETY_DASHBOARD_UID if name in TRUST_SAFETY_ALERTS else OPERATIONS_DASHBOARD_UID
-        assert notes["__dashboardUid__"] == uid, name
-        panel = by_id[uid].get(int(notes["__panelId__"]))
-        assert panel is not None, f"{name} links to panel {notes['__panelId__']}, which does not exist"
-        base, _, selected = notes["dashboard_url"].partition("&")
-        assert base.endswith(f"/d/{uid}?viewPanel={panel['id']}"), name
-        if "$campaign" in str(panel["targets"]):  # a one-campaign panel opens on the campaign that fired
-            assert selected == "var-campaign={{ $labels.campaign_id | urlquery }}", name
-        else:
-            assert selected == "", name
-        if name in LOG_ALERTS:
-            continue  # log-based: checked in test_trace.py
-        # An SLO alert reads recorded error ratios: the metrics they are recorded from count.
-        alert_metrics = {s.metric for s in raw_selectors(rule["data"][0]["model"]["expr"], rules)}
-        if not alert_metrics:  # the heartbeat (vector(1)) reads nothing; its panel is the scrape's
-            assert name == "RewardHeartbeat", name
-            continue
-        # A panel reading a recorded series shows the metrics its rule reads.
-        panel_metrics = {s.metric for t in panel["targets"] for s in raw_selectors(t["expr"], rules)}
-        assert alert_metrics & panel_metrics, f"{name} links to {panel['title']!r}, which shows none of {alert_metrics}"
+    uid = TRUST_SAFETY_DASHBOARD_UID if name in TRUST_SAFETY_ALERTS else OPERATIONS_DASHBOARD_UID
+    assert notes["__dashboardUid__"] == uid
+    panel = {p["id"]: p for p in panels(dashboard(out, uid))}.get(int(notes["__panelId__"]))
+    assert panel is not None, f"{name} links to panel {notes['__panelId__']}, which does not exist"
+    base, _, selected = notes["dashboard_url"].partition("&")
+    assert base.endswith(f"/d/{uid}?viewPanel={panel['id']}")
+    if "$campaign" in str(panel["targets"]):  # a one-campaign panel opens on the campaign that fired
+        assert selected == "var-campaign={{ $labels.campaign_id | urlquery }}"
+    else:
+        assert selected == ""
+    if name in LOG_ALERTS:
+        return  # log-based: checked in test_trace.py
+    # An SLO alert reads recorded error ratios: the metrics they are recorded from count.
+    rules = definitions.recording_rules
+    alert_metrics = {s.metric for s in raw_selectors(rule["data"][0]["model"]["expr"], rules)}
+    if not alert_metrics:  # the heartbeat (vector(1)) reads nothing; its panel is the scrape's
+        assert name == "RewardHeartbeat"
+        return
+    # A panel reading a recorded series shows the metrics its rule reads.
+    panel_metrics = {s.metric for t in panel["targets"] for s in raw_selectors(t["expr"], rules)}
+    assert alert_metrics & panel_metrics, f"{name} links to {panel['title']!r}, which shows none of {alert_metrics}"
 
 
-def test_grafana_and_prometheus_rules_are_the_same_alert(out):
-    grafana, prom = grafana_rules(out), prometheus_rules(out)
-    assert set(grafana) - set(LOG_ALERTS) == set(prom)
-    ops = {"gt": ">", "lt": "<"}
-    for name, g in grafana.items():
-        if name in LOG_ALERTS:
-            continue
-        p = prom[name]
-        query, threshold = g["data"][0]["model"], g["data"][1]["model"]
-        assert g["condition"] == threshold["refId"] and threshold["expression"] == query["refId"]
-        evaluator = threshold["conditions"][0]["evaluator"]
-        combined = f"({query['expr']}) {ops[evaluator['type']]} {evaluator['params'][0]}"
-        assert promql.parse(combined).prettify() == promql.parse(p["expr"]).prettify(), name
-        assert g["for"] == p["for"] and g["group"] == p["group"], name
-        assert g["labels"] == p["labels"], name
-        for key in ("runbook_url", "dashboard_url"):
-            assert g["annotations"][key] == p["annotations"][key], name
+def test_grafana_and_prometheus_render_the_same_alerts(out):
+    assert set(grafana_rules(out)) - set(LOG_ALERTS) == set(prometheus_rules(out))
+
+
+@pytest.mark.parametrize("name", PROMQL_ALERTS)
+def test_grafana_and_prometheus_rules_are_the_same_alert(out, name):
+    g, p = grafana_rules(out)[name], prometheus_rules(out)[name]
+    query, threshold = g["data"][0]["model"], g["data"][1]["model"]
+    assert g["condition"] == threshold["refId"] and threshold["expression"] == query["refId"]
+    evaluator = threshold["conditions"][0]["evaluator"]
+    combined = f"({query['expr']}) {({'gt': '>', 'lt': '<'})[evaluator['type']]} {evaluator['params'][0]}"
+    assert promql.parse(combined).prettify() == promql.parse(p["expr"]).prettify()
+    assert g["for"] == p["for"] and g["group"] == p["group"]
+    assert g["labels"] == p["labels"]
+    for key in ("runbook_url", "dashboard_url"):
+        assert g["annotations"][key] == p["annotations"][key]
 
 
 def test_prometheus_rule_file_passes_promtool(out):
@@ -141,13 +144,13 @@ def test_prometheus_rule_file_passes_promtool(out):
     assert f"SUCCESS: {len(REQUIRED_ALERTS)} rules found" in result.stdout
 
 
-def test_no_data_pages_only_for_the_dead_man_rule(out):
-    for name, rule in grafana_rules(out).items():
-        expected = "Alerting" if name == "RewardMetricsAbsent" else "OK"
-        assert rule["noDataState"] == expected, name
-        # A query error stops the heartbeat (the dead-man service then alarms) rather than
-        # raising DatasourceError with its labels, which would reach the service as a ping.
-        assert rule["execErrState"] == ("OK" if name == "RewardHeartbeat" else "Error"), name
+@pytest.mark.parametrize("name", ALERTS)
+def test_no_data_pages_only_for_the_dead_man_rule(out, name):
+    rule = grafana_rules(out)[name]
+    assert rule["noDataState"] == ("Alerting" if name == "RewardMetricsAbsent" else "OK")
+    # A query error stops the heartbeat (the dead-man service then alarms) rather than
+    # raising DatasourceError with its labels, which would reach the service as a ping.
+    assert rule["execErrState"] == ("OK" if name == "RewardHeartbeat" else "Error")
 
 
 def test_rules_are_paused_until_rewards_are_live(definitions, out):

@@ -39,6 +39,7 @@ def test_an_open_label_without_a_budget_is_caught(definitions):
     assert unbudgeted_labels(grown) == ["reward_claim_requests_total:player_tier"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("topology", TOPOLOGIES, ids=str)
 def test_simulated_series_match_the_budget_and_do_not_grow_with_traffic(definitions, topology):
     expected = {name: b.series for name, b in budget(definitions.contract, topology).items()}

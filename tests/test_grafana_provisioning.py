@@ -55,6 +55,7 @@ def _versions(case: dict) -> list[str]:
     return case.get("version") or list(supported_versions())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stack", EXAMPLE_STACKS, ids=lambda p: p.name)
 def test_every_example_stack_renders_clean_at_every_supported_version(definitions, stack):
     assert {p.name for p in EXAMPLE_STACKS} >= {"Pulumi.selfhost.yaml", "Pulumi.prod.yaml"}

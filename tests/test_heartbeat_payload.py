@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from reward_obs.catalog.config import read_stack_file
@@ -14,6 +15,9 @@ from reward_obs.checks.lint import render_template
 
 from conftest import ROOT, run_cli
 from pulumi_harness import run_program
+
+# End to end through the CLI or Pulumi's mocks: seconds per test, outside the quick loop.
+pytestmark = pytest.mark.slow
 
 TEMPLATE = ROOT / "notifications/templates/reward.tmpl"
 PAYLOAD = '{{ template "reward.heartbeat.payload" . }}'

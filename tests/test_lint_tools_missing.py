@@ -11,6 +11,9 @@ import pytest
 
 from conftest import ROOT
 
+# End to end through the CLI or Pulumi's mocks: seconds per test, outside the quick loop.
+pytestmark = pytest.mark.slow
+
 
 def _cli(command: str, path: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "reward_obs.cli", command], capture_output=True, text=True,

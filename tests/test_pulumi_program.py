@@ -12,6 +12,9 @@ from helpers import SECRET_SIG, SECRETS, distinct_assignment, plain_text, signal
 from pulumi_harness import run_program
 from spec import LOG_ALERTS, OPERATIONS_DASHBOARD_UID, REQUIRED_ALERTS, TRUST_SAFETY_DASHBOARD_UID
 
+# End to end through the CLI or Pulumi's mocks: seconds per test, outside the quick loop.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def program():

@@ -10,6 +10,9 @@ from conftest import run_cli, unbind_runbook_numbers
 from helpers import edit_yaml as edit
 from helpers import render_repo as render
 
+# End to end through the CLI or Pulumi's mocks: seconds per test, outside the quick loop.
+pytestmark = pytest.mark.slow
+
 
 def diff(base: Path, head: Path) -> str:
     result = run_cli("diff", str(base), str(head))

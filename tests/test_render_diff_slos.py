@@ -3,9 +3,14 @@ SLO and says how to run `reward-obs slo report` on it; `--changed-slos` lists it
 workflow that runs the report."""
 from __future__ import annotations
 
+import pytest
+
 from conftest import run_cli, unbind_runbook_numbers
 from helpers import edit_yaml as edit
 from helpers import render_repo as render
+
+# End to end through the CLI or Pulumi's mocks: seconds per test, outside the quick loop.
+pytestmark = pytest.mark.slow
 
 
 def test_a_changed_objective_asks_for_the_report(repo_copy, tmp_path):

@@ -126,6 +126,8 @@ def inline_report(week):
     return report(prom, t0)
 
 
+@pytest.mark.live
+@pytest.mark.xdist_group("slo-report")
 @pytest.mark.parametrize("slo, provider", [("payout-success", PROVIDER), ("payout-success-fleet", None)])
 def test_report_matches_the_hand_computed_week(inline_report, week, slo, provider):
     _, t0 = week
@@ -149,6 +151,8 @@ def test_report_matches_the_hand_computed_week(inline_report, week, slo, provide
     assert {r["long_window"]: r["peak_burn"] for r in row["pages"]}["1h"] == pytest.approx(PEAK_1H)
 
 
+@pytest.mark.live
+@pytest.mark.xdist_group("slo-report")
 def test_slos_without_events_report_no_ratio(week):
     prom, t0 = week
     result = run_cli("slo", "report", "--prometheus", prom.url, "--from", str(at(t0, FROM_I)), "--to", str(at(t0, TO_I)),
@@ -159,6 +163,8 @@ def test_slos_without_events_report_no_ratio(week):
         "total_events": 0.0, "budget_consumed": None, "suggested_objective": None, "pages": [], "tickets": []}]
 
 
+@pytest.mark.live
+@pytest.mark.xdist_group("slo-report")
 def test_recorded_series_give_the_same_pages(week, definitions):
     """The two ways agree on the outage's pages: the recording rules backfilled with `promtool
     tsdb create-blocks-from rules` (rules that read other rules' output in a second pass:

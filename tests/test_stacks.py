@@ -14,6 +14,9 @@ from helpers import SECRETS
 from pulumi_harness import run_program
 from spec import LOG_ALERTS, REQUIRED_ALERTS
 
+# End to end through the CLI or Pulumi's mocks: seconds per test, outside the quick loop.
+pytestmark = pytest.mark.slow
+
 STACKS = sorted(p.name for p in ROOT.glob("Pulumi.*.yaml"))
 
 

@@ -289,6 +289,7 @@ def test_generator_is_deterministic_and_exact(tmp_path):
     assert (tmp_path / "g.ndjson").read_text().count("\n") == 1234
 
 
+@pytest.mark.slow
 def test_large_generated_file_through_the_streaming_cli(tmp_path):
     path = tmp_path / "large.ndjson"
     stats = generate_file(path, 200_000, seed=11, broken_every=97, duplicate_every=89, out_of_order_every=83)
@@ -323,6 +324,7 @@ def test_peak_rss_is_the_commands_own_not_its_parents():
     del ballast
 
 
+@pytest.mark.slow
 def test_memory_grows_with_chains_not_with_events(tmp_path):
     """Same 2,000 chains, 4x the events: the peak RSS of the CLI must not follow the
     events. Keeping anything per event (say its id, ~100 bytes) would add >15 MiB."""
@@ -339,6 +341,7 @@ def test_memory_grows_with_chains_not_with_events(tmp_path):
     assert peaks[200_000] - peaks[50_000] < 5, peaks
 
 
+@pytest.mark.slow
 def test_bench_command_runs_on_a_small_file():
     result = run_cli("trace-bench", "--events", "3000")
     assert result.returncode == 0, result.stderr

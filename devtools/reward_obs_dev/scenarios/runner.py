@@ -125,9 +125,16 @@ def promtool_version() -> str:
     return (result.stdout or result.stderr).splitlines()[0].strip() if (result.stdout or result.stderr) else "unknown"
 
 
+# A unit test evaluates every rule at every minute and allocates for each query. With the
+# Go collector running a quarter as often (GOGC=400), promtool 2.42 used 11-14% less CPU
+# here (the healthy week 4m53s -> 4m12s of user time; a two-day claim scenario 66 s -> 59 s)
+# for twice the peak memory (that scenario: 136 -> 276 MB).
+PROMTOOL_ENV = {"GOGC": "400"}
+
+
 def run_promtool(test_file: Path) -> tuple[int, str]:
     result = subprocess.run([promtool_binary(), "test", "rules", str(test_file)], capture_output=True, text=True,
-                            timeout=PROMTOOL_TIMEOUT)
+                            timeout=PROMTOOL_TIMEOUT, env={**os.environ, **PROMTOOL_ENV})
     output = "\n".join(line for line in (result.stdout + result.stderr).splitlines() if line.strip())
     return result.returncode, output
 

@@ -58,20 +58,8 @@ def load(root: Path, alerts: list[AlertRule], dashboards: list[Dashboard], runbo
             problems.add(file, where, "the default folder takes every alert and dashboard no other folder lists: list none here")
         if f.runbook_dashboard in dashboard_uids:
             problems.add(file, f"{where}.runbook_dashboard", f"{f.runbook_dashboard!r} is already a dashboard uid")
-        for j, name in enumerate(f.alerts):
-            if name not in alert_names:
-                problems.add(file, f"{where}.alerts[{j}]", f"{name!r} is not a defined alert")
-            elif name in alert_folder:
-                problems.add(file, f"{where}.alerts[{j}]", f"{name} is already in folder {alert_folder[name]!r}: an alert lives in one folder")
-            else:
-                alert_folder[name] = f.uid
-        for j, uid in enumerate(f.dashboards):
-            if uid not in dashboard_uids:
-                problems.add(file, f"{where}.dashboards[{j}]", f"{uid!r} is not a defined dashboard uid")
-            elif uid in dashboard_folder:
-                problems.add(file, f"{where}.dashboards[{j}]", f"{uid} is already in folder {dashboard_folder[uid]!r}: a dashboard lives in one folder")
-            else:
-                dashboard_folder[uid] = f.uid
+        _place(problems, file, f"{where}.alerts", f.alerts, f.uid, alert_names, alert_folder, "alert")
+        _place(problems, file, f"{where}.dashboards", f.dashboards, f.uid, dashboard_uids, dashboard_folder, "dashboard")
         for j, name in enumerate(f.runbooks):
             if name not in runbook_files:
                 problems.add(file, f"{where}.runbooks[{j}]", f"runbooks/{name} does not exist")
@@ -110,3 +98,15 @@ def _unique(file: str, section: str, key: str, values: list[str], problems: Prob
         if value in seen:
             problems.add(file, f"{section}[{i}].{key}", f"duplicate {key} {value!r}")
         seen.add(value)
+
+
+def _place(problems: ProblemCollector, file: str, field: str, names: tuple[str, ...] | list[str], folder: str,
+           defined: set[str], placed: dict[str, str], kind: str) -> None:
+    """Puts each listed alert or dashboard in `folder`: it must exist and live in one folder only."""
+    for j, name in enumerate(names):
+        if name not in defined:
+            problems.add(file, f"{field}[{j}]", f"{name!r} is not a defined {kind}" + (" uid" if kind == "dashboard" else ""))
+        elif name in placed:
+            problems.add(file, f"{field}[{j}]", f"{name} is already in folder {placed[name]!r}: a {kind} lives in one folder")
+        else:
+            placed[name] = folder

@@ -36,8 +36,6 @@ RESULTS_FILE = "docs/scenario-results.json"
 RESULTS_SCHEMA = "scenario_results.schema.json"
 RESULTS_VERSION = 1
 
-# Abuse detection: every number of these alerts is internal, whatever the definition says.
-CONFIDENTIAL_ALERTS = frozenset({"RewardClaimVolumeAbnormal", "RewardClaimRejectionRateHigh"})
 CONFIDENTIAL = "confidential: see the restricted runbook in Grafana"
 ALL_NUMBERS = frozenset({"threshold", "for", "params"})
 _REDACTED = "‹confidential›"
@@ -48,11 +46,11 @@ _VALUE_TEMPLATE = re.compile(r"\{\{\s*\$value\b[^}]*\}\}")
 
 
 def hidden_fields(alert: AlertRule) -> frozenset[str]:
-    """What the public reference leaves out of this alert: `threshold`, `for`, `params` (all
-    parameters) or `params.<name>`. The fields a definition declares internal (an
-    `internal` attribute, where the model carries one), plus every number of the abuse alerts."""
-    declared = frozenset(getattr(alert, "internal", None) or ())
-    return declared | (ALL_NUMBERS if alert.name in CONFIDENTIAL_ALERTS else frozenset())
+    """What the public reference leaves out of this alert: `threshold`, `for` and `params`.
+    An alert that declares any field internal keeps all of its numbers out: the public ones
+    narrow the private ones (a `for` bounds how short a wave goes unseen, a minimum volume
+    how small)."""
+    return ALL_NUMBERS if getattr(alert, "internal", None) else frozenset()
 
 
 def _param_hidden(name: str, hidden: frozenset[str]) -> bool:
