@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import inspect
+import re
 import shutil
 import subprocess
 import sys
@@ -70,5 +72,14 @@ STARTS_FIRST = ("tests/test_scenarios.py::test_scenario_passes_in_promtool[healt
                 "tests/test_live_stack.py", "tests/test_backtest.py")
 
 
+# A test that starts the CLI, a subprocess or Pulumi's mock engine takes a second or more:
+# it is `slow`, outside `make test-fast` (the marks written in the modules add the rest).
+_STARTS_A_PROCESS = re.compile(r"\b(?:run_cli|render_repo|run_program)\(|\bsubprocess\.")
+
+
 def pytest_collection_modifyitems(items):
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is not None and _STARTS_A_PROCESS.search(inspect.getsource(function)):
+            item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: next((i for i, p in enumerate(STARTS_FIRST) if item.nodeid.startswith(p)), len(STARTS_FIRST)))
