@@ -426,17 +426,25 @@ def test_a_provider_outage_holds_back_that_providers_consequences(stack):
         s = states()
         return all(s.get((alert, down), ("", []))[0] == "suppressed" and s[(alert, down)][1] for alert in others) or None
 
+    def delivered() -> Counter:
+        return Counter((a["labels"]["alertname"], a["labels"].get("provider"))
+                       for path in ("/oncall", "/chat") for a in stack.receiver.alerts(path))
+
     wait_for("Alertmanager to hold back the outage provider's consequences", held_back, 20)
+    # Inhibition holds a consequence back while its source fires in Alertmanager. The
+    # faults start together, so under load a consequence can fire (and be sent once)
+    # before the outage arrives, as it would in production within one group_wait: what
+    # must not happen is a notification once the outage is there.
+    before = delivered()
     s = states()
     assert s[("RewardPayoutProviderOutage", down)][0] == "active"
     for alert, provider in others.items():
         assert s[(alert, provider)] == ("active", []), (alert, provider, s.get((alert, provider)))
     time.sleep(3)  # several group_interval ticks: nothing held back may be sent meanwhile
-    delivered = {(a["labels"]["alertname"], a["labels"].get("provider"))
-                 for path in ("/oncall", "/chat") for a in stack.receiver.alerts(path)}
+    after = delivered()
     for alert, provider in others.items():
-        assert (alert, down) not in delivered, alert
-        assert (alert, provider) in delivered, alert
+        assert after[(alert, down)] == before[(alert, down)], (alert, "sent while its provider's outage fired")
+        assert after[(alert, provider)], alert
 
 
 def test_the_heartbeat_reaches_only_its_dead_man_receiver(stack):
