@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import signal
 import statistics
 import subprocess
@@ -37,6 +38,7 @@ import urllib.parse
 import urllib.request
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
@@ -53,7 +55,7 @@ from reward_obs.model.durations import parse_duration
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
 from reward_obs_dev import machine
 from reward_obs_dev.cardinality import budget
-from reward_obs_dev.servers import Prometheus, backfill_recording_rules, binary, prometheus_version
+from reward_obs_dev.servers import Prometheus, binary, prometheus_version
 from reward_obs_dev.simulator import Simulator, Topology
 
 SCALES = (10, 100, 1000)
@@ -62,9 +64,13 @@ BLOCK = 18 * 3600  # promtool and Prometheus block size
 DAY = 86400
 INSTANCE = "reward-backend:9464"  # a label value only: nothing is scraped
 BENCH_RULE_INTERVAL = "10s"
-TARGET_MS = 100.0
+PANEL_TARGET_MS = {"24h": 100.0, "7d": 300.0}  # wall, at the largest scale
+GROUP_TARGET_PCT = 1.0  # of the group's interval
 OPERATIONS_DASHBOARD = "reward-operations"
 _COUNTER_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
+_SCALING_LABELS = {"pool_id", "campaign_id"}  # series with these grow with the reward system
+_RECONCILED = ("reward_reconciliation_ledger_paid", "reward_reconciliation_provider_paid")
+_LEDGER = ("reward_pool_budget", "reward_pool_reserved", "reward_pool_paid", "reward_pool_remaining")
 
 
 # ------------------------------------------------------------------ history
@@ -81,50 +87,110 @@ class History:
             sim.step(60.0)
             remaining -= 60.0
         after = sim.series()
-        self.counters: list[tuple[str, float, float, int, bool]] = []  # prefix, v0, rate, phase, integer
-        self.gauges: list[tuple[str, float, float, int]] = []  # prefix, level, amplitude, phase
+        # prefix, v0, rate, phase, integer, scaling (grows with pools or campaigns)
+        self.counters: list[tuple[str, float, float, int, bool, bool]] = []
+        # prefix, level, amplitude, phase, scaling, relative (the level is an offset from the sample's time)
+        self.gauges: list[tuple[str, float, float, int, bool, bool]] = []
         for name, values in sorted(after.items()):
             label_names = sim.label_names(name)
             for key, value in sorted(values.items()):
                 labels = ",".join(f'{n}="{v}"' for n, v in zip(label_names, key, strict=True))
                 prefix = f'{name}{{{labels},job="{job}",instance="{INSTANCE}"}} '
-                phase = zlib.crc32(prefix.encode()) % 4
+                labels_of = dict(zip(label_names, key, strict=True))
+                # One pool's ledger gauges wave in step, so budget - reserved - paid stays
+                # equal to remaining (a healthy ledger: no RewardPoolLedgerMismatch firing
+                # for every pool, which would time alert bookkeeping, not the rules).
+                # Likewise a provider's two reconciliation totals (ledger and provider side).
+                key_of_phase = (labels_of["pool_id"] if name in _LEDGER
+                                else f'{labels_of["provider"]}/{labels_of.get("currency")}' if name in _RECONCILED else prefix)
+                phase = zlib.crc32(key_of_phase.encode()) % 4
+                scaling = bool(_SCALING_LABELS & set(label_names))
                 if name.endswith(_COUNTER_SUFFIXES):
                     start = before[name].get(key, 0.0)
-                    self.counters.append((prefix, start, (value - start) / warmup, phase, not name.endswith("_sum")))
+                    self.counters.append((prefix, start, (value - start) / warmup, phase, not name.endswith("_sum"), scaling))
+                elif name.endswith("_timestamp_seconds"):  # a time of last success: keeps its age, never waves
+                    self.gauges.append((prefix, value - warmup, 0.0, phase, scaling, True))
                 else:
                     steady = name in ("reward_provider_up", "reward_campaigns")
-                    self.gauges.append((prefix, value, 0.0 if steady else 0.1 * value, phase))
+                    self.gauges.append((prefix, value, 0.0 if steady else 0.1 * value, phase, scaling, False))
 
     @property
     def series(self) -> int:
         return len(self.counters) + len(self.gauges)
 
-    def write(self, out, start: int, end: int, step: int, origin: int) -> int:
-        """Samples for start <= t < end, every `step` seconds; counters count from `origin`."""
+    def count(self, scaling: bool) -> int:
+        return sum(1 for c in self.counters if c[5] == scaling) + sum(1 for g in self.gauges if g[4] == scaling)
+
+    def write(self, out, start: int, end: int, step: int, origin: int, scaling: bool | None = None,
+              names: frozenset[str] | None = None) -> int:
+        """Samples for start <= t < end at the multiples of `step` seconds; counters count
+        from `origin`. `scaling`: only the series that grow with pools (True), only the
+        others (False), or all (None); `names`: only these metrics."""
         w = 2 * math.pi / DAY
         amplitude = 0.5 / w
         shifts = [k * math.pi / 2 for k in range(4)]
+        def keep(prefix: str, s: bool) -> bool:
+            return (scaling is None or s == scaling) and (names is None or prefix.split("{", 1)[0] in names)
+
+        counters = [c for c in self.counters if keep(c[0], c[5])]
+        gauges = [g for g in self.gauges if keep(g[0], g[4])]
         written = 0
-        t = start
+        t = -(-start // step) * step
         while t < end:
             ts = f" {t}\n"
             integral = [(t - origin) + amplitude * (math.cos(w * origin + s) - math.cos(w * t + s)) for s in shifts]
             wave = [math.sin(w * t + s) for s in shifts]
             parts = [f"{p}{int(v0 + r * integral[ph])}{ts}" if whole else f"{p}{v0 + r * integral[ph]:.3f}{ts}"
-                     for p, v0, r, ph, whole in self.counters]
-            parts += [f"{p}{level + a * wave[ph]:.3f}{ts}" for p, level, a, ph in self.gauges]
+                     for p, v0, r, ph, whole, _ in counters]
+            parts += [f"{p}{level + (t if rel else a * wave[ph]):.3f}{ts}" for p, level, a, ph, _, rel in gauges]
             out.write("".join(parts))
             written += len(parts)
             t += step
         return written
 
 
-def backfill_week(history: History, data_dir: Path, work: Path, end: int, days: int, step: int, log=print) -> int:
-    """Write and backfill [end - days, end) chunk by chunk (one 18h block each), running
-    promtool on one chunk while the next is written."""
-    start = end - days * DAY
-    start -= start % step
+class Tier(NamedTuple):
+    """One stretch of history: the series that grow with pools (scaling=True) or the
+    others, every `step` seconds over [start, end)."""
+    scaling: bool
+    start: int
+    end: int
+    step: int
+    names: frozenset[str] | None = None  # only these metrics (None: all of the kind)
+
+
+def history_plan(end: int, days: int, step: int, provider_days: int, provider_step: int,
+                 fine_hours: int, coarse_step: int, long_metrics: frozenset[str]) -> list[Tier]:
+    """History shaped by what reads it (bench/README.md, "History"):
+    - per-pool and per-campaign series: every `step` over the last `fine_hours` (the
+      rules' windows, `offset 1d` plus their longest window, and the 24h panels); before
+      that, back to `days` (the 7d panels), every `coarse_step` and only `long_metrics`, the
+      ones a range panel or a recording rule reads (not the funding counters, read over 1d
+      at most, nor the switches, read at "now");
+    - the provider-level series the SLO rules read: `provider_days` (the 30-day budgets)
+      every `provider_step` (the stack's scrape interval)."""
+    fine_start = max(end - days * DAY, end - fine_hours * 3600)
+    tiers = [Tier(False, end - provider_days * DAY, end, provider_step)]
+    if fine_start > end - days * DAY:
+        tiers.append(Tier(True, end - days * DAY, fine_start, coarse_step, long_metrics))
+    tiers.append(Tier(True, fine_start, end, step))
+    return tiers
+
+
+def long_history_metrics(definitions, recording_groups: list[dict]) -> frozenset[str]:
+    """The metrics a range panel of the operations dashboard or a recording rule reads:
+    the ones whose older history a 7d panel (or its recorded series) depends on."""
+    exprs = [q.expr for q in panel_queries(definitions, OPERATIONS_DASHBOARD) if not q.instant]
+    exprs += [r["expr"] for g in recording_groups for r in g["rules"]]
+    names = set(re.findall(r"\breward_[a-z0-9_]+", " ".join(exprs)))
+    return frozenset(n for n in names if ":" not in n)
+
+
+def backfill_history(history: History, data_dir: Path, work: Path, plan: list[Tier], log=print) -> int:
+    """Write and backfill the plan chunk by chunk (one 18h block each), running promtool on
+    one chunk while the next is written. Counters count from the earliest start."""
+    start = min(t.start for t in plan)
+    end = max(t.end for t in plan)
     samples = 0
     running: tuple[subprocess.Popen, Path] | None = None
 
@@ -142,7 +208,10 @@ def backfill_week(history: History, data_dir: Path, work: Path, end: int, days: 
             chunk_end = min(end, (chunk_start // BLOCK + 1) * BLOCK)
             path = work / f"chunk-{index:03d}.om"
             with open(path, "w", encoding="utf-8", buffering=1 << 22) as out:
-                samples += history.write(out, chunk_start, chunk_end, step, origin=start)
+                for tier in plan:  # in time order, so each series' samples stay in order
+                    a, b = max(chunk_start, tier.start), min(chunk_end, tier.end)
+                    if a < b:
+                        samples += history.write(out, a, b, tier.step, origin=start, scaling=tier.scaling, names=tier.names)
                 out.write("# EOF\n")
             if running:
                 job, running = running, None
@@ -196,12 +265,17 @@ def timed_query(prom: Prometheus, path: str, params: dict, runs: int) -> dict:
             "series": len(result), "points": points, "bytes": len(body)}
 
 
-def rule_file(definitions, config, extra_groups: list[dict] = ()) -> dict:
+def rule_file(definitions, config, extra_groups: list[dict] = ()) -> tuple[dict, dict[str, float]]:
+    """The rendered alert groups and the recording groups, every group evaluated every
+    BENCH_RULE_INTERVAL (more evaluations to take the median of), and each group's interval
+    as rendered (the one its evaluation time is a share of)."""
     rules = yaml.safe_load(render_files(definitions, config)[PROMETHEUS_RULE_FILE])
-    rules["groups"] = [*rules["groups"], *extra_groups]
+    rules["groups"] = [*rules["groups"], *(dict(g) for g in extra_groups)]
+    intervals = {}
     for group in rules["groups"]:
+        intervals[group["name"]] = parse_duration(group.get("interval", "1m"))  # Prometheus's default evaluation_interval
         group["interval"] = BENCH_RULE_INTERVAL
-    return rules
+    return rules, intervals
 
 
 def time_panel_queries(prom: Prometheus, queries: list[tuple[str, str, bool]], scrape: int, now: float, runs: int,
@@ -225,13 +299,15 @@ def time_panel_queries(prom: Prometheus, queries: list[tuple[str, str, bool]], s
     return rows
 
 
-def measure(prom: Prometheus, definitions, config, rules: dict, runs: int, now: float, ranges: dict[str, int],
-            variables: dict[str, str], log=print) -> dict:
-    """Series counts, rule expressions, rule group evaluation and the raw "before" queries
-    (all on raw history only)."""
+_RECORDED_NAME = re.compile(r"\b[a-zA-Z_][a-zA-Z0-9_]*:[a-zA-Z_][a-zA-Z0-9_:]*")
+_RANGE = re.compile(r"\[(\d+[smhdwy])\]")
 
+
+def measure_raw(prom: Prometheus, definitions, config, runs: int, now: float, ranges: dict[str, int],
+                variables: dict[str, str], log=print) -> dict:
+    """Series counts and the raw "before" queries (on raw history only)."""
     scrape = parse_duration(config.scrape_interval)
-    result: dict = {"raw": {}, "rules": {}, "rule_exprs": {}, "series": {}}
+    result: dict = {"raw": {}, "series": {}}
     log("    series per metric")
     for row in prom.query(f'count by (__name__) ({{job="{definitions.contract.scrape_job}"}})', now):
         result["series"][row["metric"]["__name__"]] = int(row["value"][1])
@@ -239,6 +315,14 @@ def measure(prom: Prometheus, definitions, config, rules: dict, runs: int, now: 
     instant = {f"{q.panel_key}[{q.ref}]": q.instant for q in panel_queries(definitions, OPERATIONS_DASHBOARD)}
     raw = [(key, q["raw"], instant[key]) for key, q in recording.raw_queries(definitions, OPERATIONS_DASHBOARD).items()]
     result["raw"] = {row["query"]: row for row in time_panel_queries(prom, raw, scrape, now, runs, ranges, variables)}
+    return result
+
+
+def measure_rules(prom: Prometheus, rules: dict, intervals: dict[str, float], runs: int, now: float, log=print) -> dict:
+    """Every rule expression (instant query at `now`), every group's evaluationTime from
+    /api/v1/rules as a share of the group's interval in the rendered files, and the
+    server's memory once the groups have evaluated a few times."""
+    result: dict = {"rules": {}, "rule_exprs": {}}
     log("    rule expressions")
     for group in rules["groups"]:
         for rule in group["rules"]:
@@ -248,6 +332,7 @@ def measure(prom: Prometheus, definitions, config, rules: dict, runs: int, now: 
     log("    rule group evaluation (/api/v1/rules)")
     interval = parse_duration(BENCH_RULE_INTERVAL)
     samples: dict[str, list[float]] = {}
+    firing: dict[str, int] = {}
     deadline = time.monotonic() + interval * (runs + 2)
     seen: dict[str, str] = {}
     while time.monotonic() < deadline:
@@ -255,22 +340,124 @@ def measure(prom: Prometheus, definitions, config, rules: dict, runs: int, now: 
             if group.get("lastEvaluation") and seen.get(group["name"]) != group["lastEvaluation"]:
                 seen[group["name"]] = group["lastEvaluation"]
                 samples.setdefault(group["name"], []).append(group["evaluationTime"] * 1000)
+                firing[group["name"]] = sum(len(r.get("alerts", ())) for r in group.get("rules", ()))
         time.sleep(interval / 2)
-    result["rules"] = {name: {"ms": round(statistics.median(v), 2), "evaluations": len(v)} for name, v in samples.items()}
+    for name, v in samples.items():
+        ms = statistics.median(v)
+        result["rules"][name] = {"ms": round(ms, 2), "evaluations": len(v), "interval_s": intervals[name],
+                                 "share_pct": round(100 * ms / (1000 * intervals[name]), 4), "alerts": firing[name]}
+    result["memory"] = memory(prom)
+    log(f"    memory: {result['memory']}")
     return result
 
 
-def backfill_recorded_history(prom: Prometheus, groups: list[dict], start: float, end: float, log=print) -> int:
-    """The recording rules' history over the backfilled week (servers.backfill_recording_rules),
-    then wait until Prometheus has compacted the new blocks into the raw ones, so the
-    timings are not those of overlapping blocks. Returns the number of blocks then loaded."""
-    t0 = time.monotonic()
+def memory(prom: Prometheus) -> dict:
+    """Prometheus's own gauges (/metrics): resident set (includes the mmapped chunks and
+    blocks it touched), Go heap in use, and the head's series."""
+    with urllib.request.urlopen(f"{prom.url}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    wanted = {"process_resident_memory_bytes": "rss_mib", "go_memstats_heap_inuse_bytes": "heap_inuse_mib",
+              "go_memstats_alloc_bytes": "heap_alloc_mib"}
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            out[wanted[name]] = round(float(value) / 2**20, 1)
+        elif name == "prometheus_tsdb_head_series":
+            out["head_series"] = int(float(value))
+    return out
+
+
+def _longest_read(record: str, exprs: list[str]) -> float:
+    """The longest range or subquery over which any of `exprs` reads `record` (0 if only
+    at an instant)."""
+    pattern = re.compile(rf"(?<![a-zA-Z0-9_:]){re.escape(record)}\s*(?:\{{[^}}]*\}})?\[(\d+[smhdwy])[\]:]")
+    return max((parse_duration(m.group(1)) for e in exprs for m in pattern.finditer(e)), default=0.0)
+
+
+def recorded_backfill_plan(groups: list[dict], plan: list[Tier], scaling_metrics: set[str], now: float,
+                           days: int, interval: str = "1m") -> list[list[tuple[str, list[dict], int, int]]]:
+    """Stages of (what, groups, start, end) passes for `promtool tsdb create-blocks-from
+    rules`, each stage run against the blocks of the stages before it.
+
+    Stage 1, the rules that read raw metrics. Rules on provider-level metrics get `days`
+    of history, or the provider history if another rule reads them over more (the 30-day
+    budgets read the :rate1h series over 30 days); rules on per-pool or per-campaign
+    metrics get theirs, at the rule's interval over the fine stretch and at the coarse
+    step before it, where their range windows are widened to two coarse steps (a 5m rate
+    over 5m samples would hold one sample and answer nothing): that changes the recorded
+    values of the old stretch, not how many samples a panel reads.
+    Stage 2, the rules that read recorded series (SLO ratios, 30-day budgets), over the
+    last 6 hours: alerts and panels read them at an instant.
+    Every pass ends where the raw history ends (two hours past `now`): Prometheus cannot
+    append its own evaluations before the end of the backfilled blocks, so the series the
+    rules record while the bench measures are these."""
+    all_exprs = [r["expr"] for g in groups for r in g["rules"]]
+    end = max(t.end for t in plan) - 300
+
+    def select(pred, widen: int = 0, chained: bool = False) -> list[dict]:
+        out = []
+        for g in groups:
+            rules = []
+            for r in g["rules"]:
+                expr = r["expr"]
+                if bool(_RECORDED_NAME.search(expr)) != chained or not pred(r):
+                    continue
+                if widen:
+                    expr = _RANGE.sub(lambda m: f"[{max(parse_duration(m.group(1)), widen):g}s]", expr)
+                rules.append({**r, "expr": expr})
+            if rules:
+                out.append({"name": g["name"], "interval": interval, "rules": rules})
+        return out
+
+    def scaling(rule: dict) -> bool:
+        return any(re.search(rf"\b{m}\b", rule["expr"]) for m in scaling_metrics)
+
+    def long(rule: dict) -> bool:
+        return _longest_read(rule["record"], all_exprs) > days * DAY
+
+    provider = next(t for t in plan if not t.scaling)
+    first = [("provider-level, read over more than the panels' range", select(lambda r: not scaling(r) and long(r)),
+              provider.start, end),
+             ("provider-level, the rest", select(lambda r: not scaling(r) and not long(r)), end - days * DAY, end)]
+    for tier in (t for t in plan if t.scaling):
+        coarse = tier.step > parse_duration(interval)
+        chosen = select(scaling, widen=2 * tier.step if coarse else 0)
+        if coarse:
+            chosen = [{**g, "interval": f"{tier.step}s"} for g in chosen]
+        first.append((f"per-pool, every {chosen[0]['interval'] if chosen else '-'}", chosen, tier.start, min(tier.end, end)))
+    second = [("reading recorded series", select(lambda r: True, chained=True), int(now) - 6 * 3600, end)]
+    return [[p for p in stage if p[1] and p[2] < p[3]] for stage in (first, second)]
+
+
+def backfill_recorded_history(prom: Prometheus, stages: list[list[tuple[str, list[dict], int, int]]], log=print) -> dict:
+    """Run each stage's passes with promtool against `prom`, move the blocks in and restart
+    it on them; then wait until it has compacted them into the raw blocks (so the timings
+    are not those of overlapping blocks; 20 minutes at most). Returns what it took."""
     raw_blocks = sum(1 for d in prom.data_dir.iterdir() if (d / "meta.json").is_file())
-    backfill_recording_rules(prom, [{**g, "interval": "1m"} for g in groups], start, end)
-    log(f"    recording rules backfilled in {time.monotonic() - t0:.0f}s; waiting for compaction ({raw_blocks} raw blocks)")
-    # Overlapping blocks are merged into the raw ones; wait until that is done, or 5 min
-    # (blocks that overlap the head wait for the head; queries read overlapping blocks fine).
-    blocks, deadline = None, time.monotonic() + 300
+    out_dir = prom.workdir / "recorded-blocks"
+    took = {}
+    for stage in stages:
+        for what, groups, start, end in stage:
+            t0 = time.monotonic()
+            rule_path = prom.workdir / "recording-backfill.yaml"
+            rule_path.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False), encoding="utf-8")
+            result = subprocess.run([binary("promtool"), "tsdb", "create-blocks-from", "rules", f"--start={int(start)}",
+                                     f"--end={int(end)}", f"--url={prom.url}", f"--output-dir={out_dir}", "--quiet",
+                                     str(rule_path)], capture_output=True, text=True)
+            if result.returncode != 0:
+                raise RuntimeError(f"promtool rules backfill failed: {result.stdout}{result.stderr}")
+            took[what] = {"s": round(time.monotonic() - t0), "rules": sum(len(g["rules"]) for g in groups),
+                          "days": round((end - start) / DAY, 2)}
+            log(f"    recorded history, {what}: {took[what]}")
+        prom.stop()
+        for block in out_dir.iterdir():
+            block.rename(prom.data_dir / block.name)
+        out_dir.rmdir()
+        prom.start(timeout=1200)
+    t0 = time.monotonic()
+    log(f"    restarted; waiting for compaction ({raw_blocks} raw blocks)")
+    blocks, deadline = None, time.monotonic() + 1200
     while time.monotonic() < deadline:
         with urllib.request.urlopen(f"{prom.url}/metrics", timeout=30) as response:
             text = response.read().decode()
@@ -280,51 +467,61 @@ def backfill_recorded_history(prom: Prometheus, groups: list[dict], start: float
             break
         time.sleep(15)
     log(f"    {blocks} blocks after compaction")
-    return blocks
+    return {"passes": took, "blocks_after": blocks, "compaction_s": round(time.monotonic() - t0)}
 
 
 # ------------------------------------------------------------------ one scale
 
 
-def run_scale(definitions, config, pools: int, days: int, step: int, runs: int, work: Path,
-              recording_groups: list[dict], log=print, keep: Path | None = None) -> dict:
+def run_scale(definitions, config, pools: int, args, work: Path, recording_groups: list[dict], log=print) -> dict:
     topology = Topology.scaled(pools, len(definitions.contract.labels["provider"]["values"]))
     log(f"  {pools} pools: {topology.campaigns} campaigns, {topology.providers} providers")
     history = History(definitions, topology, definitions.contract.scrape_job)
+    provider_step = args.provider_step or int(parse_duration(config.scrape_interval))
     end = int(time.time()) + 2 * 3600
-    end -= end % step
+    end -= end % max(args.step, args.coarse_step, provider_step)
+    long_metrics = long_history_metrics(definitions, recording_groups)
+    plan = history_plan(end, args.days, args.step, args.provider_days, provider_step, args.fine_hours, args.coarse_step,
+                        long_metrics)
     prom_dir = work / f"prometheus-{pools}"
-    rules = rule_file(definitions, config, recording_groups)
+    rules, intervals = rule_file(definitions, config, recording_groups)
+    retention = f"{max(args.days, args.provider_days) + 5}d"
     prom = Prometheus(prom_dir, {"global": {"evaluation_interval": BENCH_RULE_INTERVAL}}, {"rules.yaml": dump_yaml(rules)},
-                      extra_args=("--storage.tsdb.retention.time=15d", f"--storage.tsdb.max-block-duration={BLOCK // 3600}h"))
+                      extra_args=(f"--storage.tsdb.retention.time={retention}", f"--storage.tsdb.max-block-duration={BLOCK // 3600}h"))
     t0 = time.monotonic()
-    samples = backfill_week(history, prom.data_dir, prom_dir, end, days, step, log=log)
+    samples = backfill_history(history, prom.data_dir, prom_dir, plan, log=log)
     backfill_s = time.monotonic() - t0
     log(f"    backfilled {samples:,} samples of {history.series:,} series in {backfill_s:.0f}s")
-    ranges = {label: seconds for label, seconds in RANGES.items() if seconds <= days * DAY}
+    ranges = {label: seconds for label, seconds in RANGES.items() if seconds <= args.days * DAY}
+    scaling_metrics = {c[0].split("{", 1)[0] for c in history.counters if c[5]} | {g[0].split("{", 1)[0] for g in history.gauges if g[4]}
     try:
-        prom.start(timeout=300)
+        prom.start(timeout=600)
         now = time.time()
         variables = default_variables(definitions, OPERATIONS_DASHBOARD, lambda expr: prom.query(expr, now))
-        measured = measure(prom, definitions, config, rules, runs, now, ranges, variables, log=log)
-        blocks_after = backfill_recorded_history(prom, recording_groups, end - days * DAY, now, log=log)
+        measured = measure_raw(prom, definitions, config, args.runs, now, ranges, variables, log=log)
+        stages = recorded_backfill_plan(recording_groups, plan, scaling_metrics, now, args.days)
+        recorded = backfill_recorded_history(prom, stages, log=log)
+        measured.update(measure_rules(prom, rules, intervals, args.runs, now, log=log))
         log("    dashboard queries, as Grafana sends them")
         queries = [(f"{q.panel_key}[{q.ref}]", q.expr, q.instant) for q in panel_queries(definitions, OPERATIONS_DASHBOARD)]
-        measured["queries"] = time_panel_queries(prom, queries, parse_duration(config.scrape_interval), now, runs, ranges, variables)
+        measured["queries"] = time_panel_queries(prom, queries, parse_duration(config.scrape_interval), now, args.runs, ranges,
+                                                 variables)
     finally:
         prom.stop()
-        if keep is None:
+        if args.keep is None:
             subprocess.run(["rm", "-rf", str(prom_dir)], check=False)
         else:
-            keep.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["rm", "-rf", str(keep / prom_dir.name)], check=False)
-            prom_dir.rename(keep / prom_dir.name)
-            log(f"    kept {keep / prom_dir.name}")
+            args.keep.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["rm", "-rf", str(args.keep / prom_dir.name)], check=False)
+            prom_dir.rename(args.keep / prom_dir.name)
+            log(f"    kept {args.keep / prom_dir.name}")
     predicted = {name: b.series for name, b in budget(definitions.contract, topology).items()}
     return {"pools": pools, "campaigns": topology.campaigns, "providers": topology.providers,
-            "series_total": history.series, "samples": samples, "backfill_s": round(backfill_s), "predicted": predicted,
+            "series_total": history.series, "series_scaling": history.count(True), "series_provider": history.count(False),
+            "plan": [t._asdict() | {"start": t.start - end, "end": t.end - end, "names": sorted(t.names or ())} for t in plan],
+            "samples": samples, "backfill_s": round(backfill_s), "predicted": predicted,
             "budget": {name: b.formula for name, b in budget(definitions.contract, topology).items()},
-            "ranges": list(ranges), "variables": variables, "blocks_after_recording_backfill": blocks_after, **measured}
+            "ranges": list(ranges), "variables": variables, "recorded_history": recorded, **measured}
 
 
 # ------------------------------------------------------------------ report
@@ -342,34 +539,70 @@ def _ms(cell: dict) -> str:
     return f"{cell['exec_ms']:g} / {cell['wall_ms']:g}"
 
 
+def _share(cell: dict) -> str:
+    mark = " ⚠" if cell["share_pct"] >= GROUP_TARGET_PCT else ""
+    return f"{cell['ms']:g} ms = {cell['share_pct']:.3g}%{mark}"
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
 def report(results: dict) -> str:
     scales = results["scales"]
     ranges = scales[-1].get("ranges", list(RANGES))
     m = results["machine"]
     variables = ", ".join(f"${k} = {'All' if v == '.*' else v}" for k, v in scales[-1].get("variables", {}).items())
     lines = [f"Machine: `nproc` {m['nproc']}, {m['memory_gib']} GiB memory, Prometheus {m['prometheus']} (Debian). "
-             f"History: {results['days']} days at {results['step']}s resolution per series (the stack scrapes every "
-             f"{results['scrape_interval']}), backfilled with promtool in 18h blocks; the recording rules' history "
-             "backfilled with `promtool tsdb create-blocks-from rules` and Prometheus restarted on it and left to compact. "
+             f"Command: `{results.get('command', 'reward-obs bench')}`, {_duration(results.get('run_s', 0))} in all. "
+             f"History (bench/README.md, \"History\"): provider-level series {results['provider_days']} days every "
+             f"{results['provider_step']}s; per-pool and per-campaign series every {results['step']}s over the last "
+             f"{results['fine_hours']}h and, for the metrics a range panel or recording rule reads, every "
+             f"{results['coarse_step']}s back to {results['days']} days; backfilled with promtool in 18h blocks. The recording "
+             "rules that read raw metrics backfilled with `promtool tsdb create-blocks-from rules` over the same stretches "
+             "(the rest evaluated live by Prometheus from them), Prometheus restarted on it and left to compact before "
+             "anything after the raw \"before\" queries was measured. "
              f"Times are medians of {results['runs']} runs after a warm-up: **exec** is Prometheus's own execTotalTime "
              "(stats=all), **wall** is request to last byte over loopback (JSON encoding included). Range queries use "
-             "Grafana's step for a 1,100-point panel (24h: 1m, 7d: 10m) and its $__rate_interval (24h: 2m, 7d: 10m30s); "
+             "Grafana's step for a 1,100-point panel (24h: 1m, 7d: 10m) and its $__rate_interval; "
              f"instant panels are one query at now; variables as Grafana sets them on load ({variables}).", ""]
     header = "| | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |"
     sep = "|---|" + "---|" * len(scales)
-    lines += ["**Size**", "", header, sep]
+    lines += ["**Size and memory**", "", header, sep]
     lines.append("| campaigns / providers | " + " | ".join(f"{s['campaigns']} / {s['providers']}" for s in scales) + " |")
-    lines.append("| series | " + " | ".join(f"{s['series_total']:,}" for s in scales) + " |")
+    lines.append("| series (per-pool and per-campaign + provider-level) | " + " | ".join(
+        f"{s['series_total']:,} ({s['series_scaling']:,} + {s['series_provider']:,})" for s in scales) + " |")
     lines.append("| samples backfilled | " + " | ".join(f"{s['samples']:,}" for s in scales) + " |")
-    lines.append("| backfill time (s) | " + " | ".join(str(s["backfill_s"]) for s in scales) + " |")
-    lines += ["", "**Rule groups**: evaluationTime from /api/v1/rules, ms (median of the evaluations seen)", "", header, sep]
+    lines.append("| backfill time (write + promtool), s | " + " | ".join(str(s["backfill_s"]) for s in scales) + " |")
+    lines.append("| recorded history (promtool rules), s | " + " | ".join(
+        " + ".join(str(v["s"]) for v in s["recorded_history"]["passes"].values()) for s in scales) + " |")
+    lines.append("| whole scale, wall | " + " | ".join(_duration(s.get("scale_s", 0)) for s in scales) + " |")
+    lines.append("| Prometheus resident memory (RSS), MiB | " + " | ".join(f"{s['memory']['rss_mib']:,}" for s in scales) + " |")
+    lines.append("| Go heap in use, MiB | " + " | ".join(f"{s['memory']['heap_inuse_mib']:,}" for s in scales) + " |")
+    lines.append("| RSS per 1,000 pools, MiB | " + " | ".join(f"{1000 * s['memory']['rss_mib'] / s['pools']:,.0f}" for s in scales) + " |")
+    if len(scales) >= 2:
+        a, b = scales[-2], scales[-1]
+        per = 1000 * (b["memory"]["rss_mib"] - a["memory"]["rss_mib"]) / (b["pools"] - a["pools"])
+        heap = 1000 * (b["memory"]["heap_inuse_mib"] - a["memory"]["heap_inuse_mib"]) / (b["pools"] - a["pools"])
+        lines += ["", f"Memory per 1,000 more pools, from {a['pools']:,} to {b['pools']:,}: {per:,.0f} MiB resident, "
+                  f"{heap:,.0f} MiB Go heap."]
+    lines += ["", f"**Rule groups**: evaluationTime from /api/v1/rules (median of the evaluations seen) as a share of the "
+              f"group's interval in the rendered rule files (⚠ = {GROUP_TARGET_PCT:g}% or more); alerts = alert instances "
+              "pending or firing", "", "| group | interval | " + " | ".join(f"{s['pools']} pools" for s in scales) +
+              " | alerts |", "|---|---|" + "---|" * (len(scales) + 1)]
     for group in sorted(scales[-1]["rules"]):
-        lines.append(f"| {group} | " + " | ".join(f"{s['rules'].get(group, {}).get('ms', '-')}" for s in scales) + " |")
-    lines += ["", "**Rule expressions** (instant query at now, exec / wall ms)", "", header, sep]
-    for name in scales[-1]["rule_exprs"]:
-        lines.append(f"| {name} | " + " | ".join(_ms(s["rule_exprs"][name]) for s in scales if name in s["rule_exprs"]) + " |")
+        cells = [_share(s["rules"][group]) if group in s["rules"] else "-" for s in scales]
+        interval = scales[-1]["rules"][group]["interval_s"]
+        alerts = " → ".join(str(s["rules"].get(group, {}).get("alerts", "-")) for s in scales)
+        lines.append(f"| `{group}` | {interval / 60:g}m | " + " | ".join(cells) + f" | {alerts} |")
+    lines += ["", "**Rule expressions** (instant query at now, exec / wall ms)", "",
+              "| rule | group | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |", "|---|---|" + "---|" * len(scales)]
+    for name, cell in scales[-1]["rule_exprs"].items():
+        lines.append(f"| {name} | {cell['group']} | " + " | ".join(_ms(s["rule_exprs"][name]) if name in s["rule_exprs"] else "-"
+                                                                  for s in scales) + " |")
     for span in ranges:
-        lines += ["", f"**Operations dashboard queries, {span}** (exec / wall ms; ⚠ = wall over {TARGET_MS:g} ms at the "
+        target = PANEL_TARGET_MS[span]
+        lines += ["", f"**Operations dashboard queries, {span}** (exec / wall ms; ⚠ = wall over {target:g} ms at the "
                   "largest scale; instant panels: one query at now)", "",
                   "| panel query | " + " | ".join(f"{s['pools']} pools" for s in scales) + " | series returned | wall growth, last two scales |",
                   "|---|" + "---|" * (len(scales) + 2)]
@@ -379,7 +612,7 @@ def report(results: dict) -> str:
             if len(scales) >= 2:
                 a, b = scales[-2]["queries"][i][span]["wall_ms"], scales[-1]["queries"][i][span]["wall_ms"]
                 growth = f"×{b / a:.1f}" if a else ""
-            mark = " ⚠" if scales[-1]["queries"][i][span]["wall_ms"] > TARGET_MS else ""
+            mark = " ⚠" if scales[-1]["queries"][i][span]["wall_ms"] > target else ""
             kind = " (instant)" if row.get("instant") else ""
             series = " → ".join(str(s["queries"][i][span]["series"]) for s in scales)
             lines.append(f"| `{row['query']}`{kind}{mark} | " + " | ".join(cells) + f" | {series} | {growth} |")
@@ -419,17 +652,22 @@ def cmd_bench(args) -> int:
     definitions, config = load(args)
     recording_groups = recording.prometheus_groups(definitions)  # the dashboard reads recorded series
     results = {"machine": machine_facts(), "days": args.days, "step": args.step, "runs": args.runs,
-               "scrape_interval": config.scrape_interval, "scales": []}
+               "coarse_step": args.coarse_step, "fine_hours": args.fine_hours, "provider_days": args.provider_days,
+               "provider_step": args.provider_step or int(parse_duration(config.scrape_interval)),
+               "scrape_interval": config.scrape_interval, "command": " ".join(["reward-obs", *sys.argv[1:]]), "scales": []}
     print(f"reward-obs bench: {results['machine']}", file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    t_run = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="reward-obs-bench-", dir=args.workdir) as work:
-        for pools in args.scales:
-            results["scales"].append(run_scale(definitions, config, pools, args.days, args.step, args.runs, Path(work),
-                                               recording_groups, log=log, keep=args.keep))
+        for pools in [n for part in args.scales for n in part]:
+            t0 = time.monotonic()
+            results["scales"].append(run_scale(definitions, config, pools, args, Path(work), recording_groups, log=log))
+            results["scales"][-1]["scale_s"] = round(time.monotonic() - t0)
+            results["run_s"] = round(time.monotonic() - t_run)
             (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     text = report(results)
     (args.out / "RESULTS.md").write_text("# Scale benchmark results\n\nWritten by `reward-obs bench` (`make bench`).\n\n" + text,
@@ -441,11 +679,16 @@ def cmd_bench(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("bench", help="measure rule evaluation and dashboard query cost on a real Prometheus at 10/100/1,000 pools",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scales", type=lambda s: [int(x) for x in s.split(",")], default=list(SCALES),
-                   help="comma-separated pool counts (default 10,100,1000)")
+    p.add_argument("--scales", type=lambda s: [int(x) for x in s.replace(",", " ").split()], nargs="+", default=[list(SCALES)],
+                   help="pool counts, space- or comma-separated (default 10 100 1000)")
     p.add_argument("--days", type=int, default=7, help="days of history to backfill (at least 2: a panel compares with a day ago; "
                    "ranges longer than the history are not timed)")
-    p.add_argument("--step", type=int, default=60, help="seconds between backfilled samples")
+    p.add_argument("--step", type=int, default=60, help="seconds between per-pool and per-campaign samples over the last --fine-hours")
+    p.add_argument("--fine-hours", type=int, default=30, help="hours of per-pool history at --step: the rules read `offset 1d` "
+                   "plus windows of up to 3h, the 24h panels 24h (default 30)")
+    p.add_argument("--coarse-step", type=int, default=300, help="seconds between per-pool samples older than --fine-hours (default 300)")
+    p.add_argument("--provider-days", type=int, default=30, help="days of history of the provider-level series (the 30-day SLO budgets)")
+    p.add_argument("--provider-step", type=int, default=0, help="seconds between provider-level samples (default: the stack's scrape interval)")
     p.add_argument("--runs", type=int, default=5, help="timed runs per query (after one warm-up)")
     p.add_argument("--out", type=Path, default=Path("bench"), help="where results.json and RESULTS.md go")
     p.add_argument("--workdir", help="parent of the temporary TSDB directories (default: system temp)")
