@@ -278,6 +278,20 @@ def rule_file(definitions, config, extra_groups: list[dict] = ()) -> tuple[dict,
     return rules, intervals
 
 
+def proposed_groups(path: Path, rendered: dict) -> list[dict]:
+    """Rule groups measured next to the rendered ones (a restructure under consideration);
+    each alert gets the labels and annotations of the rendered alert of its name, so that
+    it costs what the shipped one would (templates included)."""
+    by_name = {r["alert"]: r for g in rendered["groups"] for r in g["rules"] if "alert" in r}
+    groups = yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+    for group in groups:
+        for rule in group["rules"]:
+            if "alert" in rule and rule["alert"] in by_name:
+                shipped = by_name[rule["alert"]]
+                rule.update({k: shipped[k] for k in ("labels", "annotations") if k in shipped})
+    return groups
+
+
 def time_panel_queries(prom: Prometheus, queries: list[tuple[str, str, bool]], scrape: int, now: float, runs: int,
                        ranges: dict[str, int], variables: dict[str, str]) -> list[dict]:
     """(key, expr, instant) -> a row with one timing per range; an instant query is one
@@ -327,6 +341,8 @@ def measure_rules(prom: Prometheus, rules: dict, intervals: dict[str, float], ru
     for group in rules["groups"]:
         for rule in group["rules"]:
             name = rule.get("alert") or rule.get("record")
+            if name in result["rule_exprs"]:  # the same alert in a proposed group
+                name = f"{group['name']}/{name}"
             result["rule_exprs"][name] = {"group": group["name"],
                                          **timed_query(prom, "query", {"query": rule["expr"], "time": f"{now:.3f}"}, runs)}
     log("    rule group evaluation (/api/v1/rules)")
@@ -349,6 +365,11 @@ def measure_rules(prom: Prometheus, rules: dict, intervals: dict[str, float], ru
     result["memory"] = memory(prom)
     log(f"    memory: {result['memory']}")
     return result
+
+
+def loadavg() -> list[float]:
+    """The machine's 1/5/15-minute load averages: what else ran while the bench measured."""
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
 
 def memory(prom: Prometheus) -> dict:
@@ -485,6 +506,10 @@ def run_scale(definitions, config, pools: int, args, work: Path, recording_group
                         long_metrics)
     prom_dir = work / f"prometheus-{pools}"
     rules, intervals = rule_file(definitions, config, recording_groups)
+    proposed = proposed_groups(args.proposed, rules) if args.proposed else []
+    for group in proposed:
+        intervals[group["name"]] = parse_duration(group["interval"])
+        rules["groups"].append({**group, "interval": BENCH_RULE_INTERVAL})
     retention = f"{max(args.days, args.provider_days) + 5}d"
     prom = Prometheus(prom_dir, {"global": {"evaluation_interval": BENCH_RULE_INTERVAL}}, {"rules.yaml": dump_yaml(rules)},
                       extra_args=(f"--storage.tsdb.retention.time={retention}", f"--storage.tsdb.max-block-duration={BLOCK // 3600}h"))
@@ -500,12 +525,20 @@ def run_scale(definitions, config, pools: int, args, work: Path, recording_group
         variables = default_variables(definitions, OPERATIONS_DASHBOARD, lambda expr: prom.query(expr, now))
         measured = measure_raw(prom, definitions, config, args.runs, now, ranges, variables, log=log)
         stages = recorded_backfill_plan(recording_groups, plan, scaling_metrics, now, args.days)
+        inputs = [{**g, "rules": [r for r in g["rules"] if "record" in r]} for g in proposed]
+        if any(g["rules"] for g in inputs):  # read at an instant: the last hour will do
+            stages[0].append(("proposed restructure's inputs", [g for g in inputs if g["rules"]], int(now) - 3600,
+                              max(t.end for t in plan) - 300))
         recorded = backfill_recorded_history(prom, stages, log=log)
+        load = {"before_rules": loadavg()}
         measured.update(measure_rules(prom, rules, intervals, args.runs, now, log=log))
+        load["after_rules"] = loadavg()
         log("    dashboard queries, as Grafana sends them")
         queries = [(f"{q.panel_key}[{q.ref}]", q.expr, q.instant) for q in panel_queries(definitions, OPERATIONS_DASHBOARD)]
         measured["queries"] = time_panel_queries(prom, queries, parse_duration(config.scrape_interval), now, args.runs, ranges,
                                                  variables)
+        load["after_panels"] = loadavg()
+        measured["loadavg"] = load
     finally:
         prom.stop()
         if args.keep is None:
@@ -579,6 +612,8 @@ def report(results: dict) -> str:
     lines.append("| whole scale, wall | " + " | ".join(_duration(s.get("scale_s", 0)) for s in scales) + " |")
     lines.append("| Prometheus resident memory (RSS), MiB | " + " | ".join(f"{s['memory']['rss_mib']:,}" for s in scales) + " |")
     lines.append("| Go heap in use, MiB | " + " | ".join(f"{s['memory']['heap_inuse_mib']:,}" for s in scales) + " |")
+    lines.append("| load average (1m) at rules / after panels, 2 cores | " + " | ".join(
+        f"{s['loadavg']['before_rules'][0]:g} / {s['loadavg']['after_panels'][0]:g}" for s in scales) + " |")
     lines.append("| RSS per 1,000 pools, MiB | " + " | ".join(f"{1000 * s['memory']['rss_mib'] / s['pools']:,.0f}" for s in scales) + " |")
     if len(scales) >= 2:
         a, b = scales[-2], scales[-1]
@@ -595,6 +630,16 @@ def report(results: dict) -> str:
         interval = scales[-1]["rules"][group]["interval_s"]
         alerts = " → ".join(str(s["rules"].get(group, {}).get("alerts", "-")) for s in scales)
         lines.append(f"| `{group}` | {interval / 60:g}m | " + " | ".join(cells) + f" | {alerts} |")
+    proposed = sorted(g for g in scales[-1]["rules"] if g.startswith("proposed-"))
+    if proposed:
+        lines += ["", "**`reward-pools` before → after the proposed restructure** (bench/proposed-rules.yaml, measured in the "
+                  "same Prometheus; the per-pool ratio it reads is recorded by `reward-recorded` either way)", "",
+                  "| | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |", sep]
+        for group in ["reward-pools", *proposed]:
+            lines.append(f"| `{group}` | " + " | ".join(_share(s["rules"][group]) if group in s["rules"] else "-" for s in scales) + " |")
+        lines.append("| proposed, per minute of ruler time | " + " | ".join(
+            f"{sum(s['rules'][g]['ms'] * 60 / s['rules'][g]['interval_s'] for g in proposed if g in s['rules']):.4g} ms vs "
+            f"{s['rules']['reward-pools']['ms']:g} ms" for s in scales) + " |")
     lines += ["", "**Rule expressions** (instant query at now, exec / wall ms)", "",
               "| rule | group | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |", "|---|---|" + "---|" * len(scales)]
     for name, cell in scales[-1]["rule_exprs"].items():
@@ -689,6 +734,8 @@ def register(sub) -> None:
     p.add_argument("--coarse-step", type=int, default=300, help="seconds between per-pool samples older than --fine-hours (default 300)")
     p.add_argument("--provider-days", type=int, default=30, help="days of history of the provider-level series (the 30-day SLO budgets)")
     p.add_argument("--provider-step", type=int, default=0, help="seconds between provider-level samples (default: the stack's scrape interval)")
+    p.add_argument("--proposed", type=Path, help="a rule file of restructured groups to measure next to the rendered ones "
+                   "(bench/proposed-rules.yaml); its recording rules are backfilled over the last hour")
     p.add_argument("--runs", type=int, default=5, help="timed runs per query (after one warm-up)")
     p.add_argument("--out", type=Path, default=Path("bench"), help="where results.json and RESULTS.md go")
     p.add_argument("--workdir", help="parent of the temporary TSDB directories (default: system temp)")
