@@ -37,6 +37,7 @@ import time
 import urllib.parse
 import urllib.request
 import zlib
+from array import array
 from pathlib import Path
 from typing import NamedTuple
 
@@ -55,7 +56,7 @@ from reward_obs.model.durations import parse_duration
 from reward_obs.sinks.files import PROMETHEUS_RULE_FILE, dump_yaml, render_files
 from reward_obs_dev import machine
 from reward_obs_dev.cardinality import budget
-from reward_obs_dev.servers import Prometheus, binary, prometheus_version
+from reward_obs_dev.servers import Prometheus, binary, prometheus_version, remote_write
 from reward_obs_dev.simulator import Simulator, Topology
 
 SCALES = (10, 100, 1000)
@@ -69,6 +70,7 @@ GROUP_TARGET_PCT = 1.0  # of the group's interval
 OPERATIONS_DASHBOARD = "reward-operations"
 _COUNTER_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
 _SCALING_LABELS = {"pool_id", "campaign_id"}  # series with these grow with the reward system
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"')
 _RECONCILED = ("reward_reconciliation_ledger_paid", "reward_reconciliation_provider_paid")
 _LEDGER = ("reward_pool_budget", "reward_pool_reserved", "reward_pool_paid", "reward_pool_remaining")
 
@@ -113,6 +115,26 @@ class History:
                 else:
                     steady = name in ("reward_provider_up", "reward_campaigns")
                     self.gauges.append((prefix, value, 0.0 if steady else 0.1 * value, phase, scaling, False))
+
+    def values(self, t: int, origin: int) -> array:
+        """Every series' value at `t`, counters then gauges (the order of `labels()`)."""
+        w = 2 * math.pi / DAY
+        amplitude = 0.5 / w
+        shifts = [k * math.pi / 2 for k in range(4)]
+        integral = [(t - origin) + amplitude * (math.cos(w * origin + s) - math.cos(w * t + s)) for s in shifts]
+        wave = [math.sin(w * t + s) for s in shifts]
+        out = array("d", (float(int(v0 + r * integral[ph])) if whole else v0 + r * integral[ph]
+                          for _, v0, r, ph, whole, _ in self.counters))
+        out.extend(level + (t if rel else a * wave[ph]) for _, level, a, ph, _, rel in self.gauges)
+        return out
+
+    def labels(self) -> list[dict[str, str]]:
+        """Every series' labels, __name__ included, counters then gauges."""
+        out = []
+        for prefix, *_ in [*self.counters, *self.gauges]:
+            name, rest = prefix.split("{", 1)
+            out.append({"__name__": name, **dict(_LABEL.findall(rest))})
+        return out
 
     @property
     def series(self) -> int:
@@ -367,6 +389,25 @@ def measure_rules(prom: Prometheus, rules: dict, intervals: dict[str, float], ru
     return result
 
 
+def fill_head(prom: Prometheus, history: History, start: int, seconds: int, step: int, origin: int, log=print) -> dict:
+    """Give Prometheus's head every series, as a Prometheus scraping them holds: `seconds`
+    of samples every `step` (the scrape interval) after the backfilled blocks, by remote
+    write (the head takes nothing older than the newest block). Then its memory."""
+    t0 = time.monotonic()
+    labels = history.labels()
+    stamps = list(range(start, start + seconds, step))
+    columns = [history.values(t, origin) for t in stamps]
+    for i in range(0, len(labels), 2000):
+        batch = [(labels[j], [(t * 1000, col[j]) for t, col in zip(stamps, columns, strict=True)])
+                 for j in range(i, min(i + 2000, len(labels)))]
+        remote_write(f"{prom.url}/api/v1/write", batch, batch=500)
+    took = time.monotonic() - t0
+    time.sleep(30)  # let the write's garbage be collected before reading the heap
+    out = {"samples_per_series": len(stamps), "write_s": round(took), **memory(prom)}
+    log(f"    head filled in {took:.0f}s: {out}")
+    return out
+
+
 def loadavg() -> list[float]:
     """The machine's 1/5/15-minute load averages: what else ran while the bench measured."""
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
@@ -512,7 +553,8 @@ def run_scale(definitions, config, pools: int, args, work: Path, recording_group
         rules["groups"].append({**group, "interval": BENCH_RULE_INTERVAL})
     retention = f"{max(args.days, args.provider_days) + 5}d"
     prom = Prometheus(prom_dir, {"global": {"evaluation_interval": BENCH_RULE_INTERVAL}}, {"rules.yaml": dump_yaml(rules)},
-                      extra_args=(f"--storage.tsdb.retention.time={retention}", f"--storage.tsdb.max-block-duration={BLOCK // 3600}h"))
+                      extra_args=(f"--storage.tsdb.retention.time={retention}", f"--storage.tsdb.max-block-duration={BLOCK // 3600}h",
+                                  "--web.enable-remote-write-receiver"))
     t0 = time.monotonic()
     samples = backfill_history(history, prom.data_dir, prom_dir, plan, log=log)
     backfill_s = time.monotonic() - t0
@@ -539,6 +581,8 @@ def run_scale(definitions, config, pools: int, args, work: Path, recording_group
                                                  variables)
         load["after_panels"] = loadavg()
         measured["loadavg"] = load
+        measured["memory_with_head"] = fill_head(prom, history, max(t.end for t in plan), 3600, provider_step,
+                                                 min(t.start for t in plan), log=log)
     finally:
         prom.stop()
         if args.keep is None:
@@ -610,17 +654,23 @@ def report(results: dict) -> str:
     lines.append("| recorded history (promtool rules), s | " + " | ".join(
         " + ".join(str(v["s"]) for v in s["recorded_history"]["passes"].values()) for s in scales) + " |")
     lines.append("| whole scale, wall | " + " | ".join(_duration(s.get("scale_s", 0)) for s in scales) + " |")
-    lines.append("| Prometheus resident memory (RSS), MiB | " + " | ".join(f"{s['memory']['rss_mib']:,}" for s in scales) + " |")
+    lines.append("| Prometheus resident memory (RSS) after the rule groups settled, MiB | " + " | ".join(f"{s['memory']['rss_mib']:,}" for s in scales) + " |")
     lines.append("| Go heap in use, MiB | " + " | ".join(f"{s['memory']['heap_inuse_mib']:,}" for s in scales) + " |")
     lines.append("| load average (1m) at rules / after panels, 2 cores | " + " | ".join(
         f"{s['loadavg']['before_rules'][0]:g} / {s['loadavg']['after_panels'][0]:g}" for s in scales) + " |")
-    lines.append("| RSS per 1,000 pools, MiB | " + " | ".join(f"{1000 * s['memory']['rss_mib'] / s['pools']:,.0f}" for s in scales) + " |")
+    lines.append("| with every series in the head (1h of samples each, by remote write): RSS / Go heap, MiB | " + " | ".join(
+        f"{s['memory_with_head']['rss_mib']:,} / {s['memory_with_head']['heap_inuse_mib']:,}" for s in scales) + " |")
+    lines.append("| head series | " + " | ".join(f"{s['memory_with_head']['head_series']:,}" for s in scales) + " |")
+    lines.append("| RSS per 1,000 pools (head filled), MiB | " + " | ".join(
+        f"{1000 * s['memory_with_head']['rss_mib'] / s['pools']:,.0f}" for s in scales) + " |")
     if len(scales) >= 2:
         a, b = scales[-2], scales[-1]
-        per = 1000 * (b["memory"]["rss_mib"] - a["memory"]["rss_mib"]) / (b["pools"] - a["pools"])
-        heap = 1000 * (b["memory"]["heap_inuse_mib"] - a["memory"]["heap_inuse_mib"]) / (b["pools"] - a["pools"])
-        lines += ["", f"Memory per 1,000 more pools, from {a['pools']:,} to {b['pools']:,}: {per:,.0f} MiB resident, "
-                  f"{heap:,.0f} MiB Go heap."]
+        for key, what in (("memory", "blocks only, after the rule groups settled"),
+                          ("memory_with_head", "every series also in the head")):
+            per = 1000 * (b[key]["rss_mib"] - a[key]["rss_mib"]) / (b["pools"] - a["pools"])
+            heap = 1000 * (b[key]["heap_inuse_mib"] - a[key]["heap_inuse_mib"]) / (b["pools"] - a["pools"])
+            lines += ["", f"Memory per 1,000 more pools, from {a['pools']:,} to {b['pools']:,} ({what}): {per:,.0f} MiB "
+                      f"resident, {heap:,.0f} MiB Go heap in use."]
     lines += ["", f"**Rule groups**: evaluationTime from /api/v1/rules (median of the evaluations seen) as a share of the "
               f"group's interval in the rendered rule files (⚠ = {GROUP_TARGET_PCT:g}% or more); alerts = alert instances "
               "pending or firing", "", "| group | interval | " + " | ".join(f"{s['pools']} pools" for s in scales) +
