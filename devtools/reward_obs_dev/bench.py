@@ -438,7 +438,8 @@ def _longest_read(record: str, exprs: list[str]) -> float:
 
 
 def recorded_backfill_plan(groups: list[dict], plan: list[Tier], scaling_metrics: set[str], now: float,
-                           days: int, interval: str = "1m") -> list[list[tuple[str, list[dict], int, int]]]:
+                           days: int, range_panel_exprs: list[str] = (), interval: str = "1m",
+                           ) -> list[list[tuple[str, list[dict], int, int]]]:
     """Stages of (what, groups, start, end) passes for `promtool tsdb create-blocks-from
     rules`, each stage run against the blocks of the stages before it.
 
@@ -449,6 +450,10 @@ def recorded_backfill_plan(groups: list[dict], plan: list[Tier], scaling_metrics
     step before it, where their range windows are widened to two coarse steps (a 5m rate
     over 5m samples would hold one sample and answer nothing): that changes the recorded
     values of the old stretch, not how many samples a panel reads.
+    A per-pool rule whose series nothing reads over a range (no rule window, no range panel
+    on any dashboard: the per-pool ratio the "closest to empty" bar gauge reads at now) gets the last
+    hour only: its history would cost a run at 10,000 pools tens of minutes and no query
+    reads it.
     Stage 2, the rules that read recorded series (SLO ratios, 30-day budgets), over the
     last 6 hours: alerts and panels read them at an instant.
     Every pass ends where the raw history ends (two hours past `now`): Prometheus cannot
@@ -478,16 +483,21 @@ def recorded_backfill_plan(groups: list[dict], plan: list[Tier], scaling_metrics
     def long(rule: dict) -> bool:
         return _longest_read(rule["record"], all_exprs) > days * DAY
 
+    def ranged(rule: dict) -> bool:
+        return _longest_read(rule["record"], all_exprs) > 0 or any(
+            re.search(rf"(?<![a-zA-Z0-9_:]){re.escape(rule['record'])}(?![a-zA-Z0-9_:])", e) for e in range_panel_exprs)
+
     provider = next(t for t in plan if not t.scaling)
     first = [("provider-level, read over more than the panels' range", select(lambda r: not scaling(r) and long(r)),
               provider.start, end),
              ("provider-level, the rest", select(lambda r: not scaling(r) and not long(r)), end - days * DAY, end)]
     for tier in (t for t in plan if t.scaling):
         coarse = tier.step > parse_duration(interval)
-        chosen = select(scaling, widen=2 * tier.step if coarse else 0)
+        chosen = select(lambda r: scaling(r) and ranged(r), widen=2 * tier.step if coarse else 0)
         if coarse:
             chosen = [{**g, "interval": f"{tier.step}s"} for g in chosen]
         first.append((f"per-pool, every {chosen[0]['interval'] if chosen else '-'}", chosen, tier.start, min(tier.end, end)))
+    first.append(("per-pool, read only at an instant", select(lambda r: scaling(r) and not ranged(r)), int(now) - 3600, end))
     second = [("reading recorded series", select(lambda r: True, chained=True), int(now) - 6 * 3600, end)]
     return [[p for p in stage if p[1] and p[2] < p[3]] for stage in (first, second)]
 
@@ -566,7 +576,8 @@ def run_scale(definitions, config, pools: int, args, work: Path, recording_group
         now = time.time()
         variables = default_variables(definitions, OPERATIONS_DASHBOARD, lambda expr: prom.query(expr, now))
         measured = measure_raw(prom, definitions, config, args.runs, now, ranges, variables, log=log)
-        stages = recorded_backfill_plan(recording_groups, plan, scaling_metrics, now, args.days)
+        range_panels = [q.expr for dash in definitions.dashboards for q in panel_queries(definitions, dash.uid) if not q.instant]
+        stages = recorded_backfill_plan(recording_groups, plan, scaling_metrics, now, args.days, range_panels)
         inputs = [{**g, "rules": [r for r in g["rules"] if "record" in r]} for g in proposed]
         if any(g["rules"] for g in inputs):  # read at an instant: the last hour will do
             stages[0].append(("proposed restructure's inputs", [g for g in inputs if g["rules"]], int(now) - 3600,
