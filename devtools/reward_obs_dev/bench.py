@@ -283,8 +283,10 @@ def timed_query(prom: Prometheus, path: str, params: dict, runs: int) -> dict:
         execs.append(data["data"]["stats"]["timings"]["execTotalTime"] * 1000)
     result = data["data"]["result"]
     points = sum(len(r.get("values", ())) or 1 for r in result)
+    # Samples the engine read: the same on a busy machine as on an idle one, unlike times.
+    samples = data["data"]["stats"].get("samples", {}).get("totalQueryableSamples")
     return {"exec_ms": round(statistics.median(execs), 1), "wall_ms": round(statistics.median(walls), 1),
-            "series": len(result), "points": points, "bytes": len(body)}
+            "series": len(result), "points": points, "bytes": len(body), "samples": samples}
 
 
 def rule_file(definitions, config, extra_groups: list[dict] = ()) -> tuple[dict, dict[str, float]]:
@@ -755,6 +757,16 @@ def cmd_bench(args) -> int:
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)
+    if args.from_json:  # report runs made separately as one (scales in the order given)
+        runs = [json.loads(path.read_text(encoding="utf-8")) for path in args.from_json]
+        results = {**runs[0], "scales": [s for run in runs for s in run["scales"]],
+                   "command": " and ".join(f"`{run['command']}`" for run in runs).strip("`"),
+                   "run_s": sum(run.get("run_s", 0) for run in runs)}
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        (args.out / "RESULTS.md").write_text("# Scale benchmark results\n\nWritten by `reward-obs bench` (`make bench`).\n\n"
+                                             + report(results), encoding="utf-8")
+        return 0
     definitions, config = load(args)
     recording_groups = recording.prometheus_groups(definitions)  # the dashboard reads recorded series
     results = {"machine": machine_facts(), "days": args.days, "step": args.step, "runs": args.runs,
@@ -797,6 +809,8 @@ def register(sub) -> None:
     p.add_argument("--provider-step", type=int, default=0, help="seconds between provider-level samples (default: the stack's scrape interval)")
     p.add_argument("--proposed", type=Path, help="a rule file of restructured groups to measure next to the rendered ones "
                    "(bench/proposed-rules.yaml); its recording rules are backfilled over the last hour")
+    p.add_argument("--from-json", type=Path, nargs="+", help="write RESULTS.md and results.json from these results.json "
+                   "files (separate runs, e.g. one scale each) instead of running")
     p.add_argument("--runs", type=int, default=5, help="timed runs per query (after one warm-up)")
     p.add_argument("--out", type=Path, default=Path("bench"), help="where results.json and RESULTS.md go")
     p.add_argument("--workdir", help="parent of the temporary TSDB directories (default: system temp)")
