@@ -634,6 +634,12 @@ def _share(cell: dict) -> str:
     return f"{cell['ms']:g} ms = {cell['share_pct']:.3g}%{mark}"
 
 
+def _group_samples(scale: dict, group: str) -> str:
+    """Samples the group's expressions read in one evaluation (their instant queries at now)."""
+    counts = [c.get("samples") for c in scale["rule_exprs"].values() if c["group"] == group]
+    return f"{sum(counts):,}" if counts and None not in counts else "-"
+
+
 def _duration(seconds: int) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
@@ -686,13 +692,16 @@ def report(results: dict) -> str:
                       f"resident, {heap:,.0f} MiB Go heap in use."]
     lines += ["", f"**Rule groups**: evaluationTime from /api/v1/rules (median of the evaluations seen) as a share of the "
               f"group's interval in the rendered rule files (⚠ = {GROUP_TARGET_PCT:g}% or more); alerts = alert instances "
-              "pending or firing", "", "| group | interval | " + " | ".join(f"{s['pools']} pools" for s in scales) +
-              " | alerts |", "|---|---|" + "---|" * (len(scales) + 1)]
+              "pending or firing; samples = samples its expressions read in one evaluation (totalQueryableSamples of their "
+              "instant queries at now: what the group costs whatever else runs on the machine)", "",
+              "| group | interval | " + " | ".join(f"{s['pools']} pools" for s in scales) + " | samples | alerts |",
+              "|---|---|" + "---|" * (len(scales) + 2)]
     for group in sorted(scales[-1]["rules"]):
         cells = [_share(s["rules"][group]) if group in s["rules"] else "-" for s in scales]
         interval = scales[-1]["rules"][group]["interval_s"]
         alerts = " → ".join(str(s["rules"].get(group, {}).get("alerts", "-")) for s in scales)
-        lines.append(f"| `{group}` | {interval / 60:g}m | " + " | ".join(cells) + f" | {alerts} |")
+        samples = " → ".join(_group_samples(s, group) for s in scales)
+        lines.append(f"| `{group}` | {interval / 60:g}m | " + " | ".join(cells) + f" | {samples} | {alerts} |")
     proposed = sorted(g for g in scales[-1]["rules"] if g.startswith("proposed-"))
     if proposed:
         lines += ["", "**`reward-pools` before → after the proposed restructure** (bench/proposed-rules.yaml, measured in the "
@@ -703,17 +712,19 @@ def report(results: dict) -> str:
         lines.append("| proposed, per minute of ruler time | " + " | ".join(
             f"{sum(s['rules'][g]['ms'] * 60 / s['rules'][g]['interval_s'] for g in proposed if g in s['rules']):.4g} ms vs "
             f"{s['rules']['reward-pools']['ms']:g} ms" for s in scales) + " |")
-    lines += ["", "**Rule expressions** (instant query at now, exec / wall ms)", "",
+    lines += ["", "**Rule expressions** (instant query at now, exec / wall ms / samples read)", "",
               "| rule | group | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |", "|---|---|" + "---|" * len(scales)]
     for name, cell in scales[-1]["rule_exprs"].items():
-        lines.append(f"| {name} | {cell['group']} | " + " | ".join(_ms(s["rule_exprs"][name]) if name in s["rule_exprs"] else "-"
-                                                                  for s in scales) + " |")
+        lines.append(f"| {name} | {cell['group']} | " + " | ".join(
+            f"{_ms(s['rule_exprs'][name])} / {s['rule_exprs'][name].get('samples') or 0:,}" if name in s["rule_exprs"] else "-"
+            for s in scales) + " |")
     for span in ranges:
         target = PANEL_TARGET_MS[span]
         lines += ["", f"**Operations dashboard queries, {span}** (exec / wall ms; ⚠ = wall over {target:g} ms at the "
                   "largest scale; instant panels: one query at now)", "",
-                  "| panel query | " + " | ".join(f"{s['pools']} pools" for s in scales) + " | series returned | wall growth, last two scales |",
-                  "|---|" + "---|" * (len(scales) + 2)]
+                  "| panel query | " + " | ".join(f"{s['pools']} pools" for s in scales) +
+                  " | series returned | samples read | wall growth, last two scales |",
+                  "|---|" + "---|" * (len(scales) + 3)]
         for i, row in enumerate(scales[-1]["queries"]):
             cells = [_ms(s["queries"][i][span]) for s in scales]
             growth = ""
@@ -723,7 +734,8 @@ def report(results: dict) -> str:
             mark = " ⚠" if scales[-1]["queries"][i][span]["wall_ms"] > target else ""
             kind = " (instant)" if row.get("instant") else ""
             series = " → ".join(str(s["queries"][i][span]["series"]) for s in scales)
-            lines.append(f"| `{row['query']}`{kind}{mark} | " + " | ".join(cells) + f" | {series} | {growth} |")
+            read = " → ".join(f"{s['queries'][i][span].get('samples') or 0:,}" for s in scales)
+            lines.append(f"| `{row['query']}`{kind}{mark} | " + " | ".join(cells) + f" | {series} | {read} | {growth} |")
     if any(s.get("raw") for s in scales):
         lines += ["", "**Recorded series, before → after** (exec / wall ms: the same answer from the raw metrics → the "
                   "panel's query on the recorded series)", "",
@@ -731,7 +743,8 @@ def report(results: dict) -> str:
                   "|---|" + "---|" * (len(ranges) * len(scales))]
         after = [{row["query"]: row for row in s["queries"]} for s in scales]
         for key in scales[-1]["raw"]:
-            cells = [f"{_ms(s['raw'][key][span])} → {_ms(after[j][key][span])}" for span in ranges for j, s in enumerate(scales)]
+            cells = [f"{_ms(s['raw'][key][span])} → {_ms(after[j][key][span])} ({s['raw'][key][span].get('samples') or 0:,} → "
+                     f"{after[j][key][span].get('samples') or 0:,} samples)" for span in ranges for j, s in enumerate(scales)]
             lines.append(f"| `{key}` | " + " | ".join(cells) + " |")
     lines += ["", "**Series per metric** (the cardinality budget from the contract; ✓ = Prometheus holds exactly that many)", "",
               "| metric | budget | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |", "|---|---|" + "---|" * len(scales)]
