@@ -236,8 +236,8 @@ def backfill_history(history: History, data_dir: Path, work: Path, plan: list[Ti
                         samples += history.write(out, a, b, tier.step, origin=start, scaling=tier.scaling, names=tier.names)
                 out.write("# EOF\n")
             if running:
-                job, running = running, None
-                finish(job)
+                finish(running)  # still `running` until it has exited: an interrupt then kills it
+                running = None
             running = (subprocess.Popen([binary("promtool"), "tsdb", "create-blocks-from", "openmetrics",
                                          f"--max-block-duration={BLOCK // 3600}h", str(path), str(data_dir)],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), path)
@@ -246,8 +246,8 @@ def backfill_history(history: History, data_dir: Path, work: Path, plan: list[Ti
             chunk_start = chunk_end
             index += 1
         if running:
-            job, running = running, None
-            finish(job)
+            finish(running)
+            running = None
     finally:
         if running:  # interrupted: do not leave promtool behind
             running[0].kill()
