@@ -650,7 +650,8 @@ def report(results: dict) -> str:
     m = results["machine"]
     variables = ", ".join(f"${k} = {'All' if v == '.*' else v}" for k, v in scales[-1].get("variables", {}).items())
     lines = [f"Machine: `nproc` {m['nproc']}, {m['memory_gib']} GiB memory, Prometheus {m['prometheus']} (Debian). "
-             f"Command: `{results.get('command', 'reward-obs bench')}`, {_duration(results.get('run_s', 0))} in all. "
+             f"Command: `{results.get('command', 'reward-obs bench')}`, {_duration(results.get('run_s', 0))} in all"
+             f"{' (' + results['note'] + ')' if results.get('note') else ''}. "
              f"History (bench/README.md, \"History\"): provider-level series {results['provider_days']} days every "
              f"{results['provider_step']}s; per-pool and per-campaign series every {results['step']}s over the last "
              f"{results['fine_hours']}h and, for the metrics a range panel or recording rule reads, every "
@@ -773,7 +774,7 @@ def cmd_bench(args) -> int:
     if args.from_json:  # report runs made separately as one (scales in the order given)
         runs = [json.loads(path.read_text(encoding="utf-8")) for path in args.from_json]
         results = {**runs[0], "scales": [s for run in runs for s in run["scales"]],
-                   "command": " and ".join(f"`{run['command']}`" for run in runs).strip("`"),
+                   "command": "` and `".join(run["command"] for run in runs),
                    "run_s": sum(run.get("run_s", 0) for run in runs)}
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
