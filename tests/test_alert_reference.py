@@ -236,7 +236,6 @@ def docs_repo(repo_copy) -> Path:
     return repo_copy
 
 
-@pytest.mark.slow
 def test_docs_check_passes_on_the_repository_and_fails_on_a_stale_copy(docs_repo):
     ok = run_cli("--root", str(docs_repo), "docs", "--check")
     assert ok.returncode == 0, ok.stderr

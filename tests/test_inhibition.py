@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 
-import pytest
 import yaml
 
 from reward_obs.builders.alertmanager import alertmanager_config
@@ -78,7 +77,6 @@ def test_grafana_gets_the_same_rules_only_when_asked(definitions):
     assert {m["type"] for r in rules for m in r["target_matchers"]} == {"=~"}
 
 
-@pytest.mark.slow
 def test_pulumi_registers_grafana_inhibition_rules_only_when_asked():
     from helpers import SECRETS
     from pulumi_harness import run_program

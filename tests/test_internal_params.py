@@ -112,7 +112,6 @@ def test_the_grafana_runbook_copy_shows_the_private_numbers(renders):
     assert "median established campaign (over 17.31x)" in content
 
 
-@pytest.mark.slow
 def test_no_command_prints_a_private_value(renders, private_file, tmp_path):
     base, head, render = renders
     outputs = {"render": render.stdout + render.stderr}
@@ -127,7 +126,6 @@ def test_no_command_prints_a_private_value(renders, private_file, tmp_path):
         assert f"- **changed** `{alert}`: internal parameter changed" in outputs["diff"]
 
 
-@pytest.mark.slow
 def test_diff_shows_a_structural_change_of_an_internal_alert_with_its_numbers_masked(renders, repo_copy, private_file, tmp_path):
     base, _, _ = renders
     rule = repo_copy / "alert_rules/RewardClaimVolumeAbnormal.yaml"
@@ -233,7 +231,6 @@ def test_a_public_runbook_cannot_quote_an_internal_number(repo_copy):
     assert "quotes RewardClaimVolumeAbnormal.threshold, which is internal" in result.stderr
 
 
-@pytest.mark.slow
 def test_the_scenario_report_does_not_show_a_private_threshold(private_file, tmp_path):
     out = tmp_path / "sc"
     # The shortest scenario will do: the report's per-alert table lists every alert's condition.

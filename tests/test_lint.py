@@ -196,7 +196,6 @@ def test_route_follows_continue_and_falls_back_to_the_parent():
     assert lint_module.route(tree, {"team": "other"}) == ["root"]
 
 
-@pytest.mark.slow
 def test_cli_reports_file_field_check_and_exits_nonzero(repo_copy):
     edit_alert(repo_copy, "RewardPoolLow", no_data_state="Alerting")
     result = run_cli("--root", str(repo_copy), "--stack-config", str(repo_copy / "Pulumi.selfhost.yaml"), "lint")

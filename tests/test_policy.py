@@ -106,7 +106,6 @@ def test_prod_rule_with_a_route_or_paused_passes(resources):
     assert found == []
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("stack", ["Pulumi.selfhost.yaml", "Pulumi.prod.yaml"])
 def test_the_programs_resources_pass_every_policy(stack):
     values = read_stack_file(ROOT / stack) | {"rewardsLive": True}

@@ -44,7 +44,6 @@ def test_render_writes_the_documented_tree(tmp_path):
     assert set(tree(tmp_path)) == EXPECTED_FILES
 
 
-@pytest.mark.slow
 def test_render_is_byte_identical_from_run_to_run(tmp_path):
     assert run_cli("render", "--out", str(tmp_path / "a")).returncode == 0
     assert run_cli("render", "--out", str(tmp_path / "b")).returncode == 0
@@ -119,7 +118,6 @@ BROKEN = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(BROKEN))
 def test_wrong_definition_fails_naming_file_and_field_and_writes_nothing(repo_copy, tmp_path, case):
     breaks, message = BROKEN[case]
@@ -202,7 +200,6 @@ def test_render_writes_the_recording_rules_for_exactly_one_evaluator(tmp_path, m
     assert f"evaluated by {mode.capitalize()}" in result.stdout
 
 
-@pytest.mark.slow
 def test_switching_mode_removes_the_other_recording_file(tmp_path):
     out = tmp_path / "out"
     assert run_cli("--stack-config", str(_stack_with(tmp_path, "prometheus")), "render", "--out", str(out)).returncode == 0

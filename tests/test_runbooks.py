@@ -86,7 +86,6 @@ BROKEN = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(BROKEN))
 def test_broken_runbook_fails_validation(repo_copy, case):
     file, old, new, message = BROKEN[case]
@@ -287,7 +286,6 @@ def test_repository_copy_agrees_with_the_grafana_copy_of_the_default_stack(defin
             assert re.fullmatch(pattern, grafana, re.S), f"{path.name}#{section.anchor}"
 
 
-@pytest.mark.slow
 def test_a_stack_that_overrides_a_quoted_number_must_open_the_grafana_copy(repo_copy):
     stack = repo_copy / "Pulumi.selfhost.yaml"
     stack.write_text(stack.read_text() + "  reward-observability:alertOverrides:\n    RewardPoolLow:\n      threshold: 0.2\n")
@@ -342,7 +340,6 @@ BROKEN_16 = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(BROKEN_16))
 def test_validate_refuses_unknown_actions_drifted_numbers_and_wrong_logql(repo_copy, case):
     rel, old, new, message = BROKEN_16[case]

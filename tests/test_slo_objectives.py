@@ -93,7 +93,6 @@ def test_the_grafana_runbook_copy_and_the_repository_copy(definitions):
     assert any("RewardPayoutErrorBudgetBurn.objective 99.9% -> 99.5%" in f.message for f in findings), findings
 
 
-@pytest.mark.slow
 def test_prometheus_pages_each_provider_against_its_own_objective(definitions, tmp_path):
     """ton_wallet and manual both fail 1 payout in 20 (5%). ton_wallet at 99.8% burns
     0.05 / 0.002 = 25x: both page tiers (14.4x, 6x) fire. manual at 99% burns

@@ -289,7 +289,6 @@ def test_generator_is_deterministic_and_exact(tmp_path):
     assert (tmp_path / "g.ndjson").read_text().count("\n") == 1234
 
 
-@pytest.mark.slow
 def test_large_generated_file_through_the_streaming_cli(tmp_path):
     path = tmp_path / "large.ndjson"
     stats = generate_file(path, 200_000, seed=11, broken_every=97, duplicate_every=89, out_of_order_every=83)
@@ -341,7 +340,6 @@ def test_memory_grows_with_chains_not_with_events(tmp_path):
     assert peaks[200_000] - peaks[50_000] < 5, peaks
 
 
-@pytest.mark.slow
 def test_bench_command_runs_on_a_small_file():
     result = run_cli("trace-bench", "--events", "3000")
     assert result.returncode == 0, result.stderr
