@@ -194,6 +194,38 @@ def test_bad_override_is_refused(definitions):
     assert "alertOverrides.RewardPayoutWebhookFailing: makes the rule's query invalid: not valid PromQL" in str(err.value)
 
 
+@pytest.mark.parametrize(("alert", "param", "value"), [
+    ("RewardPoolEmptyingSoon", "window", "3h"),
+    ("RewardPoolEmptyingSoon", "horizon", "12h"),
+    ("RewardPoolFundingSourceOther", "window", "2d"),
+])
+def test_override_of_a_number_the_query_does_not_read_is_refused(definitions, alert, param, value):
+    """These windows live in recording_rules/reward-pools-trend.yaml: overriding them in a
+    stack would change the alert's words and not what it computes."""
+    from reward_obs.model.errors import DefinitionError
+
+    values = read_stack_file(ROOT / "Pulumi.selfhost.yaml")
+    with pytest.raises(DefinitionError) as err:
+        load_config(values | {"alertOverrides": {alert: {"params": {param: value}}}}, "stack.yaml", definitions)
+    assert (f"stack.yaml:reward-observability:alertOverrides.{alert}.params.{param}: {alert}'s query does not read "
+            f"'{param}'") in str(err.value)
+
+
+def test_pool_trend_recordings_compute_what_their_alerts_say(definitions):
+    """The recorded forecast and funding sum use the window and horizon the alerts quote
+    (6h fit, 24h = 86400 s ahead; a 1d sum), and the alerts read them."""
+    recorded = {r.record: r for r in definitions.recording_rules}
+    forecast = recorded["pool:reward_pool_remaining:predict_linear6h_24h"]
+    funding = recorded["pool_source:reward_pool_funding:increase1d"]
+    soon, other = definitions.alert("RewardPoolEmptyingSoon"), definitions.alert("RewardPoolFundingSourceOther")
+    assert (soon.params["window"], soon.params["horizon"], other.params["window"]) == ("6h", "24h", "1d")
+    assert "predict_linear(reward_pool_remaining[6h], 86400)" in forecast.expr
+    assert 'increase(reward_pool_funding_total{source="other"}[1d])' in funding.expr
+    assert (forecast.interval, funding.interval) == ("5m", "5m")
+    assert "last_over_time(pool:reward_pool_remaining:predict_linear6h_24h[10m])" in soon.expr
+    assert "last_over_time(pool_source:reward_pool_funding:increase1d[10m])" in other.expr
+
+
 def test_reordering_alert_definitions_changes_nothing_rendered(definitions, config):
     """Uids and group contents come from names, never from the order files are read in."""
     import dataclasses

@@ -75,8 +75,10 @@ def test_provider_series_get_30_days_and_per_pool_series_a_fine_day_and_a_coarse
     assert [(t.start, t.end, t.step) for t in provider] == [(END - 30 * DAY, END, 30)]
     assert [(t.start, t.end) for t in fine] == [(END - 30 * 3600, END)]
     assert [(t.start, t.end) for t in coarse] == [(END - 7 * DAY, END - 30 * 3600)]
-    # read over 1d at most: never in the coarse week
-    assert "reward_pool_funding_total" not in coarse[0].names
+    # read at an instant by alerts only: never in the coarse week; the funding counter is
+    # (recording_rules/reward-pools-trend.yaml sums it over a day every 5m)
+    assert "reward_campaign_accrual_enabled" not in coarse[0].names
+    assert "reward_pool_funding_total" in coarse[0].names
     assert {"reward_pool_remaining", "reward_allocations_total"} <= coarse[0].names
 
 
@@ -117,3 +119,32 @@ def test_a_series_read_only_at_an_instant_gets_the_last_hour(world):
     start, _, rules, _ = _passes(stages)["per-pool, read only at an instant"]
     assert start == NOW - 3600
     assert "pool:reward_pool_remaining:ratio_of_budget" in {r["record"] for r in rules}
+
+
+def _le(series: str) -> float:
+    return float(series.split('le="', 1)[1].split('"', 1)[0])
+
+
+@pytest.mark.parametrize("hours", [1, 7, 13, 19])
+def test_histograms_stay_cumulative_through_the_day(world, hours):
+    """A histogram's buckets never fall as `le` grows, and the largest is its _count, at any
+    hour of the daily wave. Buckets waving out of step break that, and then the
+    claim-to-paid SLO (count minus the le=600 bucket) reads a healthy world as slow: the
+    bench's rule groups timed a burn alert firing in every scale."""
+    history, _, _ = world
+    values = _values(history, END - hours * 3600 - 1800)
+    for base in ("reward_payout_duration_seconds",):
+        series: dict[str, list[tuple[float, float]]] = {}
+        counts: dict[str, float] = {}
+        for name, v in values.items():
+            labels = name.split("{", 1)[1]
+            if name.startswith(base + "_bucket{"):
+                key = ",".join(p for p in labels.split(",") if not p.startswith("le="))
+                series.setdefault(key, []).append((_le(name), v))
+            elif name.startswith(base + "_count{"):
+                counts[labels] = v
+        assert series
+        for key, buckets in series.items():
+            ordered = [v for _, v in sorted(buckets)]
+            assert ordered == sorted(ordered), key
+            assert ordered[-1] == counts[key], key  # le="+Inf" is the count

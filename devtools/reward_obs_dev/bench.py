@@ -71,7 +71,6 @@ OPERATIONS_DASHBOARD = "reward-operations"
 _COUNTER_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
 _SCALING_LABELS = {"pool_id", "campaign_id"}  # series with these grow with the reward system
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"')
-_RECONCILED = ("reward_reconciliation_ledger_paid", "reward_reconciliation_provider_paid")
 _LEDGER = ("reward_pool_budget", "reward_pool_reserved", "reward_pool_paid", "reward_pool_remaining")
 
 
@@ -99,12 +98,13 @@ class History:
                 labels = ",".join(f'{n}="{v}"' for n, v in zip(label_names, key, strict=True))
                 prefix = f'{name}{{{labels},job="{job}",instance="{INSTANCE}"}} '
                 labels_of = dict(zip(label_names, key, strict=True))
-                # One pool's ledger gauges wave in step, so budget - reserved - paid stays
-                # equal to remaining (a healthy ledger: no RewardPoolLedgerMismatch firing
-                # for every pool, which would time alert bookkeeping, not the rules).
-                # Likewise a provider's two reconciliation totals (ledger and provider side).
-                key_of_phase = (labels_of["pool_id"] if name in _LEDGER
-                                else f'{labels_of["provider"]}/{labels_of.get("currency")}' if name in _RECONCILED else prefix)
+                # Everything of one pool, campaign or provider waves in step, as its traffic
+                # does: budget - reserved - paid stays equal to remaining (no
+                # RewardPoolLedgerMismatch for every pool), a provider's two reconciliation
+                # totals agree, and a histogram's buckets stay cumulative (the claim-to-paid
+                # SLO reads count minus a bucket: out of step, a healthy world burns it).
+                key_of_phase = (labels_of.get("pool_id") or labels_of.get("campaign_id") or labels_of.get("provider")
+                                or prefix)
                 phase = zlib.crc32(key_of_phase.encode()) % 4
                 scaling = bool(_SCALING_LABELS & set(label_names))
                 if name.endswith(_COUNTER_SUFFIXES):

@@ -167,6 +167,12 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
                 if param not in rule.params:
                     problems.add(source, _key(f"alertOverrides.{name}.params.{param}"),
                                  f"{name} has no parameter {param!r} (it has: {', '.join(sorted(rule.params)) or 'none'})")
+                elif not param.endswith("_text") and f"${param}" not in rule.expr:
+                    # Such a number is fixed elsewhere (a recorded series, the backend) and
+                    # only quoted in the alert's words: overriding it would make them lie.
+                    problems.add(source, _key(f"alertOverrides.{name}.params.{param}"),
+                                 f"{name}'s query does not read {param!r}: it only describes a number fixed elsewhere "
+                                 f"({rule.file} says where), so overriding it would change only the alert's words")
             try:
                 resolved = rule.resolved(override)
             except (KeyError, ValueError) as exc:
