@@ -208,7 +208,17 @@ def test_override_of_a_number_the_query_does_not_read_is_refused(definitions, al
     with pytest.raises(DefinitionError) as err:
         load_config(values | {"alertOverrides": {alert: {"params": {param: value}}}}, "stack.yaml", definitions)
     assert (f"stack.yaml:reward-observability:alertOverrides.{alert}.params.{param}: {alert}'s query does not read "
-            f"'{param}'") in str(err.value)
+            f"'{param}': a recording rule fixes it") in str(err.value)
+
+
+@pytest.mark.parametrize(("alert", "param", "value"), [
+    ("RewardPayoutWebhooksStopped", "pending_age", "15 minutes"),  # the words of pending_age_seconds
+    ("RewardPoolEmptyingSoon", "max_share_text", "30%"),
+])
+def test_override_of_the_words_of_a_number_the_query_reads_is_taken(definitions, alert, param, value):
+    values = read_stack_file(ROOT / "Pulumi.selfhost.yaml")
+    tuned = load_config(values | {"alertOverrides": {alert: {"params": {param: value}}}}, "t", definitions)
+    assert value in definitions.alert(alert).resolved(tuned.alert_overrides[alert]).description
 
 
 def test_pool_trend_recordings_compute_what_their_alerts_say(definitions):

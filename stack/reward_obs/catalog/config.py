@@ -7,6 +7,7 @@ it writes a `$__env{...}` reference in their place.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,12 +168,13 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
                 if param not in rule.params:
                     problems.add(source, _key(f"alertOverrides.{name}.params.{param}"),
                                  f"{name} has no parameter {param!r} (it has: {', '.join(sorted(rule.params)) or 'none'})")
-                elif not param.endswith("_text") and f"${param}" not in rule.expr:
-                    # Such a number is fixed elsewhere (a recorded series, the backend) and
-                    # only quoted in the alert's words: overriding it would make them lie.
+                elif param in _fixed_by_recording(rule, definitions):
+                    # The recorded series computes it: overriding it here would change only
+                    # the alert's words.
                     problems.add(source, _key(f"alertOverrides.{name}.params.{param}"),
-                                 f"{name}'s query does not read {param!r}: it only describes a number fixed elsewhere "
-                                 f"({rule.file} says where), so overriding it would change only the alert's words")
+                                 f"{name}'s query does not read {param!r}: a recording rule fixes it "
+                                 f"({', '.join(_recorded_reads(rule, definitions))}), so overriding it would change only "
+                                 "the alert's words")
             try:
                 resolved = rule.resolved(override)
             except (KeyError, ValueError) as exc:
@@ -240,3 +242,17 @@ def read_stack_file(path: Path) -> dict:
             continue
         values[name] = value
     return values
+
+
+def _recorded_reads(rule, definitions) -> list[str]:
+    """The recording_rules/ series (not an SLO's) the alert's query reads."""
+    return sorted({r.record for r in definitions.recording_rules
+                   if not r.file.startswith("slos/") and re.search(rf"(?<![\w:]){re.escape(r.record)}(?![\w:])", rule.expr)})
+
+
+def _fixed_by_recording(rule, definitions) -> set[str]:
+    """Parameters of an alert that reads a recorded series and quotes them without reading
+    them: the recording rule holds their value (a `_text` parameter is the words of another)."""
+    if not _recorded_reads(rule, definitions):
+        return set()
+    return {p for p in rule.params if not p.endswith("_text") and f"${p}" not in rule.expr}
