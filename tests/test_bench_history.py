@@ -148,3 +148,34 @@ def test_histograms_stay_cumulative_through_the_day(world, hours):
             ordered = [v for _, v in sorted(buckets)]
             assert ordered == sorted(ordered), key
             assert ordered[-1] == counts[key], key  # le="+Inf" is the count
+
+
+def test_interrupted_bench_stops_its_servers_and_says_so(tmp_path):
+    """Ctrl-C during a run: no traceback, exit 130, the temporary TSDB removed and no
+    Prometheus left running."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "reward_obs.cli", "bench", "--scales", "10", "--days", "2",
+                             "--provider-days", "2", "--runs", "1", "--out", str(tmp_path / "out"), "--workdir", str(work)],
+                            cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # interrupt once it is writing history
+        line = proc.stderr.readline()
+        lines.append(line)
+        if "chunk" in line or not line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    err = "".join(lines) + err
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "reward-obs bench: interrupted before any scale was measured" in err
+    assert list(work.iterdir()) == []
+    assert str(work) not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout

@@ -771,6 +771,18 @@ def cmd_bench(args) -> int:
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGINT, terminate)
+    started = time.time()
+    try:
+        return _bench(args)
+    except KeyboardInterrupt:  # servers stopped and the work directory removed on the way out
+        done = args.out / "results.json"
+        print(f"reward-obs bench: interrupted; the scales measured before it are in {done}"
+              if done.is_file() and done.stat().st_mtime >= started
+              else "reward-obs bench: interrupted before any scale was measured", file=sys.stderr)
+        return 130
+
+
+def _bench(args) -> int:
     if args.from_json:  # report runs made separately as one (scales in the order given)
         runs = [json.loads(path.read_text(encoding="utf-8")) for path in args.from_json]
         results = {**runs[0], "scales": [s for run in runs for s in run["scales"]],
