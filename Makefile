@@ -50,7 +50,7 @@ test-engines: $(STAMP) tools
 # Scale benchmark on a real Prometheus at 1,000 and 10,000 pools (not a test; 1,000 pools took 10
 # minutes on an idle 2-core machine, 10,000 is estimated at about 90 minutes): writes bench/10000-pools/.
 bench: $(STAMP) tools
-	nice -n 19 $(BIN)/reward-obs bench --scales 1000 10000 --runs 3 --proposed bench/proposed-rules.yaml --out bench/10000-pools
+	nice -n 19 $(BIN)/reward-obs bench --scales 1000 10000 --runs 3 --proposed bench/before-rules.yaml bench/proposed-rules.yaml --out bench/10000-pools
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

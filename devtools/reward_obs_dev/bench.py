@@ -9,7 +9,7 @@ For each scale (pools; campaigns and providers in proportion, see Topology.scale
    default Prometheus builds for 15d retention), ending two hours in the future so that
    rule evaluation at "now" reads the data;
 3. a real Prometheus opens that TSDB and evaluates the rendered rule files, alerts and
-   recording rules (bench copy: groups every 10s instead of 1m); the bench reads every
+   recording rules, each group at its rendered interval as in production (1m, 5m); the bench reads every
    group's evaluationTime from /api/v1/rules, times every rule expression with the query
    API, and times the raw-metric query each recorded series stands for (the "before");
 4. the recording rules' history is backfilled with `promtool tsdb create-blocks-from
@@ -64,7 +64,11 @@ RANGES = {"24h": 86400, "7d": 7 * 86400}
 BLOCK = 18 * 3600  # promtool and Prometheus block size
 DAY = 86400
 INSTANCE = "reward-backend:9464"  # a label value only: nothing is scraped
-BENCH_RULE_INTERVAL = "10s"
+# Every group at its own interval by default: evaluating all of them six times as often
+# (10s, an earlier bench's choice for more evaluations to take the median of) kept both
+# cores busy at 10,000 pools, and every group and query then measured the contention
+# (`--rule-interval 10s` reproduces it).
+GLOBAL_EVALUATION_INTERVAL = "1m"
 PANEL_TARGET_MS = {"24h": 100.0, "7d": 300.0}  # wall, at the largest scale
 GROUP_TARGET_PCT = 1.0  # of the group's interval
 OPERATIONS_DASHBOARD = "reward-operations"
@@ -289,26 +293,30 @@ def timed_query(prom: Prometheus, path: str, params: dict, runs: int) -> dict:
             "series": len(result), "points": points, "bytes": len(body), "samples": samples}
 
 
-def rule_file(definitions, config, extra_groups: list[dict] = ()) -> tuple[dict, dict[str, float]]:
-    """The rendered alert groups and the recording groups, every group evaluated every
-    BENCH_RULE_INTERVAL (more evaluations to take the median of), and each group's interval
-    as rendered (the one its evaluation time is a share of)."""
+def rule_file(definitions, config, extra_groups: list[dict] = (), every: str | None = None) -> tuple[dict, dict[str, float]]:
+    """The rendered alert groups and the recording groups, and each group's interval as
+    rendered (the one its evaluation time is a share of). `every`: evaluate every group at
+    that interval instead (more evaluations, and more load, than production)."""
     rules = yaml.safe_load(render_files(definitions, config)[PROMETHEUS_RULE_FILE])
     rules["groups"] = [*rules["groups"], *(dict(g) for g in extra_groups)]
     intervals = {}
     for group in rules["groups"]:
-        intervals[group["name"]] = parse_duration(group.get("interval", "1m"))  # Prometheus's default evaluation_interval
-        group["interval"] = BENCH_RULE_INTERVAL
+        intervals[group["name"]] = parse_duration(group.get("interval", GLOBAL_EVALUATION_INTERVAL))
+        if every:
+            group["interval"] = every
     return rules, intervals
 
 
 def proposed_groups(path: Path, rendered: dict) -> list[dict]:
-    """Rule groups measured next to the rendered ones (a restructure under consideration);
-    each alert gets the labels and annotations of the rendered alert of its name, so that
-    it costs what the shipped one would (templates included)."""
+    """Rule groups measured next to the rendered ones: a restructure under consideration
+    (`proposed-*`) or what a shipped restructure replaced (`before-*`). Each group names
+    the rendered groups it stands instead of (`instead_of`, read here and kept out of the
+    rule file); each alert gets the labels and annotations of the rendered alert of its
+    name, so that it costs what the shipped one would (templates included)."""
     by_name = {r["alert"]: r for g in rendered["groups"] for r in g["rules"] if "alert" in r}
     groups = yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
     for group in groups:
+        group["instead_of"] = list(group.get("instead_of", ()))
         for rule in group["rules"]:
             if "alert" in rule and rule["alert"] in by_name:
                 shipped = by_name[rule["alert"]]
@@ -356,7 +364,8 @@ def measure_raw(prom: Prometheus, definitions, config, runs: int, now: float, ra
     return result
 
 
-def measure_rules(prom: Prometheus, rules: dict, intervals: dict[str, float], runs: int, now: float, log=print) -> dict:
+def measure_rules(prom: Prometheus, rules: dict, intervals: dict[str, float], runs: int, now: float, every: str | None = None,
+                  log=print) -> dict:
     """Every rule expression (instant query at `now`), every group's evaluationTime from
     /api/v1/rules as a share of the group's interval in the rendered files, and the
     server's memory once the groups have evaluated a few times."""
@@ -370,7 +379,9 @@ def measure_rules(prom: Prometheus, rules: dict, intervals: dict[str, float], ru
             result["rule_exprs"][name] = {"group": group["name"],
                                          **timed_query(prom, "query", {"query": rule["expr"], "time": f"{now:.3f}"}, runs)}
     log("    rule group evaluation (/api/v1/rules)")
-    interval = parse_duration(BENCH_RULE_INTERVAL)
+    # The shortest interval a group is evaluated at; a 5m group contributes what it
+    # evaluated in that time (at least its last evaluation, seen on the first poll).
+    interval = parse_duration(every) if every else min(intervals.values())
     samples: dict[str, list[float]] = {}
     firing: dict[str, int] = {}
     deadline = time.monotonic() + interval * (runs + 2)
@@ -558,13 +569,14 @@ def run_scale(definitions, config, pools: int, args, work: Path, recording_group
     plan = history_plan(end, args.days, args.step, args.provider_days, provider_step, args.fine_hours, args.coarse_step,
                         long_metrics)
     prom_dir = work / f"prometheus-{pools}"
-    rules, intervals = rule_file(definitions, config, recording_groups)
-    proposed = proposed_groups(args.proposed, rules) if args.proposed else []
+    rules, intervals = rule_file(definitions, config, recording_groups, args.rule_interval)
+    proposed = [g for path in args.proposed or () for g in proposed_groups(path, rules)]
     for group in proposed:
         intervals[group["name"]] = parse_duration(group["interval"])
-        rules["groups"].append({**group, "interval": BENCH_RULE_INTERVAL})
+        rules["groups"].append({k: v for k, v in group.items() if k != "instead_of"}
+                               | {"interval": args.rule_interval or group["interval"]})
     retention = f"{max(args.days, args.provider_days) + 5}d"
-    prom = Prometheus(prom_dir, {"global": {"evaluation_interval": BENCH_RULE_INTERVAL}}, {"rules.yaml": dump_yaml(rules)},
+    prom = Prometheus(prom_dir, {"global": {"evaluation_interval": args.rule_interval or GLOBAL_EVALUATION_INTERVAL}}, {"rules.yaml": dump_yaml(rules)},
                       extra_args=(f"--storage.tsdb.retention.time={retention}", f"--storage.tsdb.max-block-duration={BLOCK // 3600}h",
                                   "--web.enable-remote-write-receiver"))
     t0 = time.monotonic()
@@ -580,13 +592,14 @@ def run_scale(definitions, config, pools: int, args, work: Path, recording_group
         measured = measure_raw(prom, definitions, config, args.runs, now, ranges, variables, log=log)
         range_panels = [q.expr for dash in definitions.dashboards for q in panel_queries(definitions, dash.uid) if not q.instant]
         stages = recorded_backfill_plan(recording_groups, plan, scaling_metrics, now, args.days, range_panels)
-        inputs = [{**g, "rules": [r for r in g["rules"] if "record" in r]} for g in proposed]
+        inputs = [{"name": g["name"], "interval": g["interval"], "rules": [r for r in g["rules"] if "record" in r]}
+                  for g in proposed]
         if any(g["rules"] for g in inputs):  # read at an instant: the last hour will do
             stages[0].append(("proposed restructure's inputs", [g for g in inputs if g["rules"]], int(now) - 3600,
                               max(t.end for t in plan) - 300))
         recorded = backfill_recorded_history(prom, stages, log=log)
         load = {"before_rules": loadavg()}
-        measured.update(measure_rules(prom, rules, intervals, args.runs, now, log=log))
+        measured.update(measure_rules(prom, rules, intervals, args.runs, now, args.rule_interval, log=log))
         load["after_rules"] = loadavg()
         log("    dashboard queries, as Grafana sends them")
         queries = [(f"{q.panel_key}[{q.ref}]", q.expr, q.instant) for q in panel_queries(definitions, OPERATIONS_DASHBOARD)]
@@ -659,7 +672,11 @@ def report(results: dict) -> str:
              "rules that read raw metrics backfilled with `promtool tsdb create-blocks-from rules` over the same stretches "
              "(the rest evaluated live by Prometheus from them), Prometheus restarted on it and left to compact before "
              "anything after the raw \"before\" queries was measured. "
-             f"Times are medians of {results['runs']} runs after a warm-up: **exec** is Prometheus's own execTotalTime "
+             + (f"Every rule group evaluated every {results['rule_interval']} (not its rendered interval: the extra load is in "
+                "every time). " if results.get("rule_interval")
+                else "Rule groups evaluated at their rendered intervals (1m, 5m), as in production. " if "rule_interval" in results
+                else "Every rule group evaluated every 10s (not its rendered interval: the extra load is in every time). ")
+             + f"Times are medians of {results['runs']} runs after a warm-up: **exec** is Prometheus's own execTotalTime "
              "(stats=all), **wall** is request to last byte over loopback (JSON encoding included). Range queries use "
              "Grafana's step for a 1,100-point panel (24h: 1m, 7d: 10m) and its $__rate_interval; "
              f"instant panels are one query at now; variables as Grafana sets them on load ({variables}).", ""]
@@ -703,16 +720,9 @@ def report(results: dict) -> str:
         alerts = " → ".join(str(s["rules"].get(group, {}).get("alerts", "-")) for s in scales)
         samples = " → ".join(_group_samples(s, group) for s in scales)
         lines.append(f"| `{group}` | {interval / 60:g}m | " + " | ".join(cells) + f" | {samples} | {alerts} |")
-    proposed = sorted(g for g in scales[-1]["rules"] if g.startswith("proposed-"))
-    if proposed:
-        lines += ["", "**`reward-pools` before → after the proposed restructure** (bench/proposed-rules.yaml, measured in the "
-                  "same Prometheus; the per-pool ratio it reads is recorded by `reward-recorded` either way)", "",
-                  "| | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |", sep]
-        for group in ["reward-pools", *proposed]:
-            lines.append(f"| `{group}` | " + " | ".join(_share(s["rules"][group]) if group in s["rules"] else "-" for s in scales) + " |")
-        lines.append("| proposed, per minute of ruler time | " + " | ".join(
-            f"{sum(s['rules'][g]['ms'] * 60 / s['rules'][g]['interval_s'] for g in proposed if g in s['rules']):.4g} ms vs "
-            f"{s['rules']['reward-pools']['ms']:g} ms" for s in scales) + " |")
+    # Runs before `instead_of` compared their proposed groups with `reward-pools`.
+    compared = results.get("compared") or {g: ["reward-pools"] for g in scales[-1]["rules"] if g.startswith("proposed-")}
+    lines += comparison_tables(scales, compared, sep)
     lines += ["", "**Rule expressions** (instant query at now, exec / wall ms / samples read)", "",
               "| rule | group | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |", "|---|---|" + "---|" * len(scales)]
     for name, cell in scales[-1]["rule_exprs"].items():
@@ -759,6 +769,30 @@ def report(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def comparison_tables(scales: list[dict], compared: dict[str, list[str]], sep: str) -> list[str]:
+    """One table per set of rendered groups that measured groups stand instead of
+    (`compared`: measured group -> rendered groups): each group's share of its interval,
+    and the ruler time a minute of either side."""
+    def per_minute(s, groups):
+        return sum(s["rules"][g]["ms"] * 60 / s["rules"][g]["interval_s"] for g in groups if g in s["rules"])
+
+    lines: list[str] = []
+    families: dict[tuple[str, ...], list[str]] = {}
+    for group, instead in sorted(compared.items()):
+        families.setdefault(tuple(sorted(instead)), []).append(group)
+    for shipped, others in sorted(families.items()):
+        kind = "before" if all(g.startswith("before-") for g in others) else "proposed"
+        title = (f"{', '.join(f'`{g}`' for g in shipped)} as shipped, and the groups they replaced (measured in the same Prometheus)"
+                 if kind == "before" else
+                 f"{', '.join(f'`{g}`' for g in shipped)} as shipped, and a proposed restructure (measured in the same Prometheus)")
+        lines += ["", f"**{title}**", "", "| | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |", sep]
+        for group in [*shipped, *others]:
+            lines.append(f"| `{group}` | " + " | ".join(_share(s["rules"][group]) if group in s["rules"] else "-" for s in scales) + " |")
+        lines.append(f"| ruler time a minute, {kind} vs shipped | " + " | ".join(
+            f"{per_minute(s, others):.4g} ms vs {per_minute(s, shipped):.4g} ms" for s in scales) + " |")
+    return lines
+
+
 def machine_facts() -> dict:
     m = machine.facts()
     return {"nproc": m["nproc"], "memory_gib": round(m["memory_gib"]), "prometheus": prometheus_version()}
@@ -796,6 +830,9 @@ def _bench(args) -> int:
     definitions, config = load(args)
     recording_groups = recording.prometheus_groups(definitions)  # the dashboard reads recorded series
     results = {"machine": machine_facts(), "days": args.days, "step": args.step, "runs": args.runs,
+               "rule_interval": args.rule_interval,
+               "compared": {g["name"]: list(g.get("instead_of", ())) for path in args.proposed or ()
+                            for g in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]},
                "coarse_step": args.coarse_step, "fine_hours": args.fine_hours, "provider_days": args.provider_days,
                "provider_step": args.provider_step or int(parse_duration(config.scrape_interval)),
                "scrape_interval": config.scrape_interval, "command": " ".join(["reward-obs", *sys.argv[1:]]), "scales": []}
@@ -833,10 +870,13 @@ def register(sub) -> None:
     p.add_argument("--coarse-step", type=int, default=300, help="seconds between per-pool samples older than --fine-hours (default 300)")
     p.add_argument("--provider-days", type=int, default=30, help="days of history of the provider-level series (the 30-day SLO budgets)")
     p.add_argument("--provider-step", type=int, default=0, help="seconds between provider-level samples (default: the stack's scrape interval)")
-    p.add_argument("--proposed", type=Path, help="a rule file of restructured groups to measure next to the rendered ones "
-                   "(bench/proposed-rules.yaml); its recording rules are backfilled over the last hour")
+    p.add_argument("--proposed", type=Path, nargs="+", help="rule files of groups to measure next to the rendered ones, each "
+                   "naming the rendered groups it stands instead of (bench/proposed-rules.yaml, bench/before-rules.yaml); "
+                   "their recording rules are backfilled over the last hour")
     p.add_argument("--from-json", type=Path, nargs="+", help="write RESULTS.md and results.json from these results.json "
                    "files (separate runs, e.g. one scale each) instead of running")
+    p.add_argument("--rule-interval", help="evaluate every rule group at this interval (e.g. 10s) instead of its rendered "
+                   "one: more evaluations to take the median of, but the extra load is measured too")
     p.add_argument("--runs", type=int, default=5, help="timed runs per query (after one warm-up)")
     p.add_argument("--out", type=Path, default=Path("bench"), help="where results.json and RESULTS.md go")
     p.add_argument("--workdir", help="parent of the temporary TSDB directories (default: system temp)")
