@@ -177,6 +177,14 @@ DETECTION_BOUNDS = {
     "RewardPoolFundingSourceOther": 3,
     # A ticket: the player-side share over 1h, held for its 1h `for` (a burst never fires).
     "RewardPayoutPlayerFailuresHigh": 125,
+    # The slow burns only the 3d ticket sees (2-2.5x, under every other threshold): after
+    # six healthy hours the 3d window passes 1x once the fault outweighs them, 4-5 hours of
+    # a 2.2-2.5x burn, rounded up to the hourly step. Asked of them: within a working
+    # shift of six hours; in production, with three days behind the window, it is later.
+    "RewardClaimToPaidBudgetSlowBurn": 360,
+    "RewardFleetPayoutErrorBudgetSlowBurn": 360,
+    "RewardPayoutCreateErrorBudgetSlowBurn": 360,
+    "RewardWebhookErrorBudgetSlowBurn": 360,
 }
 
 # The SLO pages: scenario -> (alert, fires within minutes).

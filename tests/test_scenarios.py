@@ -105,6 +105,11 @@ BEHAVIOURS = {
     "payouts: silent while an operator holds a provider's payouts": ("staleness-payouts-held-by-operator", None),
     "claims: silent while an operator pauses a campaign's claims": ("staleness-claims-paused-by-operator", None),
     "payouts: silent for a manual payout waiting overnight for an operator": ("staleness-manual-payout-overnight", None),
+    # Slow burns (2-2.5x the budget) that only the 3d ticket sees, one per SLO with a ticket.
+    "payouts: 2.5% more paid late at one provider for six hours, a ticket": ("slo-claim-to-paid-slow-burn-ticket", "RewardClaimToPaidBudgetSlowBurn"),
+    "payouts: a quarter of a percent fail at every provider for six hours, a fleet ticket": ("slo-fleet-slow-burn-ticket", "RewardFleetPayoutErrorBudgetSlowBurn"),
+    "payouts: one create call in eighteen refused, retried, for six hours, a ticket": ("slo-payout-create-slow-burn-ticket", "RewardPayoutCreateErrorBudgetSlowBurn"),
+    "webhooks: 3.7% fail processing at one provider for six hours, a ticket": ("slo-webhook-slow-burn-ticket", "RewardWebhookErrorBudgetSlowBurn"),
     # Failure causes: the player's failures are not an outage, their jump is a ticket.
     "payouts: silent for a day of 0.6% player-caused and 0.02% platform failures": ("slo-payout-player-failures-healthy", None),
     "payouts: a jump in player-caused failures opens a ticket": ("payout-player-failures-jump", "RewardPayoutPlayerFailuresHigh"),
