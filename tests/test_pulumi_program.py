@@ -200,8 +200,9 @@ def test_grafana_mode_registers_the_rendered_recording_rules(grafana_program, tm
     for file_group in rendered["groups"]:
         group = groups[file_group["name"]]
         assert group["name"].startswith("recording-rule-group-")
-        # Every group each minute, but an SLO's 30-day budget every 5 minutes (model/slo.py)
-        interval = 300 if file_group["name"].endswith("-budget") else 60
+        # Every group each minute, but an SLO's 30-day budget (model/slo.py) and the pools'
+        # forecast and day of funding (recording_rules/reward-pools-trend.yaml) every 5 minutes
+        interval = 300 if file_group["name"].endswith("-budget") or file_group["name"] == "reward-pools-trend" else 60
         assert group["inputs"]["folderUid"] == "rewards" and group["inputs"]["intervalSeconds"] == interval
         rules = group["inputs"]["rules"]
         assert [r["uid"] for r in rules] == [r["uid"] for r in file_group["rules"]]

@@ -136,6 +136,30 @@ CASES: dict[str, tuple[list[dict], dict[str, dict[str, float]]]] = {
                  'provider_error_code:reward_provider_errors:rate5m{provider="ton_wallet", error_code="http_5xx"}': 1,
                  'provider_error_code:reward_provider_errors:rate5m{provider="gift_card", error_code="rate_limited"}': 0}},
     ),
+    # recording_rules/reward-pools-trend.yaml (every 5m in production; promtool evaluates
+    # every minute, so the eval times are whole 5 minutes).
+    "pool:reward_pool_remaining:predict_linear6h_24h": (
+        [
+            # p1 spends 1 a minute: 630 left at 370m, so 630 - 1440 = -810 a day later.
+            _series("reward_pool_remaining", f'{A}, pool_id="p1", campaign_id="c1", currency="USDT"', "1000-1x400"),
+            # p2 is flat, and two replicas disagree: the rule keeps the lower forecast.
+            _series("reward_pool_remaining", f'{A}, pool_id="p2", campaign_id="c2", currency="TON"', "500x400"),
+            _series("reward_pool_remaining", f'{B}, pool_id="p2", campaign_id="c2", currency="TON"', "400x400"),
+        ],
+        {"370m": {'pool:reward_pool_remaining:predict_linear6h_24h{pool_id="p1", campaign_id="c1", currency="USDT"}': -810,
+                  'pool:reward_pool_remaining:predict_linear6h_24h{pool_id="p2", campaign_id="c2", currency="TON"}': 400}},
+    ),
+    "pool_source:reward_pool_funding:increase1d": (
+        [
+            # 10 a minute booked as `other` to p1: 14,400 over the day before 1500m.
+            _series("reward_pool_funding_total", f'{A}, pool_id="p1", source="other"', "0+10x1500"),
+            # a sponsor's funding is not this rule's; p2's `other` funding stopped long ago.
+            _series("reward_pool_funding_total", f'{A}, pool_id="p1", source="sponsor"', "0+50x1500"),
+            _series("reward_pool_funding_total", f'{A}, pool_id="p2", source="other"', "0+1x30 30x1470"),
+        ],
+        {"1500m": {'pool_source:reward_pool_funding:increase1d{pool_id="p1", source="other"}': 14400,
+                   'pool_source:reward_pool_funding:increase1d{pool_id="p2", source="other"}': 0}},
+    ),
 }
 
 
