@@ -7,7 +7,6 @@ it writes a `$__env{...}` reference in their place.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,17 +163,17 @@ def load_config(values: dict, source: str, definitions: Definitions | None = Non
                 continue
             for where, message in internal.stack_override_problems(rule, override, _key(internal.SECRET_CONFIG_KEY)):
                 problems.add(source, _key(f"alertOverrides.{name}.{where}"), message)
+            fixed = _fixed_by_recording(rule, definitions)
             for param in override.get("params", {}):
                 if param not in rule.params:
                     problems.add(source, _key(f"alertOverrides.{name}.params.{param}"),
                                  f"{name} has no parameter {param!r} (it has: {', '.join(sorted(rule.params)) or 'none'})")
-                elif param in _fixed_by_recording(rule, definitions):
+                elif param in fixed:
                     # The recorded series computes it: overriding it here would change only
                     # the alert's words.
                     problems.add(source, _key(f"alertOverrides.{name}.params.{param}"),
                                  f"{name}'s query does not read {param!r}: a recording rule fixes it "
-                                 f"({', '.join(_recorded_reads(rule, definitions))}), so overriding it would change only "
-                                 "the alert's words")
+                                 f"({', '.join(fixed[param])}), so overriding it would change only the alert's words")
             try:
                 resolved = rule.resolved(override)
             except (KeyError, ValueError) as exc:
@@ -244,15 +243,15 @@ def read_stack_file(path: Path) -> dict:
     return values
 
 
-def _recorded_reads(rule, definitions) -> list[str]:
-    """The recording_rules/ series (not an SLO's) the alert's query reads."""
-    return sorted({r.record for r in definitions.recording_rules
-                   if not r.file.startswith("slos/") and re.search(rf"(?<![\w:]){re.escape(r.record)}(?![\w:])", rule.expr)})
 
-
-def _fixed_by_recording(rule, definitions) -> set[str]:
-    """Parameters of an alert that reads a recorded series and quotes them without reading
-    them: the recording rule holds their value (a `_text` parameter is the words of another)."""
-    if not _recorded_reads(rule, definitions):
-        return set()
-    return {p for p in rule.params if not p.endswith("_text") and f"${p}" not in rule.expr}
+def _fixed_by_recording(rule, definitions) -> dict[str, list[str]]:
+    """Parameters of an alert that reads recorded series (recording_rules/, not an SLO's)
+    and quotes them without reading them: the recording rule holds their value (a `_text`
+    parameter is the words of another). Each with the recorded series the alert reads."""
+    recorded = {r.record for r in definitions.recording_rules if not r.file.startswith("slos/")}
+    if not rule.is_promql or not recorded:
+        return {}
+    reads = sorted(recorded & {s.metric for s in promql.selectors(promql.parse(rule.resolved().expr))})
+    if not reads:
+        return {}
+    return {p: reads for p in rule.params if not p.endswith("_text") and f"${p}" not in rule.expr}
