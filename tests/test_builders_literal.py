@@ -196,21 +196,25 @@ def test_prometheus_recording_rule_is_exactly(definitions):
     group, its interval, and each rule's record and expression on one line (the YAML
     folds the rejection ratio over two lines)."""
     groups = recording_builders.prometheus_groups(definitions)
-    # The pools' forecast and day of funding every 5 minutes, the dashboard's group, then
-    # per SLO (slos/*.yaml) its ratios every minute and its 30-day budget every 5 minutes.
+    # The pools' share of budget every minute, their forecast and day of funding every 5
+    # minutes, the dashboard's group, then per SLO (slos/*.yaml) its ratios every minute
+    # and its 30-day budget every 5 minutes.
     assert [(g["name"], g["interval"]) for g in groups] == [
-        ("reward-pools-trend", "5m"), ("reward-recorded", "1m"),
+        ("reward-pools-ratio", "1m"), ("reward-pools-trend", "5m"), ("reward-recorded", "1m"),
         ("reward-slo-claim-to-paid-latency", "1m"), ("reward-slo-claim-to-paid-latency-budget", "5m"),
         ("reward-slo-payout-creation", "1m"), ("reward-slo-payout-creation-budget", "5m"),
         ("reward-slo-payout-success", "1m"), ("reward-slo-payout-success-budget", "5m"),
         ("reward-slo-payout-success-fleet", "1m"), ("reward-slo-payout-success-fleet-budget", "5m"),
         ("reward-slo-webhook-processing", "1m"), ("reward-slo-webhook-processing-budget", "5m")]
     assert groups[0]["rules"] == [
+        {"record": "pool:reward_pool_remaining:ratio_of_budget",
+         "expr": "min by (pool_id, campaign_id, currency) (reward_pool_remaining / (reward_pool_budget > 0))"}]
+    assert groups[1]["rules"] == [
         {"record": "pool:reward_pool_remaining:predict_linear6h_24h",
          "expr": "min by (pool_id, campaign_id, currency) (predict_linear(reward_pool_remaining[6h], 86400))"},
         {"record": "pool_source:reward_pool_funding:increase1d",
          "expr": 'sum by (pool_id, source) (increase(reward_pool_funding_total{source="other"}[1d]))'}]
-    rules = {r["record"]: r for r in groups[1]["rules"]}
+    rules = {r["record"]: r for r in groups[2]["rules"]}
     assert rules["currency:reward_pool_remaining:sum"] == {
         "record": "currency:reward_pool_remaining:sum",
         "expr": "sum by (currency) (reward_pool_remaining)",

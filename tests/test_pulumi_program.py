@@ -349,7 +349,7 @@ def test_reward_pool_low_rule_is_exactly(program):
     }
     assert (a["refId"], a["datasourceUid"], a["relativeTimeRange"]) == ("A", "prometheus", {"from": 600, "to": 0})
     assert json.loads(a["model"])["expr"] == \
-        "min by (pool_id, campaign_id, currency) (reward_pool_remaining / (reward_pool_budget > 0))"
+        "min by (pool_id, campaign_id, currency) (pool:reward_pool_remaining:ratio_of_budget)"
     # condition {op: "<", threshold: 0.1}: Grafana's threshold expression with evaluator lt
     assert (b["refId"], b["datasourceUid"]) == ("B", "__expr__")
     model_b = json.loads(b["model"])

@@ -402,22 +402,33 @@ def measure_rules(prom: Prometheus, rules: dict, intervals: dict[str, float], ru
     return result
 
 
-def fill_head(prom: Prometheus, history: History, start: int, seconds: int, step: int, origin: int, log=print) -> dict:
-    """Give Prometheus's head every series, as a Prometheus scraping them holds: `seconds`
-    of samples every `step` (the scrape interval) after the backfilled blocks, by remote
-    write (the head takes nothing older than the newest block). Then its memory."""
-    t0 = time.monotonic()
-    labels = history.labels()
-    stamps = list(range(start, start + seconds, step))
-    columns = [history.values(t, origin) for t in stamps]
-    for i in range(0, len(labels), 2000):
-        batch = [(labels[j], [(t * 1000, col[j]) for t, col in zip(stamps, columns, strict=True)])
-                 for j in range(i, min(i + 2000, len(labels)))]
-        remote_write(f"{prom.url}/api/v1/write", batch, batch=500)
-    took = time.monotonic() - t0
-    time.sleep(30)  # let the write's garbage be collected before reading the heap
-    out = {"samples_per_series": len(stamps), "write_s": round(took), **memory(prom)}
-    log(f"    head filled in {took:.0f}s: {out}")
+def fill_head(workdir: Path, history: History, seconds: int, step: int, origin: int, log=print) -> dict:
+    """What a Prometheus holding every series in its head costs: a second Prometheus with
+    no blocks and no rules is given `seconds` of samples every `step` (the scrape interval)
+    for every series, ending now, by remote write; then its memory. Not the benched one:
+    its blocks end in the future (so that "now" stays inside the data while the bench
+    measures), its head takes nothing older than its newest block, and Prometheus 3
+    refuses remote-written samples more than 10 minutes ahead of its clock."""
+    prom = Prometheus(workdir, {"global": {}}, extra_args=("--web.enable-remote-write-receiver",))
+    try:
+        prom.start(timeout=120)
+        t0 = time.monotonic()
+        end = int(time.time())
+        end -= end % step
+        labels = history.labels()
+        stamps = list(range(end - seconds + step, end + step, step))
+        columns = [history.values(t, origin) for t in stamps]
+        for i in range(0, len(labels), 2000):
+            batch = [(labels[j], [(t * 1000, col[j]) for t, col in zip(stamps, columns, strict=True)])
+                     for j in range(i, min(i + 2000, len(labels)))]
+            remote_write(f"{prom.url}/api/v1/write", batch, batch=500)
+        took = time.monotonic() - t0
+        time.sleep(30)  # let the write's garbage be collected before reading the heap
+        out = {"samples_per_series": len(stamps), "write_s": round(took), **memory(prom)}
+    finally:
+        prom.stop()
+        subprocess.run(["rm", "-rf", str(workdir)], check=False)
+    log(f"    head-only Prometheus filled in {took:.0f}s: {out}")
     return out
 
 
@@ -607,7 +618,8 @@ def run_scale(definitions, config, pools: int, args, work: Path, recording_group
                                                  variables)
         load["after_panels"] = loadavg()
         measured["loadavg"] = load
-        measured["memory_with_head"] = fill_head(prom, history, max(t.end for t in plan), 3600, provider_step,
+        prom.stop()  # not measured beside the head-only one
+        measured["memory_with_head"] = fill_head(work / f"head-{pools}", history, 3600, provider_step,
                                                  min(t.start for t in plan), log=log)
     finally:
         prom.stop()
@@ -695,15 +707,15 @@ def report(results: dict) -> str:
     lines.append("| Go heap in use, MiB | " + " | ".join(f"{s['memory']['heap_inuse_mib']:,}" for s in scales) + " |")
     lines.append("| load average (1m) at rules / after panels, 2 cores | " + " | ".join(
         f"{s['loadavg']['before_rules'][0]:g} / {s['loadavg']['after_panels'][0]:g}" for s in scales) + " |")
-    lines.append("| with every series in the head (1h of samples each, by remote write): RSS / Go heap, MiB | " + " | ".join(
+    lines.append("| a second Prometheus holding only the head: every series, 1h of samples each by remote write: RSS / Go heap, MiB | " + " | ".join(
         f"{s['memory_with_head']['rss_mib']:,} / {s['memory_with_head']['heap_inuse_mib']:,}" for s in scales) + " |")
     lines.append("| head series | " + " | ".join(f"{s['memory_with_head']['head_series']:,}" for s in scales) + " |")
-    lines.append("| RSS per 1,000 pools (head filled), MiB | " + " | ".join(
+    lines.append("| RSS per 1,000 pools (head-only Prometheus), MiB | " + " | ".join(
         f"{1000 * s['memory_with_head']['rss_mib'] / s['pools']:,.0f}" for s in scales) + " |")
     if len(scales) >= 2:
         a, b = scales[-2], scales[-1]
         for key, what in (("memory", "blocks only, after the rule groups settled"),
-                          ("memory_with_head", "every series also in the head")):
+                          ("memory_with_head", "head-only Prometheus, every series in the head")):
             per = 1000 * (b[key]["rss_mib"] - a[key]["rss_mib"]) / (b["pools"] - a["pools"])
             heap = 1000 * (b[key]["heap_inuse_mib"] - a[key]["heap_inuse_mib"]) / (b["pools"] - a["pools"])
             lines += ["", f"Memory per 1,000 more pools, from {a['pools']:,} to {b['pools']:,} ({what}): {per:,.0f} MiB "

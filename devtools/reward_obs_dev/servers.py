@@ -305,5 +305,9 @@ def remote_write(url: str, series: list[tuple[dict, list[tuple[int, float | None
         request = urllib.request.Request(url, data=body, method="POST", headers={
             "Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
             "X-Prometheus-Remote-Write-Version": "0.1.0"})
-        with urllib.request.urlopen(request, timeout=300) as response:
-            response.read()
+        try:
+            with urllib.request.urlopen(request, timeout=300) as response:
+                response.read()
+        except urllib.error.HTTPError as e:
+            # The receiver says which sample it refused and why; urllib's message does not.
+            raise RuntimeError(f"remote write to {url}: HTTP {e.code}: {e.read().decode(errors='replace').strip()}") from None
