@@ -11,8 +11,8 @@ if [ -x "$dir/bin/prometheus" ] && [ -x "$dir/bin/promtool" ]; then echo "$dir/b
 arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 [ "$arch" = amd64 ] || { echo "install-bench-prometheus: only amd64 is pinned here (this is $arch)" >&2; exit 2; }
 declare -A sha=(
-  [prometheus]=593bcced02d8082688ea034dfc543848ad145c5f793aae5aad756c4dbdfa98da
-  [promtool]=1fb8bad7b932e7a44bccb12517f0bd96d5d5d83f15d3a1c0e2aa705cbf93fe90
+  [prometheus]=593bcced02d8082688ea034dfc543848ad145c5f793aae5aad756c4dbdfa98da  # sha256 of the .deb
+  [promtool]=1fb8bad7b932e7a44bccb12517f0bd96d5d5d83f15d3a1c0e2aa705cbf93fe90  # sha256 of the .deb
 )
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$dir/bin"

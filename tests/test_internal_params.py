@@ -276,7 +276,7 @@ def pulumi_private():
 @pytest.mark.slow
 def test_pulumi_registers_private_values_as_secrets_only(pulumi_private):
     groups = {r["inputs"]["name"]: r["inputs"] for r in pulumi_private["resources"] if r["type"].endswith(":RuleGroup")}
-    claims = groups["reward-claims-abuse"]["rules"]  # the abuse alerts' group (access/access.yaml)
+    claims = groups["reward-claims-volume"]["rules"]  # the claim-volume abuse alerts' group (access/access.yaml)
     assert claims[SECRET_SIG], "the rule group holding internal values must be a secret"
     rules = {r["name"]: r for r in claims["value"]}
     model = json.loads(rules["RewardClaimVolumeAbnormal"]["datas"][-1]["model"])

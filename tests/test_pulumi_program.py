@@ -74,9 +74,9 @@ def test_every_required_alert_is_registered_with_its_runbook(program):
 
 
 def test_rule_groups_live_in_their_folder_and_evaluate_every_minute(program):
-    # access/access.yaml: the abuse group in the Trust & Safety folder, every other in Rewards
+    # access/access.yaml: the abuse groups in the Trust & Safety folder, every other in Rewards
     for group in resources(program, ":RuleGroup"):
-        folder = "rewards-trust-safety" if group["inputs"]["name"] == "reward-claims-abuse" else "rewards"
+        folder = "rewards-trust-safety" if group["inputs"]["name"] in ("reward-claims-abuse", "reward-claims-volume") else "rewards"
         assert group["inputs"]["folderUid"] == folder and group["inputs"]["intervalSeconds"] == 60
 
 
@@ -278,9 +278,9 @@ EXPECTED_RESOURCES = {
     "grafana:oss/dashboard:Dashboard": ["dashboard-reward-operations", "dashboard-reward-runbooks",
                                         "dashboard-reward-runbooks-support", "dashboard-reward-runbooks-trust-safety",
                                         "dashboard-reward-trace", "dashboard-reward-trust-safety"],
-    # the eight `group:` values of alert_rules/*.yaml and one alert group per SLO
+    # the nine `group:` values of alert_rules/*.yaml and one alert group per SLO
     # (slos/*.yaml: reward-slo-<name>-alerts); recordingRules: prometheus adds none
-    "grafana:alerting/ruleGroup:RuleGroup": ["rule-group-reward-claims", "rule-group-reward-claims-abuse", "rule-group-reward-health", "rule-group-reward-payouts",
+    "grafana:alerting/ruleGroup:RuleGroup": ["rule-group-reward-claims", "rule-group-reward-claims-abuse", "rule-group-reward-claims-volume", "rule-group-reward-health", "rule-group-reward-payouts",
                                              "rule-group-reward-pools", "rule-group-reward-pools-ledger", "rule-group-reward-reconciliation",
                                              "rule-group-reward-slo-claim-to-paid-latency-alerts",
                                              "rule-group-reward-slo-payout-creation-alerts",
