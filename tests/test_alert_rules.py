@@ -236,6 +236,17 @@ def test_pool_trend_recordings_compute_what_their_alerts_say(definitions):
     assert "last_over_time(pool_source:reward_pool_funding:increase1d[10m])" in other.expr
 
 
+@pytest.mark.parametrize("name", ["RewardPoolExhausted", "RewardPoolOverAllocated", "RewardPoolLedgerMismatch"])
+def test_pool_money_page_reads_the_raw_gauges(definitions, name):
+    """A page on a pool's money reads what the backend exports, never a recorded series: a
+    recording group that stops, or records every 5m (the ledger overview), would delay or
+    silence it."""
+    recorded = {r.record for r in definitions.recording_rules}
+    expr = definitions.alert(name).expr
+    assert "reward_pool_" in expr
+    assert not {m for m in re.findall(r"\b[a-z_]+:[a-z0-9_:]+", expr) if m in recorded}, expr
+
+
 def test_reordering_alert_definitions_changes_nothing_rendered(definitions, config):
     """Uids and group contents come from names, never from the order files are read in."""
     import dataclasses

@@ -196,16 +196,24 @@ def test_prometheus_recording_rule_is_exactly(definitions):
     group, its interval, and each rule's record and expression on one line (the YAML
     folds the rejection ratio over two lines)."""
     groups = recording_builders.prometheus_groups(definitions)
-    # The pools' share of budget every minute, their forecast and day of funding every 5
-    # minutes, the dashboard's group, then per SLO (slos/*.yaml) its ratios every minute
-    # and its 30-day budget every 5 minutes.
+    # The pools' worst ledger discrepancy every 5 minutes, their share of budget every
+    # minute, their forecast and day of funding every 5 minutes, the dashboard's group,
+    # then per SLO (slos/*.yaml) its ratios every minute and its 30-day budget every 5 minutes.
     assert [(g["name"], g["interval"]) for g in groups] == [
-        ("reward-pools-ratio", "1m"), ("reward-pools-trend", "5m"), ("reward-recorded", "1m"),
+        ("reward-pools-ledger-overview", "5m"), ("reward-pools-ratio", "1m"), ("reward-pools-trend", "5m"),
+        ("reward-recorded", "1m"),
         ("reward-slo-claim-to-paid-latency", "1m"), ("reward-slo-claim-to-paid-latency-budget", "5m"),
         ("reward-slo-payout-creation", "1m"), ("reward-slo-payout-creation-budget", "5m"),
         ("reward-slo-payout-success", "1m"), ("reward-slo-payout-success-budget", "5m"),
         ("reward-slo-payout-success-fleet", "1m"), ("reward-slo-payout-success-fleet-budget", "5m"),
         ("reward-slo-webhook-processing", "1m"), ("reward-slo-webhook-processing-budget", "5m")]
+    assert groups[0]["rules"] == [
+        {"record": "pool:reward_pool_ledger_discrepancy:max",
+         "expr": 'max by (pool_id, campaign_id, currency) (label_replace(abs(reward_pool_budget - reward_pool_reserved'
+                 ' - reward_pool_paid - reward_pool_remaining), "check", "ledger", "", "") or label_replace(reward_pool_reserved'
+                 ' + reward_pool_paid - reward_pool_budget, "check", "spent", "", "") or label_replace(-reward_pool_remaining,'
+                 ' "check", "remaining", "", ""))'}]
+    groups = groups[1:]
     assert groups[0]["rules"] == [
         {"record": "pool:reward_pool_remaining:ratio_of_budget",
          "expr": "min by (pool_id, campaign_id, currency) (reward_pool_remaining / (reward_pool_budget > 0))"}]

@@ -200,9 +200,11 @@ def test_grafana_mode_registers_the_rendered_recording_rules(grafana_program, tm
     for file_group in rendered["groups"]:
         group = groups[file_group["name"]]
         assert group["name"].startswith("recording-rule-group-")
-        # Every group each minute, but an SLO's 30-day budget (model/slo.py) and the pools'
-        # forecast and day of funding (recording_rules/reward-pools-trend.yaml) every 5 minutes
-        interval = 300 if file_group["name"].endswith("-budget") or file_group["name"] == "reward-pools-trend" else 60
+        # Every group each minute, but an SLO's 30-day budget (model/slo.py), the pools'
+        # forecast and day of funding (recording_rules/reward-pools-trend.yaml) and their
+        # ledger discrepancy for the overview panel (reward-pools-ledger-overview.yaml) every 5 minutes
+        five_minutes = ("reward-pools-trend", "reward-pools-ledger-overview")
+        interval = 300 if file_group["name"].endswith("-budget") or file_group["name"] in five_minutes else 60
         assert group["inputs"]["folderUid"] == "rewards" and group["inputs"]["intervalSeconds"] == interval
         rules = group["inputs"]["rules"]
         assert [r["uid"] for r in rules] == [r["uid"] for r in file_group["rules"]]

@@ -41,12 +41,14 @@ def _validate(root):
 
 def test_recording_rules_load_and_serve_real_panel_queries(definitions):
     rules = definitions.recording_rules
-    # Hand-written rules exist for panels, or for an alert that would read hours of every
-    # pool each minute (reward-pools-trend) or join every pool's gauges again
+    # Hand-written rules exist for panels (reward-dashboard, and every pool's ledger for
+    # the overview, reward-pools-ledger-overview), or for an alert that would read hours
+    # of every pool each minute (reward-pools-trend) or join every pool's gauges again
     # (reward-pools-ratio); the SLO-generated ones (slos/) for the burn-rate alerts, and
     # serve a panel only where one reads them.
     alert_text = "\n".join(a.expr for a in definitions.alerts)
-    assert rules and all(r.serves for r in rules if r.file == "recording_rules/reward-dashboard.yaml")
+    for_panels = ("recording_rules/reward-dashboard.yaml", "recording_rules/reward-pools-ledger-overview.yaml")
+    assert rules and all(r.serves for r in rules if r.file in for_panels)
     for r in rules:
         if r.file in ("recording_rules/reward-pools-trend.yaml", "recording_rules/reward-pools-ratio.yaml"):
             assert re.search(rf"\b{re.escape(r.record)}\b", alert_text), f"{r.record} is read by no alert"

@@ -63,6 +63,39 @@ CASES: dict[str, tuple[list[dict], dict[str, dict[str, float]]]] = {
         {"10m": {'pool:reward_pool_remaining:ratio_of_budget{pool_id="p1", campaign_id="c1", currency="USDT"}': 0.3,
                  'pool:reward_pool_remaining:ratio_of_budget{pool_id="p2", campaign_id="c1", currency="USDT"}': 0.25}},
     ),
+    # recording_rules/reward-pools-ledger-overview.yaml (every 5m in production).
+    "pool:reward_pool_ledger_discrepancy:max": (
+        [
+            # p1 adds up and is within budget: 100 - 30 - 20 = 50 remaining; nothing off.
+            *(_series(f"reward_pool_{g}", f'{A}, pool_id="p1", campaign_id="c1", currency="USDT"', f"{v}x10")
+              for g, v in (("budget", 100), ("reserved", 30), ("paid", 20), ("remaining", 50))),
+            # p2 released 5 on one side only: remaining 55 where 50 adds up (the difference
+            # is -5; its size counts).
+            *(_series(f"reward_pool_{g}", f'{A}, pool_id="p2", campaign_id="c1", currency="USDT"', f"{v}x10")
+              for g, v in (("budget", 100), ("reserved", 30), ("paid", 20), ("remaining", 55))),
+            # p3 is over-allocated, worst seen from the spent side: 80 + 50 is 30 above the
+            # budget, remaining -10, and 100 - 80 - 50 is 20 from -10.
+            *(_series(f"reward_pool_{g}", f'{A}, pool_id="p3", campaign_id="c2", currency="TON"', f"{v}x10")
+              for g, v in (("budget", 100), ("reserved", 80), ("paid", 50), ("remaining", -10))),
+            # p6, worst seen from remaining: -40, where 60 + 50 is 10 above the budget and
+            # 100 - 60 - 50 is 30 from -40.
+            *(_series(f"reward_pool_{g}", f'{A}, pool_id="p6", campaign_id="c3", currency="TON"', f"{v}x10")
+              for g, v in (("budget", 100), ("reserved", 60), ("paid", 50), ("remaining", -40))),
+            # p4's replicas disagree: B's remaining is 10 short of what adds up; the worse counts.
+            *(_series(f"reward_pool_{g}", f'{r}, pool_id="p4", campaign_id="c2", currency="TON"', f"{v}x10")
+              for r, rem in ((A, 80), (B, 70))
+              for g, v in (("budget", 100), ("reserved", 10), ("paid", 10), ("remaining", rem))),
+            # p5 is being set up: everything 0 is 0 off.
+            *(_series(f"reward_pool_{g}", f'{A}, pool_id="p5", campaign_id="c3", currency="USDT"', "0x10")
+              for g in ("budget", "reserved", "paid", "remaining")),
+        ],
+        {"10m": {'pool:reward_pool_ledger_discrepancy:max{pool_id="p1", campaign_id="c1", currency="USDT"}': 0,
+                 'pool:reward_pool_ledger_discrepancy:max{pool_id="p2", campaign_id="c1", currency="USDT"}': 5,
+                 'pool:reward_pool_ledger_discrepancy:max{pool_id="p3", campaign_id="c2", currency="TON"}': 30,
+                 'pool:reward_pool_ledger_discrepancy:max{pool_id="p4", campaign_id="c2", currency="TON"}': 10,
+                 'pool:reward_pool_ledger_discrepancy:max{pool_id="p5", campaign_id="c3", currency="USDT"}': 0,
+                 'pool:reward_pool_ledger_discrepancy:max{pool_id="p6", campaign_id="c3", currency="TON"}': 40}},
+    ),
     "currency:reward_pool_reserved:sum": (
         [
             _series("reward_pool_reserved", f'{A}, pool_id="p1", campaign_id="c1", currency="USDT"', "30x10"),
