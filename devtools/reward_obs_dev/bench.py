@@ -364,21 +364,22 @@ def measure_raw(prom: Prometheus, definitions, config, runs: int, now: float, ra
     return result
 
 
-def measure_rules(prom: Prometheus, rules: dict, intervals: dict[str, float], runs: int, now: float, every: str | None = None,
-                  log=print) -> dict:
-    """Every rule expression (instant query at `now`), every group's evaluationTime from
-    /api/v1/rules as a share of the group's interval in the rendered files, and the
-    server's memory once the groups have evaluated a few times."""
-    result: dict = {"rules": {}, "rule_exprs": {}}
+def measure_rule_exprs(prom: Prometheus, rules: dict, runs: int, now: float, log=print) -> dict:
+    """Every rule expression, as an instant query at `now`."""
     log("    rule expressions")
+    timed: dict = {}
     for group in rules["groups"]:
         for rule in group["rules"]:
             name = rule.get("alert") or rule.get("record")
-            if name in result["rule_exprs"]:  # the same alert in a proposed group
+            if name in timed:  # the same alert in a proposed group
                 name = f"{group['name']}/{name}"
-            result["rule_exprs"][name] = {"group": group["name"],
-                                         **timed_query(prom, "query", {"query": rule["expr"], "time": f"{now:.3f}"}, runs)}
-    log("    rule group evaluation (/api/v1/rules)")
+            timed[name] = {"group": group["name"], **timed_query(prom, "query", {"query": rule["expr"], "time": f"{now:.3f}"}, runs)}
+    return timed
+
+
+def measure_groups(prom: Prometheus, intervals: dict[str, float], runs: int, every: str | None = None) -> dict:
+    """Every loaded group's evaluationTime from /api/v1/rules (the median of the
+    evaluations seen) as a share of the group's interval in the rendered files."""
     # The shortest interval a group is evaluated at; a 5m group contributes what it
     # evaluated in that time (at least its last evaluation, seen on the first poll).
     interval = parse_duration(every) if every else min(intervals.values())
@@ -393,13 +394,12 @@ def measure_rules(prom: Prometheus, rules: dict, intervals: dict[str, float], ru
                 samples.setdefault(group["name"], []).append(group["evaluationTime"] * 1000)
                 firing[group["name"]] = sum(len(r.get("alerts", ())) for r in group.get("rules", ()))
         time.sleep(interval / 2)
+    out = {}
     for name, v in samples.items():
         ms = statistics.median(v)
-        result["rules"][name] = {"ms": round(ms, 2), "evaluations": len(v), "interval_s": intervals[name],
-                                 "share_pct": round(100 * ms / (1000 * intervals[name]), 4), "alerts": firing[name]}
-    result["memory"] = memory(prom)
-    log(f"    memory: {result['memory']}")
-    return result
+        out[name] = {"ms": round(ms, 2), "evaluations": len(v), "interval_s": intervals[name],
+                     "share_pct": round(100 * ms / (1000 * intervals[name]), 4), "alerts": firing[name]}
+    return out
 
 
 def fill_head(workdir: Path, history: History, seconds: int, step: int, origin: int, log=print) -> dict:
@@ -582,10 +582,13 @@ def run_scale(definitions, config, pools: int, args, work: Path, recording_group
     prom_dir = work / f"prometheus-{pools}"
     rules, intervals = rule_file(definitions, config, recording_groups, args.rule_interval)
     proposed = [g for path in args.proposed or () for g in proposed_groups(path, rules)]
+    # The shipped groups are measured alone, as production runs them; then the compared
+    # (before/proposed) groups beside them, for the before-and-after tables.
+    compared = {"groups": []}
     for group in proposed:
         intervals[group["name"]] = parse_duration(group["interval"])
-        rules["groups"].append({k: v for k, v in group.items() if k != "instead_of"}
-                               | {"interval": args.rule_interval or group["interval"]})
+        compared["groups"].append({k: v for k, v in group.items() if k != "instead_of"}
+                                  | {"interval": args.rule_interval or group["interval"]})
     retention = f"{max(args.days, args.provider_days) + 5}d"
     prom = Prometheus(prom_dir, {"global": {"evaluation_interval": args.rule_interval or GLOBAL_EVALUATION_INTERVAL}}, {"rules.yaml": dump_yaml(rules)},
                       extra_args=(f"--storage.tsdb.retention.time={retention}", f"--storage.tsdb.max-block-duration={BLOCK // 3600}h",
@@ -610,8 +613,19 @@ def run_scale(definitions, config, pools: int, args, work: Path, recording_group
                               max(t.end for t in plan) - 300))
         recorded = backfill_recorded_history(prom, stages, log=log)
         load = {"before_rules": loadavg()}
-        measured.update(measure_rules(prom, rules, intervals, args.runs, now, args.rule_interval, log=log))
+        measured["rule_exprs"] = measure_rule_exprs(prom, {"groups": rules["groups"] + compared["groups"]}, args.runs, now,
+                                                    log=log)
+        log("    rule group evaluation (/api/v1/rules), the shipped groups alone")
+        measured["rules"] = measure_groups(prom, intervals, args.runs, args.rule_interval)
+        measured["memory"] = memory(prom)
+        log(f"    memory: {measured['memory']}")
         load["after_rules"] = loadavg()
+        if compared["groups"]:
+            log("    rule group evaluation, the compared groups beside them")
+            prom.reload_rules({"rules.yaml": dump_yaml(rules), "compared.yaml": dump_yaml(compared)})
+            measured["rules_beside"] = measure_groups(prom, intervals, args.runs, args.rule_interval)
+            load["after_compared"] = loadavg()
+            prom.reload_rules({"rules.yaml": dump_yaml(rules)})  # the panels are timed beside production's ruler only
         log("    dashboard queries, as Grafana sends them")
         queries = [(f"{q.panel_key}[{q.ref}]", q.expr, q.instant) for q in panel_queries(definitions, OPERATIONS_DASHBOARD)]
         measured["queries"] = time_panel_queries(prom, queries, parse_duration(config.scrape_interval), now, args.runs, ranges,
@@ -720,8 +734,10 @@ def report(results: dict) -> str:
             heap = 1000 * (b[key]["heap_inuse_mib"] - a[key]["heap_inuse_mib"]) / (b["pools"] - a["pools"])
             lines += ["", f"Memory per 1,000 more pools, from {a['pools']:,} to {b['pools']:,} ({what}): {per:,.0f} MiB "
                       f"resident, {heap:,.0f} MiB Go heap in use."]
+    alone = " The shipped groups alone, as production runs them; the compared groups below ran beside them afterwards." \
+        if any(s.get("rules_beside") for s in scales) else ""
     lines += ["", f"**Rule groups**: evaluationTime from /api/v1/rules (median of the evaluations seen) as a share of the "
-              f"group's interval in the rendered rule files (⚠ = {GROUP_TARGET_PCT:g}% or more); alerts = alert instances "
+              f"group's interval in the rendered rule files (⚠ = {GROUP_TARGET_PCT:g}% or more).{alone} Alerts = alert instances "
               "pending or firing; samples = samples its expressions read in one evaluation (totalQueryableSamples of their "
               "instant queries at now: what the group costs whatever else runs on the machine)", "",
               "| group | interval | " + " | ".join(f"{s['pools']} pools" for s in scales) + " | samples | alerts |",
@@ -784,9 +800,13 @@ def report(results: dict) -> str:
 def comparison_tables(scales: list[dict], compared: dict[str, list[str]], sep: str) -> list[str]:
     """One table per set of rendered groups that measured groups stand instead of
     (`compared`: measured group -> rendered groups): each group's share of its interval,
-    and the ruler time a minute of either side."""
+    and the ruler time a minute of either side, both sides measured at the same time
+    (`rules_beside`; runs before it measured every group at once, in `rules`)."""
+    def beside(s):
+        return s.get("rules_beside") or s["rules"]
+
     def per_minute(s, groups):
-        return sum(s["rules"][g]["ms"] * 60 / s["rules"][g]["interval_s"] for g in groups if g in s["rules"])
+        return sum(beside(s)[g]["ms"] * 60 / beside(s)[g]["interval_s"] for g in groups if g in beside(s))
 
     lines: list[str] = []
     families: dict[tuple[str, ...], list[str]] = {}
@@ -799,7 +819,7 @@ def comparison_tables(scales: list[dict], compared: dict[str, list[str]], sep: s
                  f"{', '.join(f'`{g}`' for g in shipped)} as shipped, and a proposed restructure (measured in the same Prometheus)")
         lines += ["", f"**{title}**", "", "| | " + " | ".join(f"{s['pools']} pools" for s in scales) + " |", sep]
         for group in [*shipped, *others]:
-            lines.append(f"| `{group}` | " + " | ".join(_share(s["rules"][group]) if group in s["rules"] else "-" for s in scales) + " |")
+            lines.append(f"| `{group}` | " + " | ".join(_share(beside(s)[group]) if group in beside(s) else "-" for s in scales) + " |")
         lines.append(f"| ruler time a minute, {kind} vs shipped | " + " | ".join(
             f"{per_minute(s, others):.4g} ms vs {per_minute(s, shipped):.4g} ms" for s in scales) + " |")
     return lines

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -118,14 +119,30 @@ class Prometheus(_Server):
         super().__init__(workdir, "prometheus.log")
         self.data_dir = self.workdir / "data"
         self.data_dir.mkdir(exist_ok=True)
+        self.config_path = self.workdir / "prometheus.yml"
+        self._config = config
+        self._write_config(rule_files or {})
+        self.extra_args = tuple(extra_args)
+
+    def _write_config(self, rule_files: dict[str, str]) -> None:
         paths = []
-        for name, text in (rule_files or {}).items():
+        for name, text in rule_files.items():
             path = self.workdir / name
             path.write_text(text, encoding="utf-8")
             paths.append(str(path))
-        self.config_path = self.workdir / "prometheus.yml"
-        self.config_path.write_text(json.dumps({**config, "rule_files": paths}, indent=1), encoding="utf-8")
-        self.extra_args = tuple(extra_args)
+        self.config_path.write_text(json.dumps({**self._config, "rule_files": paths}, indent=1), encoding="utf-8")
+
+    def reload_rules(self, rule_files: dict[str, str], timeout: float = 60.0) -> None:
+        """Load these rule files instead (SIGHUP, as an operator's reload does) and wait
+        until the server lists exactly their groups."""
+        self._write_config(rule_files)
+        expected = sorted(g["name"] for text in rule_files.values() for g in yaml.safe_load(text)["groups"])
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while sorted(g["name"] for g in self.rule_groups()) != expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"prometheus did not load the reloaded rules; log:\n{self.log()}")
+            time.sleep(0.5)
 
     def command(self) -> list[str]:
         return [binary("prometheus"), f"--config.file={self.config_path}", f"--storage.tsdb.path={self.data_dir}",
