@@ -280,10 +280,11 @@ EXPECTED_RESOURCES = {
     "grafana:oss/dashboard:Dashboard": ["dashboard-reward-operations", "dashboard-reward-runbooks",
                                         "dashboard-reward-runbooks-support", "dashboard-reward-runbooks-trust-safety",
                                         "dashboard-reward-trace", "dashboard-reward-trust-safety"],
-    # the nine `group:` values of alert_rules/*.yaml and one alert group per SLO
+    # the ten `group:` values of alert_rules/*.yaml and one alert group per SLO
     # (slos/*.yaml: reward-slo-<name>-alerts); recordingRules: prometheus adds none
     "grafana:alerting/ruleGroup:RuleGroup": ["rule-group-reward-claims", "rule-group-reward-claims-abuse", "rule-group-reward-claims-volume", "rule-group-reward-health", "rule-group-reward-payouts",
-                                             "rule-group-reward-pools", "rule-group-reward-pools-ledger", "rule-group-reward-reconciliation",
+                                             "rule-group-reward-pools", "rule-group-reward-pools-ledger", "rule-group-reward-pools-over-allocation",
+                                             "rule-group-reward-reconciliation",
                                              "rule-group-reward-slo-claim-to-paid-latency-alerts",
                                              "rule-group-reward-slo-payout-creation-alerts",
                                              "rule-group-reward-slo-payout-success-alerts",
