@@ -48,7 +48,7 @@ test-engines: $(STAMP) tools
 	$(BIN)/reward-obs scenarios --out $(OUT)/engines --engine both --fast --no-plots
 
 # Scale benchmark on a real Prometheus at 1,000 and 10,000 pools with 30 days of history (not a
-# test; 53 minutes on an idle 2-core machine, 41 of them at 10,000): writes bench/10000-pools/.
+# test; 67 minutes on an idle 2-core machine, 48 of them at 10,000): writes bench/10000-pools/.
 # Measured on Prometheus 3.5 LTS (scripts/install-bench-prometheus.sh), not the tests' 2.42.
 bench: $(STAMP) tools
 	bin=$$(./scripts/install-bench-prometheus.sh) && PATH="$(CURDIR)/$$bin:$$PATH" nice -n 19 $(BIN)/reward-obs bench --scales 1000 10000 --runs 3 --proposed bench/before-rules.yaml bench/proposed-rules.yaml --out bench/10000-pools

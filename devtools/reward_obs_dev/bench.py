@@ -389,8 +389,10 @@ def measure_groups(prom: Prometheus, intervals: dict[str, float], runs: int, eve
     seen: dict[str, str] = {}
     while time.monotonic() < deadline:
         for group in prom.rule_groups():
-            if group.get("lastEvaluation") and seen.get(group["name"]) != group["lastEvaluation"]:
-                seen[group["name"]] = group["lastEvaluation"]
+            # A group not evaluated yet reports 0001-01-01 and 0 s: not a measurement.
+            last = group.get("lastEvaluation") or ""
+            if last and not last.startswith("0001-") and seen.get(group["name"]) != last:
+                seen[group["name"]] = last
                 samples.setdefault(group["name"], []).append(group["evaluationTime"] * 1000)
                 firing[group["name"]] = sum(len(r.get("alerts", ())) for r in group.get("rules", ()))
         time.sleep(interval / 2)
