@@ -1,7 +1,7 @@
 """The same TSDB and rule files under several Prometheus binaries, one after another: each
 group's median evaluationTime (/api/v1/rules) over some minutes, and the resident memory.
 
-    python bench/prometheus-versions/compare.py KEPT_DATA_DIR RULES[,RULES...] MINUTES \
+    .venv/bin/python bench/prometheus-versions/compare.py KEPT_DATA_DIR RULES[,RULES...] MINUTES \
         /usr/bin/prometheus /opt/prom-3.5.3/bin/prometheus \
         /opt/prom-3.5.3/bin/prometheus=--enable-feature=concurrent-rule-eval > results.json
 
@@ -11,55 +11,40 @@ of a group is dropped (cold caches) when there are others.
 """
 import json
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from reward_obs_dev.servers import Prometheus
 
 
 def measure(binary: str, flags: list[str], kept: Path, rule_files: list[str], minutes: int, work: Path) -> dict:
-    data = work / "data"
-    shutil.rmtree(data, ignore_errors=True)
-    shutil.copytree(kept, data)
-    config = work / "prometheus.yml"
-    config.write_text("global: {evaluation_interval: 1m}\nrule_files:\n"
-                      + "".join(f"  - {Path(f).resolve()}\n" for f in rule_files))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with open(work / "prometheus.log", "w") as log:
-        proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
-                                 "--storage.tsdb.retention.time=400d", f"--web.listen-address=127.0.0.1:{port}",
-                                 *flags], stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            for _ in range(300):
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2)
-                    break
-                except OSError:
-                    time.sleep(1)
-            times: dict[str, list[float]] = {}
-            seen = set()
-            t0 = time.time()
-            while time.time() - t0 < minutes * 60:
-                time.sleep(20)
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/rules", timeout=30) as r:
-                    groups = json.load(r)["data"]["groups"]
-                for g in groups:
-                    key = (g["name"], g.get("lastEvaluation"))
-                    if key in seen or not g.get("lastEvaluation", "").startswith("2"):
-                        continue  # not evaluated yet: Go's zero time
-                    seen.add(key)
-                    times.setdefault(g["name"], []).append(g["evaluationTime"] * 1000)
-            status = Path(f"/proc/{proc.pid}/status").read_text()
-            rss = int(status.split("VmRSS:")[1].split()[0]) // 1024
-        finally:
-            proc.terminate()
-            proc.wait()
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    prom = Prometheus(work, {"global": {"evaluation_interval": "1m"}},
+                      {f"rules-{i}.yaml": Path(f).read_text(encoding="utf-8") for i, f in enumerate(rule_files)},
+                      extra_args=("--storage.tsdb.retention.time=400d", *flags),
+                      executable=str(Path(shutil.which(binary) or binary).resolve()))  # the server runs in `work`
+    shutil.copytree(kept, prom.data_dir, dirs_exist_ok=True)
+    prom.start(timeout=300)
+    try:
+        times: dict[str, list[float]] = {}
+        seen = set()
+        t0 = time.time()
+        while time.time() - t0 < minutes * 60:
+            time.sleep(20)
+            for g in prom.rule_groups():
+                last = g.get("lastEvaluation") or ""
+                if not last or last.startswith("0001-") or (g["name"], last) in seen:
+                    continue  # not evaluated yet (Go's zero time), or already counted
+                seen.add((g["name"], last))
+                times.setdefault(g["name"], []).append(g["evaluationTime"] * 1000)
+        status = Path(f"/proc/{prom.proc.pid}/status").read_text()
+        rss = int(status.split("VmRSS:")[1].split()[0]) // 1024
+    finally:
+        prom.stop()
     return {"rss_mib": rss, "groups": {name: {"median_ms": round(statistics.median(v[1:] or v), 1), "evaluations": len(v)}
                                        for name, v in sorted(times.items())}}
 
@@ -70,7 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for spec in sys.argv[4:]:
             binary, _, flags = spec.partition("=")
-            results[spec] = measure(binary, [f for f in flags.split(",") if f], kept, rule_files, minutes, Path(tmp))
+            results[spec] = measure(binary, [f for f in flags.split(",") if f], kept, rule_files, minutes, Path(tmp) / "run")
             print(spec, results[spec]["rss_mib"], "MiB", file=sys.stderr, flush=True)
     json.dump(results, sys.stdout, indent=1)
     print()

@@ -115,8 +115,9 @@ class Prometheus(_Server):
     name = "prometheus"
 
     def __init__(self, workdir: Path, config: dict, rule_files: dict[str, str] | None = None,
-                 extra_args: tuple[str, ...] = ()):
+                 extra_args: tuple[str, ...] = (), executable: str | None = None):
         super().__init__(workdir, "prometheus.log")
+        self.executable = executable  # a given build; else the one on PATH
         self.data_dir = self.workdir / "data"
         self.data_dir.mkdir(exist_ok=True)
         self.config_path = self.workdir / "prometheus.yml"
@@ -145,7 +146,7 @@ class Prometheus(_Server):
             time.sleep(0.5)
 
     def command(self) -> list[str]:
-        return [binary("prometheus"), f"--config.file={self.config_path}", f"--storage.tsdb.path={self.data_dir}",
+        return [self.executable or binary("prometheus"), f"--config.file={self.config_path}", f"--storage.tsdb.path={self.data_dir}",
                 f"--web.listen-address={LOOPBACK}:{self.port}", "--log.level=warn", *self.extra_args]
 
     # -- HTTP API
